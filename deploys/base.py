@@ -1,0 +1,48 @@
+"""What every host needs before any app: packages, the apps' group, running Nginx and Supervisor."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt
+
+from deploys import ops, paths
+from deploys.inventory import HostSettings
+from facts.state import SERVICES, State
+
+
+@deploy("Host base")
+def host_base(settings: HostSettings, state: State) -> None:
+    """Install the packages, create the group of app users, and start Nginx and Supervisor."""
+    missing = [package for package in settings.packages if package not in state.packages]
+    if missing:
+        apt.packages(name="Install packages", packages=missing, update=True)
+
+    ops.command(
+        name=f"Group {settings.group}",
+        command=f"groupadd --system {settings.group}",
+        needed=settings.group not in state.groups,
+        reason=f"group {settings.group} exists",
+    )
+
+    ops.directory(
+        name="Stamps of applied reloads",
+        path=paths.STAMPS, owner="root", group="root", mode="700",
+        current=state.paths.get(paths.STAMPS),
+    )
+
+    for service in host.loop(SERVICES):
+        if state.systemd:
+            # Enabled so it comes back after a reboot, started now.
+            needed = service not in state.enabled or service not in state.running
+            start = f"systemctl enable --now {service}"
+        else:
+            # No init system (a plain container): the package's init script starts it.
+            needed = service not in state.running
+            start = f"service {service} start"
+        ops.command(
+            name=f"Start {service}",
+            command=start,
+            needed=needed,
+            reason=f"{service} is running",
+        )

@@ -1,0 +1,59 @@
+"""Every user-tunable default of djangohost, declared once.
+
+Host-level settings are read from host data (set them per host or per group in the inventory);
+app-level defaults apply to each entry of the host's `apps` list.
+
+An app entry (a dict in host data `apps`):
+
+    name              str, required. ^[a-z][a-z0-9_]{0,30}$. The system user, its home
+                      (<root>/<name>), the Supervisor program and the Nginx site are named after it.
+    domains           list[str], required, non-empty. Host names the app answers to; unique across
+                      the apps of a host. The first one is the canonical name.
+    source            str, required. Local directory holding the Django project (the one with
+                      manage.py); a relative path resolves against the directory pyinfra runs in.
+    wsgi_module       str. Default: <package>.wsgi, where <package> is the only directory of the
+                      source holding both wsgi.py and settings.py.
+    settings_module   str. Default: <package>.settings, found the same way.
+    requirements      str. Requirements file inside the source. Default: requirements.txt when
+                      the source has one, otherwise none (Gunicorn is installed either way).
+    workers           int >= 1. Gunicorn worker processes. Default: 2 x CPU cores + 1 of the host.
+    env               dict[str, str]. Extra environment variables for the app.
+    client_max_body_size  str. Nginx's upload limit for the app, e.g. "10m". Default below.
+"""
+
+from __future__ import annotations
+
+# --- host level -------------------------------------------------------------------------------
+
+#: Directory holding one home per app: <root>/<app name>.
+ROOT = "/webapps"
+#: System group every app user belongs to (the seed's `webapps`).
+GROUP = "webapps"
+#: Python interpreter the virtualenvs are created with (Debian has no `python` command).
+PYTHON = "python3"
+#: Gunicorn version installed into every app's virtualenv.
+GUNICORN_VERSION = "23.0.0"
+#: Debian packages every host needs: the servers, venv, and what pip needs to build wheels.
+PACKAGES = (
+    "nginx",
+    "supervisor",
+    "python3",
+    "python3-venv",
+    "python3-dev",
+    "build-essential",
+)
+
+HOST_DEFAULTS: dict[str, object] = {
+    "djangohost_root": ROOT,
+    "djangohost_group": GROUP,
+    "djangohost_python": PYTHON,
+    "djangohost_gunicorn_version": GUNICORN_VERSION,
+    "djangohost_packages": list(PACKAGES),
+}
+
+# --- app level --------------------------------------------------------------------------------
+
+#: Nginx `client_max_body_size` of an app.
+CLIENT_MAX_BODY_SIZE = "10m"
+#: Requirements file looked for in an app's source when the entry names none.
+REQUIREMENTS_FILE = "requirements.txt"

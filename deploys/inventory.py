@@ -1,0 +1,223 @@
+"""The inventory contract: read, validate and resolve every app entry of every host.
+
+Validation runs over the whole inventory before any operation is prepared, so a bad entry on one
+host stops the run on all hosts, with a message naming the host, the app and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pyinfra.api.exceptions import PyinfraError
+
+from deploys import defaults
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+# RFC 1123 host names; a leading "*." allows Nginx wildcard names.
+DOMAIN_RE = re.compile(
+    r"^(\*\.)?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
+# Names the deploy itself sets in an app's environment.
+RESERVED_ENV = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
+APP_FIELDS = {
+    "name",
+    "domains",
+    "source",
+    "wsgi_module",
+    "settings_module",
+    "requirements",
+    "workers",
+    "env",
+    "client_max_body_size",
+}
+REQUIRED_FIELDS = ("name", "domains", "source")
+
+
+class InventoryError(PyinfraError):
+    """A host's data breaks the inventory contract."""
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Host-level settings, defaults from deploys.defaults."""
+
+    root: str
+    group: str
+    python: str
+    gunicorn_version: str
+    packages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class App:
+    """One validated app entry, with every default resolved and every path named."""
+
+    name: str
+    domains: tuple[str, ...]
+    source: Path
+    wsgi_module: str
+    settings_module: str
+    requirements: str | None
+    workers: int | None
+    env: Mapping[str, str] = field(default_factory=dict)
+    client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
+    root: str = defaults.ROOT
+
+    @property
+    def home(self) -> str:
+        return f"{self.root}/{self.name}"
+
+    def path(self, *parts: str) -> str:
+        """A path inside the app's home: app.path("conf", "env")."""
+        return str(PurePosixPath(self.home, *parts))
+
+    @property
+    def socket(self) -> str:
+        return self.path("run", "gunicorn.sock")
+
+
+def host_settings(data: Any) -> HostSettings:
+    """Host-level settings from host data (a mapping or pyinfra's HostData)."""
+    def get(key: str) -> Any:
+        value = data.get(key)
+        return defaults.HOST_DEFAULTS[key] if value is None else value
+
+    return HostSettings(
+        root=str(get("djangohost_root")).rstrip("/"),
+        group=str(get("djangohost_group")),
+        python=str(get("djangohost_python")),
+        gunicorn_version=str(get("djangohost_gunicorn_version")),
+        packages=tuple(get("djangohost_packages")),
+    )
+
+
+def load_inventory(hosts: Iterable[Any]) -> dict[str, list[App]]:
+    """Validate the `apps` of every host; return them by host name, or raise InventoryError."""
+    return {host.name: load_apps(host.name, host.data) for host in hosts}
+
+
+def load_apps(host_name: str, data: Any) -> list[App]:
+    """Validate and resolve the `apps` list of one host's data."""
+    settings = host_settings(data)
+    raw_apps = data.get("apps") or []
+    if not isinstance(raw_apps, list):
+        raise InventoryError(f"host {host_name}: `apps` must be a list of app entries")
+
+    apps: list[App] = []
+    seen_domains: dict[str, str] = {}
+    for index, raw in enumerate(raw_apps):
+        app = _load_app(host_name, index, raw, settings.root)
+        where = f"host {host_name}, app {app.name}"
+        if any(other.name == app.name for other in apps):
+            raise InventoryError(f"{where}, field name: duplicate app name")
+        for domain in app.domains:
+            if domain in seen_domains:
+                raise InventoryError(
+                    f"{where}, field domains: {domain} is already used by app {seen_domains[domain]}"
+                )
+            seen_domains[domain] = app.name
+        apps.append(app)
+    return apps
+
+
+def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
+    label = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else f"#{index + 1}"
+    where = f"host {host_name}, app {label}"
+
+    def fail(field_name: str, message: str) -> InventoryError:
+        return InventoryError(f"{where}, field {field_name}: {message}")
+
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{where}: an app entry must be a dict, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - APP_FIELDS)
+    if unknown:
+        raise fail(unknown[0], f"unknown field (known fields: {', '.join(sorted(APP_FIELDS))})")
+    for key in REQUIRED_FIELDS:
+        if raw.get(key) in (None, "", []):
+            raise fail(key, "is required")
+
+    name = raw["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise fail("name", f"{name!r} must match {NAME_RE.pattern}")
+
+    domains = raw["domains"]
+    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+        raise fail("domains", "must be a list of host names")
+    for domain in domains:
+        if not DOMAIN_RE.match(domain):
+            raise fail("domains", f"{domain!r} is not a valid host name")
+    if len(set(domains)) != len(domains):
+        raise fail("domains", "lists a host name twice")
+
+    source_value = raw["source"]
+    if not isinstance(source_value, str):
+        raise fail("source", "must be a path to a local directory")
+    source = Path(source_value).resolve()
+    if not (source / "manage.py").is_file():
+        raise fail("source", f"{source} is not a Django project directory (no manage.py)")
+
+    wsgi_module = _module_field(raw, "wsgi_module", source, "wsgi", fail)
+    settings_module = _module_field(raw, "settings_module", source, "settings", fail)
+
+    requirements = raw.get("requirements")
+    if requirements is None:
+        if (source / defaults.REQUIREMENTS_FILE).is_file():
+            requirements = defaults.REQUIREMENTS_FILE
+    elif not isinstance(requirements, str) or not (source / requirements).is_file():
+        raise fail("requirements", f"{requirements!r} is not a file inside {source}")
+
+    workers = raw.get("workers")
+    if workers is not None and (type(workers) is not int or workers < 1):
+        raise fail("workers", f"{workers!r} must be a whole number of at least 1")
+
+    env = raw.get("env") or {}
+    if not isinstance(env, dict):
+        raise fail("env", "must be a dict of variable names to values")
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_KEY_RE.match(key):
+            raise fail("env", f"{key!r} is not a valid environment variable name")
+        if key in RESERVED_ENV:
+            raise fail("env", f"{key} is set by djangohost and cannot be overridden")
+        if not isinstance(value, (str, int, float, bool)):
+            raise fail("env", f"{key}: value must be a string or a number")
+
+    body_size = raw.get("client_max_body_size", defaults.CLIENT_MAX_BODY_SIZE)
+    if not isinstance(body_size, str) or not SIZE_RE.match(body_size):
+        raise fail("client_max_body_size", f"{body_size!r} must look like 10m, 512k or 1g")
+
+    return App(
+        name=name,
+        domains=tuple(domains),
+        source=source,
+        wsgi_module=wsgi_module,
+        settings_module=settings_module,
+        requirements=requirements,
+        workers=workers,
+        env={key: str(value) for key, value in env.items()},
+        client_max_body_size=body_size,
+        root=root,
+    )
+
+
+def _module_field(raw: dict, key: str, source: Path, leaf: str, fail) -> str:
+    value = raw.get(key)
+    if value is not None:
+        if not isinstance(value, str) or not MODULE_RE.match(value):
+            raise fail(key, f"{value!r} is not a dotted Python module path")
+        return value
+    packages = sorted(
+        path.name
+        for path in source.iterdir()
+        if (path / "wsgi.py").is_file() and (path / "settings.py").is_file()
+    )
+    if len(packages) != 1:
+        found = ", ".join(packages) or "none"
+        raise fail(key, f"cannot be guessed (project packages with wsgi.py and settings.py: {found})")
+    return f"{packages[0]}.{leaf}"

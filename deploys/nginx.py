@@ -1,0 +1,49 @@
+"""Nginx in front: one site per app, a default server that refuses unknown hosts, a checked reload."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.api.operation import OperationMeta
+
+from deploys import ops, paths
+from deploys.inventory import App
+from deploys.ops import Stamp, react
+from deploys.templates import render
+from facts.state import PathState, State
+
+
+def _site(label: str, path: str, link: str, content: str, state: State) -> list[OperationMeta]:
+    """A site in sites-available and its link in sites-enabled."""
+    return [
+        ops.file(name=f"{label}: nginx site", path=path, content=content,
+                 owner="root", group="root", mode="644", current=state.paths.get(path)),
+        ops.link(name=f"{label}: nginx site enabled", path=link, target=path,
+                 current=state.paths.get(link)),
+    ]
+
+
+@deploy("Nginx sites")
+def sites(apps: list[App], state: State) -> None:
+    """Every app's site, the default server, and one `nginx -t`-checked reload when any changed."""
+    default_site = render("nginx/default.conf.j2")
+    changes = _site("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
+                    default_site, state)
+
+    debian_default = state.paths.get(paths.NGINX_DEBIAN_DEFAULT)
+    if "nginx" not in state.packages:
+        # Installed by this run, whose package enables the default site after the fact was read.
+        debian_default = PathState("link")
+    changes.append(ops.absent(
+        name="Debian's default site disabled",
+        path=paths.NGINX_DEBIAN_DEFAULT,
+        current=debian_default,
+    ))
+
+    app_sites = {app.name: render("nginx/site.conf.j2", app=app) for app in apps}
+    for app in host.loop(apps):
+        changes += _site(app.name, paths.nginx_site(app), paths.nginx_enabled(app),
+                         app_sites[app.name], state)
+
+    applied = Stamp.of(state, "nginx", default_site, *app_sites.values())
+    react("Nginx reload", "nginx -t -q && nginx -s reload", [applied], changes)

@@ -1,0 +1,127 @@
+"""Every path djangohost manages, named once.
+
+An app's home (<root>/<app>) holds:
+
+    releases/<id>/   one directory per deployed code version (id: timestamp-contenthash)
+    current          link to the live release
+    venvs/<key>/     one virtualenv per requirements (key: hash of python, gunicorn, requirements)
+    venv             link to the live virtualenv
+    conf/            env (environment file), djangohost_settings.py, gunicorn.conf.py
+    bin/             gunicorn-start (what Supervisor runs), manage (manage.py with the app's env)
+    logs/ run/ static/ media/
+"""
+
+from __future__ import annotations
+
+from deploys.inventory import App
+
+NGINX_AVAILABLE = "/etc/nginx/sites-available"
+NGINX_ENABLED = "/etc/nginx/sites-enabled"
+NGINX_DEBIAN_DEFAULT = f"{NGINX_ENABLED}/default"
+NGINX_DEFAULT_SITE = f"{NGINX_AVAILABLE}/djangohost-default"
+NGINX_DEFAULT_LINK = f"{NGINX_ENABLED}/djangohost-default"
+SUPERVISOR_CONF_D = "/etc/supervisor/conf.d"
+# What each reload or restart last applied (see deploys.ops.Stamp); root only.
+STAMPS = "/var/lib/djangohost/applied"
+# Marks a virtualenv whose installs all succeeded; a half-built one is rebuilt.
+VENV_COMPLETE = ".djangohost-complete"
+# Directories of an app's home: (name, owner, group, mode). "app" stands for the app's user and
+# group. Nginx (www-data) traverses the home (o+x) to reach run/, static/ and media/ only.
+APP_DIRS = (
+    ("", "root", "app", "751"),
+    ("releases", "root", "app", "750"),
+    ("venvs", "root", "app", "750"),
+    ("conf", "root", "app", "750"),
+    ("bin", "root", "app", "750"),
+    ("logs", "root", "app", "750"),
+    ("run", "app", "www-data", "750"),
+    ("static", "app", "www-data", "750"),
+    ("media", "app", "www-data", "750"),
+)
+
+
+def app_dirs(app: App) -> list[tuple[str, str, str, str]]:
+    """The directories of an app's home as (path, owner, group, mode)."""
+
+    def who(name: str) -> str:
+        return app.name if name == "app" else name
+
+    return [(app.path(name), who(owner), who(group), mode) for name, owner, group, mode in APP_DIRS]
+
+
+def env_file(app: App) -> str:
+    return app.path("conf", "env")
+
+
+def settings_file(app: App) -> str:
+    return app.path("conf", "djangohost_settings.py")
+
+
+def gunicorn_config(app: App) -> str:
+    return app.path("conf", "gunicorn.conf.py")
+
+
+def gunicorn_start(app: App) -> str:
+    return app.path("bin", "gunicorn-start")
+
+
+def manage(app: App) -> str:
+    return app.path("bin", "manage")
+
+
+def current(app: App) -> str:
+    return app.path("current")
+
+
+def release(app: App, release_id: str) -> str:
+    return app.path("releases", release_id)
+
+
+def venv(app: App) -> str:
+    return app.path("venv")
+
+
+def venv_dir(app: App, key: str) -> str:
+    return app.path("venvs", key)
+
+
+def supervisor_program(app: App) -> str:
+    return f"{SUPERVISOR_CONF_D}/{app.name}.conf"
+
+
+def nginx_site(app: App) -> str:
+    return f"{NGINX_AVAILABLE}/{app.name}"
+
+
+def nginx_enabled(app: App) -> str:
+    return f"{NGINX_ENABLED}/{app.name}"
+
+
+def app_paths(app: App, venv_key: str) -> list[str]:
+    """Every path of an app that HostState reports on."""
+    return [
+        *(path for path, *_ in app_dirs(app)),
+        settings_file(app),
+        gunicorn_config(app),
+        gunicorn_start(app),
+        manage(app),
+        current(app),
+        venv(app),
+        f"{venv_dir(app, venv_key)}/{VENV_COMPLETE}",
+        supervisor_program(app),
+        nginx_site(app),
+        nginx_enabled(app),
+        *app_stamps(app),
+    ]
+
+
+def stamps(names: list[str]) -> list[str]:
+    return [f"{STAMPS}/{name}" for name in names]
+
+
+def app_stamps(app: App) -> list[str]:
+    return stamps([f"{app.name}.program", f"{app.name}.restart", f"{app.name}.reload"])
+
+
+HOST_PATHS = [NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK, STAMPS,
+              *stamps(["nginx"])]

@@ -1,0 +1,53 @@
+"""Gunicorn under Supervisor: one program per app, reloaded or restarted only when it must be."""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+
+from deploys import ops, paths
+from deploys.app import AppChanges, config_file
+from deploys.inventory import App
+from deploys.ops import Stamp, react
+from deploys.templates import render
+from facts.state import State
+
+
+@deploy("Supervisor program")
+def program(app: App, state: State, changes: AppChanges) -> None:
+    """The app's Gunicorn start script and Supervisor program, and the reaction to changes."""
+    start_content = render(
+        "app/gunicorn-start.j2", app=app, env_file=paths.env_file(app),
+        current=paths.current(app), venv=paths.venv(app), gunicorn_config=paths.gunicorn_config(app),
+    )
+    start_script = config_file(app, state, paths.gunicorn_start(app), start_content, mode="750")
+    program_content = render("supervisor/program.conf.j2", app=app,
+                             gunicorn_start=paths.gunicorn_start(app))
+    program_conf = ops.file(
+        name=f"{app.name}: supervisor program",
+        path=paths.supervisor_program(app),
+        content=program_content,
+        owner="root", group="root", mode="644",
+        current=state.paths.get(paths.supervisor_program(app)),
+    )
+
+    program_stamp = Stamp.of(state, f"{app.name}.program", program_content)
+    restart_stamp = Stamp.of(state, f"{app.name}.restart", start_content, *changes.restart_inputs)
+    reload_stamp = Stamp.of(state, f"{app.name}.reload", *changes.reload_inputs)
+
+    # `update NAME` adds a new program or restarts a changed one, and leaves the others alone.
+    update = react(
+        f"{app.name}: supervisor update", f"supervisorctl update {app.name}",
+        [program_stamp, restart_stamp, reload_stamp], [program_conf],
+    )
+    restart = react(
+        f"{app.name}: restart gunicorn", f"supervisorctl restart {app.name}",
+        [restart_stamp, reload_stamp], [start_script, *changes.restart],
+        unless=update.did_change,
+    )
+    # HUP: the master stays, new workers import the release `current` now points at while the
+    # old workers finish their requests.
+    react(
+        f"{app.name}: reload gunicorn", f"supervisorctl signal HUP {app.name}",
+        [reload_stamp], changes.reload,
+        unless=lambda: update.did_change() or restart.did_change(),
+    )

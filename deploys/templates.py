@@ -1,0 +1,26 @@
+"""Render the files in templates/ (one template per generated file)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters["shquote"] = shlex.quote
+# JSON strings and lists are valid Python literals: templates of Python files use it.
+_env.filters["pyrepr"] = json.dumps
+
+
+def render(template: str, **context: object) -> str:
+    return _env.get_template(template).render(**context)

@@ -1,0 +1,165 @@
+"""The one fact a deploy reads per host: everything it compares against, in one round trip."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pyinfra.api import FactBase
+
+# Status lines that mark a package as fully installed in `dpkg-query -W -f '${db:Status-Abbrev}'`.
+INSTALLED = "ii"
+# Services by name, with the pid file their Debian package writes: `kill -0` on that pid tells
+# whether the daemon runs, with or without systemd.
+SERVICES = {"nginx": "/run/nginx.pid", "supervisor": "/run/supervisord.pid"}
+
+
+@dataclass
+class PathState:
+    """What is at a path: kind is file, dir or link."""
+
+    kind: str
+    owner: str = ""
+    group: str = ""
+    mode: str = ""
+    sha256: str = ""
+    target: str = ""
+
+
+@dataclass
+class EnvFileState:
+    """An environment file: sha256 of its lines without SECRET_KEY, and of the whole file."""
+
+    public_sha256: str
+    sha256: str
+    has_secret_key: bool
+
+
+@dataclass
+class State:
+    cores: int = 1
+    systemd: bool = False
+    packages: set[str] = field(default_factory=set)
+    users: dict[str, str] = field(default_factory=dict)
+    groups: set[str] = field(default_factory=set)
+    running: set[str] = field(default_factory=set)
+    enabled: set[str] = field(default_factory=set)
+    paths: dict[str, PathState] = field(default_factory=dict)
+    env_files: dict[str, EnvFileState] = field(default_factory=dict)
+
+
+# Written for POSIX sh: pyinfra runs fact commands through `sh -c`. Every check exits 0 and
+# reports in its output, so a missing thing is an answer, not a failed host.
+SCRIPT = r"""
+printf 'cores\t%s\n' "$(nproc 2>/dev/null || echo 1)"
+[ -d /run/systemd/system ] && printf 'systemd\n'
+dpkg-query -W -f='package\t${Package}\t${db:Status-Abbrev}\n' $PACKAGES 2>/dev/null
+for u in $USERS; do
+  line=$(getent passwd "$u") && printf 'user\t%s\t%s\n' "$u" "$(echo "$line" | cut -d: -f6)"
+done
+for g in $GROUPS; do getent group "$g" >/dev/null && printf 'group\t%s\n' "$g"; done
+for entry in $SERVICES; do
+  s=${entry%%:*} pidfile=${entry#*:}
+  [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && printf 'running\t%s\n' "$s"
+  [ -d /run/systemd/system ] && systemctl is-enabled --quiet "$s" 2>/dev/null && printf 'enabled\t%s\n' "$s"
+done
+for p in $PATHS; do
+  if [ -L "$p" ]; then printf 'link\t%s\t%s\n' "$p" "$(readlink "$p")"
+  elif [ -f "$p" ]; then
+    printf 'file\t%s\t%s\t%s\n' "$p" "$(stat --printf '%U\t%G\t%a' "$p")" "$(sha256sum <"$p" | cut -c1-64)"
+  elif [ -d "$p" ]; then printf 'dir\t%s\t%s\n' "$p" "$(stat --printf '%U\t%G\t%a' "$p")"
+  fi
+done
+for p in $ENV_FILES; do
+  [ -f "$p" ] || continue
+  printf 'env\t%s\t%s\t%s\t%s\n' "$p" \
+    "$(grep -v '^SECRET_KEY=' "$p" | sha256sum | cut -c1-64)" \
+    "$(sha256sum <"$p" | cut -c1-64)" "$(grep -c '^SECRET_KEY=' "$p")"
+done
+true
+"""
+
+
+def _words(values: Iterable[str]) -> str:
+    return " ".join(shlex.quote(value) for value in values)
+
+
+class HostState(FactBase[State]):
+    """
+    The state of a host as far as djangohost manages it, in one round trip: CPU cores, init
+    system, installed packages, users, groups, running and enabled services, and for every path
+    asked about its kind, owner, group, mode, sha256 (files) or target (links). Environment files
+    are hashed without their SECRET_KEY line, so the fact never carries a secret.
+
+    .. code:: python
+
+        State(
+            cores=2, systemd=False, packages={"nginx", "supervisor"},
+            users={"hello": "/webapps/hello"}, groups={"webapps"}, running={"nginx"},
+            enabled=set(),
+            paths={"/webapps/hello/conf/gunicorn.conf.py": PathState(
+                kind="file", owner="root", group="hello", mode="644", sha256="9f86d0..."),
+                "/webapps/hello/current": PathState(
+                    kind="link", target="releases/20261122T101500-3f2a9c")},
+            env_files={"/webapps/hello/conf/env": EnvFileState("0a1b...", "7c8d...", True)},
+        )
+    """
+
+    def command(  # type: ignore[override]
+        self,
+        paths: Iterable[str] = (),
+        env_files: Iterable[str] = (),
+        users: Iterable[str] = (),
+        groups: Iterable[str] = (),
+        packages: Iterable[str] = (),
+    ) -> str:
+        assignments = {
+            "PATHS": _words(paths),
+            "ENV_FILES": _words(env_files),
+            "USERS": _words(users),
+            "GROUPS": _words(groups),
+            "PACKAGES": _words(packages),
+            "SERVICES": _words(f"{name}:{pidfile}" for name, pidfile in SERVICES.items()),
+        }
+        # Values are substituted into the script text (not exported) so that word splitting of
+        # the quoted lists works in plain sh.
+        script = SCRIPT
+        for key, value in assignments.items():
+            script = script.replace(f"${key}", value)
+        return script
+
+    def process(self, output: Iterable[str]) -> State:  # type: ignore[override]
+        state = State()
+        for line in output:
+            kind, *fields = line.split("\t")
+            if kind == "cores":
+                state.cores = int(fields[0]) if fields[0].isdigit() else 1
+            elif kind == "systemd":
+                state.systemd = True
+            elif kind == "package" and fields[1].startswith(INSTALLED):
+                state.packages.add(fields[0])
+            elif kind == "user":
+                state.users[fields[0]] = fields[1]
+            elif kind == "group":
+                state.groups.add(fields[0])
+            elif kind == "running":
+                state.running.add(fields[0])
+            elif kind == "enabled":
+                state.enabled.add(fields[0])
+            elif kind == "link":
+                state.paths[fields[0]] = PathState("link", target=fields[1])
+            elif kind == "file":
+                path, owner, group, mode, digest = fields
+                state.paths[path] = PathState("file", owner, group, mode, sha256=digest)
+            elif kind == "dir":
+                path, owner, group, mode = fields
+                state.paths[path] = PathState("dir", owner, group, mode)
+            elif kind == "env":
+                path, public_digest, digest, key_lines = fields
+                state.env_files[path] = EnvFileState(public_digest, digest, key_lines != "0")
+        return state
+
+    @staticmethod
+    def default() -> State:
+        return State()

@@ -1,0 +1,179 @@
+"""Debian containers that stand in for servers: the demo and the end-to-end tests share them.
+
+No image registry is needed: when `docker pull` fails, the base image is bootstrapped from
+Debian's own packages with debootstrap. Containers reach the package mirrors with the host's
+apt sources and CA bundle, read at run time (nothing about the mirror is written in the repo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+IMAGE = "djangohost-target:{suite}"
+HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+HOST_APT_CONF = Path("/etc/apt/apt.conf.d/99artifact-registry")
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+# What a minimal server has before djangohost touches it; systemd so the same image boots
+# either as a plain container (`sleep infinity`) or as a real init-managed host.
+BOOTSTRAP_PACKAGES = "ca-certificates,systemd,systemd-sysv,dbus,procps,iproute2,curl"
+SYSTEMD_RUN_ARGS = [
+    "--cap-add", "SYS_ADMIN",
+    "--security-opt", "seccomp=unconfined",
+    "--cgroupns=host",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs", "/run",
+    "--tmpfs", "/run/lock",
+]
+
+
+def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, check=True, text=True, **kwargs)
+
+
+def ensure_docker() -> None:
+    """Start a Docker engine when none answers (installing it first on a fresh Debian machine)."""
+    if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        return
+    if not shutil.which("dockerd") or not shutil.which("debootstrap"):
+        run("apt-get", "update", "-q")
+        run("apt-get", "install", "-y", "-q", "docker.io", "debootstrap",
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+        return
+    log = open("/var/log/dockerd.log", "a")
+    subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    for _ in range(60):
+        if subprocess.run(["docker", "info"], capture_output=True).returncode == 0:
+            return
+        time.sleep(1)
+    raise RuntimeError("dockerd did not start: see /var/log/dockerd.log")
+
+
+def image_exists(image: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
+
+
+def host_mirror() -> str:
+    match = re.search(r"^URIs:\s*(\S+)", HOST_SOURCES.read_text(), re.M)
+    if not match:
+        raise RuntimeError(f"no URIs: line in {HOST_SOURCES}")
+    return match.group(1)
+
+
+def ensure_image(suite: str = "bookworm") -> str:
+    """Return the name of a Debian `suite` target image, building it the first time."""
+    image = IMAGE.format(suite=suite)
+    if image_exists(image):
+        return image
+    with tempfile.TemporaryDirectory() as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        pulled = subprocess.run(["docker", "pull", f"debian:{suite}"], capture_output=True)
+        if pulled.returncode == 0:
+            base = f"debian:{suite}"
+        else:
+            run("debootstrap", "--variant=minbase", f"--include={BOOTSTRAP_PACKAGES}",
+                suite, str(rootfs), host_mirror(), stdout=subprocess.DEVNULL)
+            base = None
+        if base is None:
+            _configure_rootfs(rootfs, suite)
+            tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+            run("docker", "import", "-", image, stdin=tar.stdout, stdout=subprocess.DEVNULL)
+            tar.wait()
+        else:
+            _build_from_pulled(base, image, suite, Path(tmp))
+    return image
+
+
+def _configure_rootfs(rootfs: Path, suite: str) -> None:
+    """Give the image the host's way to the package mirrors."""
+    if HOST_SOURCES.exists():
+        (rootfs / "etc/apt/sources.list").write_text("")
+        sources = HOST_SOURCES.read_text().replace("bookworm", suite)
+        (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(sources)
+    if HOST_APT_CONF.exists():
+        shutil.copy(HOST_APT_CONF, rootfs / "etc/apt/apt.conf.d/")
+    if HOST_CA.exists():
+        ca_dir = rootfs / "usr/local/share/ca-certificates"
+        ca_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(HOST_CA, ca_dir / "host-ca.crt")
+        run("chroot", str(rootfs), "update-ca-certificates", stdout=subprocess.DEVNULL)
+    # pip inside the target trusts the same bundle as the system.
+    (rootfs / "etc/pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+
+
+def _build_from_pulled(base: str, image: str, suite: str, tmp: Path) -> None:
+    name = f"djangohost-build-{suite}"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    run("docker", "run", "-d", "--name", name, base, "sleep", "infinity", stdout=subprocess.DEVNULL)
+    try:
+        run("docker", "exec", name, "sh", "-c",
+            "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
+            + BOOTSTRAP_PACKAGES.replace(",", " "), stdout=subprocess.DEVNULL)
+        run("docker", "commit", name, image, stdout=subprocess.DEVNULL)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def start_container(name: str, *, systemd: bool = False, ports: dict[int, int] | None = None,
+                    suite: str = "bookworm", network: str | None = None) -> str:
+    """Start a fresh target container called `name` (replacing any old one) and return its name.
+
+    ports maps container ports to host ports published on 127.0.0.1 (0 picks a free port).
+    """
+    image = ensure_image(suite)
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    args = ["docker", "run", "-d", "--name", name, "--hostname", name]
+    for container_port, host_port in (ports or {}).items():
+        args += ["-p", f"127.0.0.1:{host_port or ''}:{container_port}"]
+    if network:
+        args += ["--network", network]
+    if systemd:
+        args += SYSTEMD_RUN_ARGS + [image, "/sbin/init"]
+    else:
+        args += [image, "sleep", "infinity"]
+    run(*args, stdout=subprocess.DEVNULL)
+    if systemd:
+        wait_for_systemd(name)
+    return name
+
+
+def wait_for_systemd(name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["docker", "exec", name, "systemctl", "is-system-running"],
+                             capture_output=True, text=True).stdout.strip()
+        if out in ("running", "degraded"):
+            return
+        time.sleep(1)
+    raise RuntimeError(f"systemd in {name} did not come up")
+
+
+def published_port(name: str, container_port: int) -> int:
+    out = run("docker", "port", name, f"{container_port}/tcp", capture_output=True).stdout
+    return int(out.splitlines()[0].rsplit(":", 1)[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["image", "start"])
+    parser.add_argument("--name", default="djangohost-demo")
+    parser.add_argument("--systemd", action="store_true")
+    parser.add_argument("--port", type=int, default=8080, help="host port for the container's 80")
+    args = parser.parse_args()
+    ensure_docker()
+    if args.command == "image":
+        print(ensure_image())
+    else:
+        print(start_container(args.name, systemd=args.systemd, ports={80: args.port}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
