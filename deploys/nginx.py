@@ -12,6 +12,24 @@ from deploys.ops import Stamp, react
 from deploys.templates import render
 from facts.state import PathState, State
 
+# `nginx -s reload` returns before the new workers take over: wait (5 s at most) until every old
+# worker has stopped accepting, so the deploy ends with its configuration live.
+RELOAD = r"""set -e
+nginx -t -q
+master=$(cat /run/nginx.pid)
+old=$(cat /proc/$master/task/$master/children)
+nginx -s reload
+for i in $(seq 50); do
+  accepting=""
+  for pid in $old; do
+    [ "$(tr -d '\0' </proc/$pid/cmdline 2>/dev/null)" = "nginx: worker process" ] && accepting=1
+  done
+  [ -z "$accepting" ] && exit 0
+  sleep 0.1
+done
+echo "nginx: old workers still accepting 5 s after the reload" >&2
+exit 1"""
+
 
 def _site(label: str, path: str, link: str, content: str, state: State) -> list[OperationMeta]:
     """A site in sites-available and its link in sites-enabled."""
@@ -46,4 +64,4 @@ def sites(apps: list[App], state: State) -> None:
                          app_sites[app.name], state)
 
     applied = Stamp.of(state, "nginx", default_site, *app_sites.values())
-    react("Nginx reload", "nginx -t -q && nginx -s reload", [applied], changes)
+    react("Nginx reload", RELOAD, [applied], changes)

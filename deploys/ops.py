@@ -245,6 +245,7 @@ def react(name: str, command: str, stamps: Iterable[Stamp], changes: Iterable[Op
     stamps, changes = list(stamps), list(changes)
     return server.shell(
         name=name,
-        commands=[" && ".join([command, *(stamp.write for stamp in stamps)])],
+        # A subshell, so a multi-line command's `exit 0` still leads to the stamps.
+        commands=[" && ".join([f"(\n{command}\n)", *(stamp.write for stamp in stamps)])],
         _if=lambda: not unless() and (stamps[0].stale or any(op.did_change() for op in changes)),
     )

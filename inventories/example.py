@@ -1,0 +1,40 @@
+"""An example inventory for real servers over SSH: copy it, change the names, and run
+
+    pyinfra inventories/example.py deploys/site.py --dry --diff   # preview
+    pyinfra inventories/example.py deploys/site.py                # converge
+
+pyinfra connects as `ssh_user`; djangohost needs root on the server, so either connect as root
+or as a user with passwordless sudo and set `_sudo` (see pyinfra's documentation).
+"""
+
+web = [
+    (
+        "web1.example.com",
+        {
+            "ssh_user": "deploy",
+            "_sudo": True,
+            # Host-level settings; each shown with its default (deploys/defaults.py).
+            "djangohost_root": "/webapps",
+            "djangohost_python": "python3",
+            "djangohost_gunicorn_version": "23.0.0",
+            "apps": [
+                {
+                    "name": "shop",
+                    "domains": ["shop.example.com", "www.shop.example.com"],
+                    "source": "../shop",  # the directory with manage.py, relative to where pyinfra runs
+                    "workers": 4,
+                    "env": {"SHOP_CURRENCY": "EUR"},
+                    "client_max_body_size": "20m",
+                },
+                {
+                    "name": "blog",
+                    "domains": ["blog.example.com"],
+                    "source": "../blog",
+                    "wsgi_module": "config.wsgi",
+                    "settings_module": "config.settings.production",
+                    "requirements": "requirements/production.txt",
+                },
+            ],
+        },
+    ),
+]

@@ -1,0 +1,121 @@
+"""The inventory contract: every rule, each failing with the host, the app and the field named."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from deploys import defaults
+from deploys.inventory import InventoryError, host_settings, load_apps, load_inventory
+from tests.helpers import EXAMPLES
+
+HELLO = str(EXAMPLES / "hello")
+GOODBYE = str(EXAMPLES / "goodbye")
+
+
+def app(**fields):
+    return {"name": "hello", "domains": ["hello.test"], "source": HELLO, **fields}
+
+
+def error(apps, host="web1") -> str:
+    with pytest.raises(InventoryError) as raised:
+        load_apps(host, {"apps": apps})
+    return str(raised.value)
+
+
+def test_defaults_are_found_in_the_project():
+    (hello,) = load_apps("web1", {"apps": [app()]})
+    assert hello.wsgi_module == "hello.wsgi"
+    assert hello.settings_module == "hello.settings"
+    assert hello.requirements == "requirements.txt"
+    assert hello.workers is None
+    assert hello.home == "/webapps/hello"
+    assert hello.socket == "/webapps/hello/run/gunicorn.sock"
+    assert hello.client_max_body_size == defaults.CLIENT_MAX_BODY_SIZE
+
+
+def test_relative_source_resolves_against_the_working_directory(monkeypatch):
+    monkeypatch.chdir(EXAMPLES.parent)
+    (hello,) = load_apps("web1", {"apps": [app(source="examples/hello")]})
+    assert hello.source == EXAMPLES / "hello"
+
+
+def test_host_settings_have_documented_defaults_and_can_be_overridden():
+    settings = host_settings({})
+    assert settings.root == defaults.ROOT and settings.python == defaults.PYTHON
+    assert settings.gunicorn_version == defaults.GUNICORN_VERSION
+    assert host_settings({"djangohost_root": "/srv/apps/"}).root == "/srv/apps"
+    (hello,) = load_apps("web1", {"apps": [app()], "djangohost_root": "/srv/apps"})
+    assert hello.home == "/srv/apps/hello"
+
+
+@pytest.mark.parametrize(
+    ("entry", "field", "message"),
+    [
+        ({"domains": ["a.test"], "source": HELLO}, "name", "is required"),
+        (app(domains=[]), "domains", "is required"),
+        (app(source=None), "source", "is required"),
+        (app(name="Hello"), "name", "must match"),
+        (app(name="1hello"), "name", "must match"),
+        (app(name="a" * 32), "name", "must match"),
+        (app(name="hello-world"), "name", "must match"),
+        (app(domains="hello.test"), "domains", "must be a list"),
+        (app(domains=["hello..test"]), "domains", "not a valid host name"),
+        (app(domains=["hello.test", "hello.test"]), "domains", "twice"),
+        (app(source="/nonexistent"), "source", "no manage.py"),
+        (app(source=42), "source", "must be a path"),
+        (app(wsgi_module="hello/wsgi"), "wsgi_module", "dotted"),
+        (app(settings_module=3), "settings_module", "dotted"),
+        (app(requirements="missing.txt"), "requirements", "not a file"),
+        (app(workers=0), "workers", "at least 1"),
+        (app(workers="4"), "workers", "whole number"),
+        (app(workers=True), "workers", "whole number"),
+        (app(env=["A=1"]), "env", "must be a dict"),
+        (app(env={"BAD-NAME": "1"}), "env", "not a valid environment variable name"),
+        (app(env={"DJANGO_SETTINGS_MODULE": "x"}), "env", "set by djangohost"),
+        (app(env={"LIST": [1]}), "env", "string or a number"),
+        (app(client_max_body_size="lots"), "client_max_body_size", "10m"),
+        (app(colour="blue"), "colour", "unknown field"),
+    ],
+)
+def test_bad_entries_name_host_app_and_field(entry, field, message):
+    text = error([entry])
+    assert text.startswith("host web1, app ")
+    assert f"field {field}: " in text
+    assert message in text
+
+
+def test_entry_without_usable_name_is_named_by_position():
+    assert error([app(), {"domains": ["x.test"], "source": HELLO}]).startswith(
+        "host web1, app #2, field name")
+
+
+def test_duplicate_names_and_domains_on_a_host():
+    text = error([app(), app(domains=["other.test"])])
+    assert text == "host web1, app hello, field name: duplicate app name"
+    text = error([app(), {"name": "goodbye", "domains": ["x.test", "hello.test"], "source": GOODBYE}])
+    assert text == ("host web1, app goodbye, field domains: hello.test is already used by app hello")
+
+
+def test_apps_must_be_a_list_of_dicts():
+    with pytest.raises(InventoryError, match="host web1: `apps` must be a list"):
+        load_apps("web1", {"apps": {"name": "hello"}})
+    assert "an app entry must be a dict" in error(["hello"])
+
+
+def test_project_package_that_cannot_be_guessed_must_be_given(tmp_path):
+    (tmp_path / "manage.py").write_text("")
+    text = error([app(source=str(tmp_path))])
+    assert "field wsgi_module: cannot be guessed" in text
+    (hello,) = load_apps("web1", {"apps": [app(source=str(tmp_path), wsgi_module="site.wsgi",
+                                                settings_module="site.settings")]})
+    assert hello.requirements is None
+
+
+def test_the_whole_inventory_is_checked_and_the_bad_host_named():
+    hosts = [SimpleNamespace(name="web1", data={"apps": [app()]}),
+             SimpleNamespace(name="web2", data={"apps": [app(workers=-1)]})]
+    with pytest.raises(InventoryError, match="^host web2, app hello, field workers"):
+        load_inventory(hosts)
+    assert load_inventory(hosts[:1])["web1"][0].name == "hello"

@@ -1,0 +1,51 @@
+"""HostState parses what its command printed on real containers (captured in facts/*.json)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from facts.state import EnvFileState, HostState, PathState, State
+
+SPECS = Path(__file__).parent / "facts"
+
+
+def spec(name: str) -> dict:
+    return json.loads((SPECS / f"host_state_{name}.json").read_text())
+
+
+def test_deployed_host():
+    state = HostState().process(spec("deployed")["output"])
+    assert state.cores == 2 and not state.systemd
+    assert state.packages == {"nginx", "supervisor"}
+    assert state.users == {"hello": "/webapps/hello"}
+    assert state.groups == {"webapps"}
+    assert state.running == {"nginx", "supervisor"}
+    assert state.paths["/webapps/hello"] == PathState("dir", "root", "hello", "751")
+    assert state.paths["/webapps/hello/current"] == PathState(
+        "link", target="releases/20261122T031031-c1d8a9da5a01")
+    conf = state.paths["/webapps/hello/conf/gunicorn.conf.py"]
+    assert (conf.kind, conf.mode, len(conf.sha256)) == ("file", "640", 64)
+    assert "/webapps/nope" not in state.paths
+    env = state.env_files["/webapps/hello/conf/env"]
+    assert isinstance(env, EnvFileState) and env.has_secret_key
+    assert env.public_sha256 != env.sha256
+
+
+def test_fresh_host_is_empty_not_an_error():
+    assert HostState().process(spec("fresh")["output"]) == State(cores=2)
+    assert HostState().process([]) == State()
+
+
+def test_command_is_valid_sh_and_quotes_its_arguments(tmp_path):
+    command = HostState().command(**spec("deployed")["command_args"])
+    subprocess.run(["sh", "-n", "-c", command], check=True)
+    weird = HostState().command(paths=["/tmp/a b; rm -rf /"])
+    assert "'/tmp/a b; rm -rf /'" in weird
+    # Run it for real on this machine: a missing path is simply not reported.
+    out = subprocess.run(["sh", "-c", HostState().command(paths=[str(tmp_path / "none"),
+                                                               str(tmp_path)])],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    state = HostState().process(out)
+    assert list(state.paths) == [str(tmp_path)]

@@ -1,0 +1,86 @@
+"""Generated files: each headed 'managed by djangohost', each valid for the tool that reads it."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import subprocess
+
+import pytest
+
+from deploys import paths
+from deploys.inventory import load_apps
+from deploys.templates import TEMPLATES, render
+from tests.helpers import EXAMPLES
+
+
+@pytest.fixture
+def hello():
+    (app,) = load_apps("web1", {"apps": [{
+        "name": "hello", "domains": ["hello.test", "www.hello.test"],
+        "source": str(EXAMPLES / "hello"), "env": {"GREETING": "it's \"quoted\" $HOME"},
+    }]})
+    return app
+
+
+def test_every_template_says_it_is_managed():
+    for template in TEMPLATES.rglob("*.j2"):
+        head = "\n".join(template.read_text().splitlines()[:2])
+        assert "managed by djangohost" in head, template
+
+
+def test_nginx_site(hello):
+    site = render("nginx/site.conf.j2", app=hello)
+    assert "server unix:/webapps/hello/run/gunicorn.sock fail_timeout=0;" in site
+    assert "server_name hello.test www.hello.test;" in site
+    assert "upstream hello_gunicorn" in site and "proxy_pass http://hello_gunicorn;" in site
+    for header in ("Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP"):
+        assert f"proxy_set_header {header} " in site
+    assert "proxy_redirect off;" in site
+    assert "client_max_body_size 10m;" in site
+    assert "alias /webapps/hello/static/;" in site and "alias /webapps/hello/media/;" in site
+    assert "access_log /webapps/hello/logs/nginx-access.log;" in site
+
+
+def test_supervisor_program(hello):
+    conf = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    conf.read_string(render("supervisor/program.conf.j2", app=hello,
+                            gunicorn_start=paths.gunicorn_start(hello)))
+    program = conf["program:hello"]
+    assert program["command"] == "/webapps/hello/bin/gunicorn-start"
+    assert program["user"] == "hello"
+    for key in ("autostart", "autorestart", "stopasgroup", "killasgroup"):
+        assert program[key] == "true"
+    assert program["stdout_logfile"] == "/webapps/hello/logs/gunicorn.log"
+
+
+def test_python_files_are_valid_python(hello):
+    gunicorn = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=5)
+    values = {node.targets[0].id: ast.literal_eval(node.value)
+              for node in ast.parse(gunicorn).body if isinstance(node, ast.Assign)}
+    assert values["bind"] == "unix:/webapps/hello/run/gunicorn.sock"
+    assert values["wsgi_app"] == "hello.wsgi:application"
+    assert values["workers"] == 5 and values["chdir"] == "/webapps/hello/current"
+    settings = render("app/djangohost_settings.py.j2", app=hello)
+    ast.parse(settings)
+    assert "from hello.settings import *" in settings
+    assert "ALLOWED_HOSTS = [\"hello.test\", \"www.hello.test\"]" in settings
+
+
+def test_env_file_survives_the_shell(hello, tmp_path):
+    env = tmp_path / "env"
+    env.write_text(render("app/env.j2", app=hello, conf_dir=hello.path("conf"), env=hello.env))
+    out = subprocess.run(["sh", "-c", f"set -a; . {env}; set +a; env"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "GREETING=it's \"quoted\" $HOME\n" in out
+    assert "DJANGO_SETTINGS_MODULE=djangohost_settings\n" in out
+    assert "PYTHONPATH=/webapps/hello/conf\n" in out
+
+
+def test_shell_scripts_parse(hello, tmp_path):
+    for template in ("app/gunicorn-start.j2", "app/manage.j2"):
+        script = tmp_path / "script"
+        script.write_text(render(template, app=hello, env_file=paths.env_file(hello),
+                                 current=paths.current(hello), venv=paths.venv(hello),
+                                 gunicorn_config=paths.gunicorn_config(hello)))
+        subprocess.run(["sh", "-n", str(script)], check=True)
