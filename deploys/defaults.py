@@ -19,6 +19,10 @@ An app entry (a dict in host data `apps`):
     workers           int >= 1. Gunicorn worker processes. Default: 2 x CPU cores + 1 of the host.
     env               dict[str, str]. Extra environment variables for the app.
     client_max_body_size  str. Nginx's upload limit for the app, e.g. "10m". Default below.
+    health_path       str starting with "/". What the health gate and the status view request
+                      through Nginx on each domain. Default "/".
+    health_timeout    number > 0. Seconds the health gate waits for the app to answer below 500
+                      after it was (re)started or reloaded. Default below.
 """
 
 from __future__ import annotations
@@ -55,5 +59,9 @@ HOST_DEFAULTS: dict[str, object] = {
 
 #: Nginx `client_max_body_size` of an app.
 CLIENT_MAX_BODY_SIZE = "10m"
+#: Path the health gate requests on each domain of an app.
+HEALTH_PATH = "/"
+#: Seconds the health gate waits for a (re)started app to answer.
+HEALTH_TIMEOUT = 60
 #: Requirements file looked for in an app's source when the entry names none.
 REQUIREMENTS_FILE = "requirements.txt"

@@ -36,6 +36,8 @@ APP_FIELDS = {
     "workers",
     "env",
     "client_max_body_size",
+    "health_path",
+    "health_timeout",
 }
 REQUIRED_FIELDS = ("name", "domains", "source")
 
@@ -68,6 +70,8 @@ class App:
     workers: int | None
     env: Mapping[str, str] = field(default_factory=dict)
     client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
+    health_path: str = defaults.HEALTH_PATH
+    health_timeout: float = defaults.HEALTH_TIMEOUT
     root: str = defaults.ROOT
 
     @property
@@ -192,6 +196,13 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     if not isinstance(body_size, str) or not SIZE_RE.match(body_size):
         raise fail("client_max_body_size", f"{body_size!r} must look like 10m, 512k or 1g")
 
+    health_path = raw.get("health_path", defaults.HEALTH_PATH)
+    if not isinstance(health_path, str) or not health_path.startswith("/") or any(c.isspace() for c in health_path):
+        raise fail("health_path", f"{health_path!r} must be a URL path starting with /")
+    health_timeout = raw.get("health_timeout", defaults.HEALTH_TIMEOUT)
+    if type(health_timeout) not in (int, float) or health_timeout <= 0:
+        raise fail("health_timeout", f"{health_timeout!r} must be a number of seconds above 0")
+
     return App(
         name=name,
         domains=tuple(domains),
@@ -202,6 +213,8 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
         workers=workers,
         env={key: str(value) for key, value in env.items()},
         client_max_body_size=body_size,
+        health_path=health_path,
+        health_timeout=health_timeout,
         root=root,
     )
 

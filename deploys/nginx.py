@@ -42,8 +42,9 @@ def _site(label: str, path: str, link: str, content: str, state: State) -> list[
 
 
 @deploy("Nginx sites")
-def sites(apps: list[App], state: State) -> None:
-    """Every app's site, the default server, and one `nginx -t`-checked reload when any changed."""
+def sites(apps: list[App], state: State) -> OperationMeta:
+    """Every app's site, the default server, and one `nginx -t`-checked reload when any changed.
+    Returns the reload."""
     default_site = render("nginx/default.conf.j2")
     changes = _site("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
                     default_site, state)
@@ -64,4 +65,4 @@ def sites(apps: list[App], state: State) -> None:
                          app_sites[app.name], state)
 
     applied = Stamp.of(state, "nginx", default_site, *app_sites.values())
-    react("Nginx reload", RELOAD, [applied], changes)
+    return react("Nginx reload", RELOAD, [applied], changes)

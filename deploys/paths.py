@@ -120,7 +120,7 @@ def stamps(names: list[str]) -> list[str]:
 
 
 def app_stamps(app: App) -> list[str]:
-    return stamps([f"{app.name}.program", f"{app.name}.restart", f"{app.name}.reload"])
+    return stamps([f"{app.name}.{kind}" for kind in ("program", "restart", "reload", "healthy")])
 
 
 HOST_PATHS = [NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK, STAMPS,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyinfra.api import deploy
+from pyinfra.api.operation import OperationMeta
 
 from deploys import ops, paths
 from deploys.app import AppChanges, config_file
@@ -12,8 +15,16 @@ from deploys.templates import render
 from facts.state import State
 
 
+@dataclass
+class Reactions:
+    """What the Supervisor program did with the app's changes, for the health gate."""
+
+    ops: list[OperationMeta]  # update, restart, reload
+    stamps: list[Stamp]
+
+
 @deploy("Supervisor program")
-def program(app: App, state: State, changes: AppChanges) -> None:
+def program(app: App, state: State, changes: AppChanges) -> Reactions:
     """The app's Gunicorn start script and Supervisor program, and the reaction to changes."""
     start_content = render(
         "app/gunicorn-start.j2", app=app, env_file=paths.env_file(app),
@@ -46,8 +57,9 @@ def program(app: App, state: State, changes: AppChanges) -> None:
     )
     # HUP: the master stays, new workers import the release `current` now points at while the
     # old workers finish their requests.
-    react(
+    reload = react(
         f"{app.name}: reload gunicorn", f"supervisorctl signal HUP {app.name}",
         [reload_stamp], changes.reload,
         unless=lambda: update.did_change() or restart.did_change(),
     )
+    return Reactions([update, restart, reload], [program_stamp, restart_stamp, reload_stamp])

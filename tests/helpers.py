@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def pyinfra(inventory: Path, *args: str, deploy: str = "deploys/site.py", check:
         cwd=REPO, capture_output=True, text=True,
     )
     results = None
-    start = proc.stdout.find("{")
+    # pyinfra's --json document is the last thing on stdout; deploys may print before it.
+    start = proc.stdout.rfind('{"plan"')
     if start >= 0:
         try:
             results = json.loads(proc.stdout[start:])
@@ -85,6 +87,18 @@ def http_get(port: int, host: str, path: str = "/") -> tuple[int | None, str]:
         return None, ""
     finally:
         conn.close()
+
+
+def wait_for(condition, timeout: float = 30, interval: float = 0.5):
+    """Poll `condition` until it returns something true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout} s: {condition}")
+        time.sleep(interval)
 
 
 def master_pid(container: str, app: str) -> int:

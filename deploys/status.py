@@ -1,0 +1,48 @@
+"""The status of every app on every host, read in one round trip per host; changes nothing.
+
+    pyinfra INVENTORY deploys/status.py
+    pyinfra INVENTORY deploys/status.py --data app=hello
+"""
+
+from __future__ import annotations
+
+import click
+from pyinfra import host, inventory
+
+from deploys.inventory import App, load_inventory
+from facts.status import AppStatus, HostStatus, Status
+
+
+def uptime(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    days, rest = divmod(seconds, 86400)
+    text = f"{rest // 3600}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}d {text}" if days else text
+
+
+def app_line(app: App, status: AppStatus | None) -> str:
+    if status is None:
+        return f"  {app.name:<16} not deployed"
+    program, socket = status["program"], status["socket"]
+    state = program["state"] if program else "NO PROGRAM"
+    pid = program["pid"] if program and program["pid"] else "-"
+    sock = "accepting" if socket["accepting"] else f"not accepting ({socket['error']})"
+    http = " ".join(f"{domain}={code or 'none'}" for domain, code in status["health"].items())
+    up = uptime(program["uptime"]) if program else "-"
+    return f"  {app.name:<16} {state:<10} pid {pid!s:<7} up {up:<10} socket {sock:<10} {http}"
+
+
+def report(apps: list[App], status: HostStatus) -> str:
+    nginx = status["nginx"]
+    valid = "valid" if nginx["valid"] else f"INVALID: {nginx['error']}"
+    lines = [f"{host.name}: nginx configuration {valid}"]
+    lines += [app_line(app, status["apps"].get(app.name)) for app in apps]
+    return "\n".join(lines)
+
+
+apps = load_inventory(inventory)[host.name]
+status = host.get_fact(
+    Status, apps=[(app.name, app.socket, list(app.domains), app.health_path) for app in apps]
+)
+click.echo(report(apps, status))

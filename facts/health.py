@@ -1,0 +1,74 @@
+"""An app's answer through the local Nginx, as a visitor to each of its domains would get it."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterable
+
+from pyinfra.api import FactBase
+
+# Python run on the host (python3 is there for the virtualenvs): the checks shared by the facts
+# and by the health gate after a deploy.
+CHECKS = r"""
+import http.client, json, socket, sys, time
+
+def accepting(path):
+    # Gunicorn's master accepts for its workers: an accepted connection means the app is served.
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(2)
+    try:
+        s.connect(path)
+        return None
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        s.close()
+
+def statuses(path, domains):
+    # 0: no HTTP answer at all (connection closed or refused).
+    result = {}
+    for domain in domains:
+        conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
+        try:
+            conn.request("GET", path, headers={"Host": domain, "User-Agent": "djangohost-health"})
+            result[domain] = conn.getresponse().status
+        except (OSError, http.client.HTTPException):
+            result[domain] = 0
+        finally:
+            conn.close()
+    return result
+"""
+
+
+def python(script: str, *args: str) -> str:
+    """A shell command running CHECKS followed by `script` with python3, args in sys.argv[1:]."""
+    return " ".join(["python3", "-c", shlex.quote(CHECKS + script), *map(shlex.quote, args)])
+
+
+class AppHealth(FactBase[dict[str, int]]):
+    """
+    The HTTP status of `path` for each of an app's `domains`, requested through the local Nginx
+    (0: no HTTP answer at all).
+
+    .. code:: python
+
+        {"hello.test": 200, "www.hello.test": 200}
+    """
+
+    def command(self, domains: list[str] | str, path: str = "/") -> str:  # type: ignore[override]
+        if isinstance(domains, str):  # from the command line: domains=a.test,b.test
+            domains = domains.split(",")
+        script = "print(json.dumps(statuses(sys.argv[1], sys.argv[2:])))"
+        return f"{python(script, path, *domains)} 2>/dev/null || echo '{{}}'"
+
+    def process(self, output: Iterable[str]) -> dict[str, int]:  # type: ignore[override]
+        text = "\n".join(output).strip()
+        try:
+            return {str(k): int(v) for k, v in json.loads(text or "{}").items()}
+        except (ValueError, AttributeError):
+            return {}
+
+    @staticmethod
+    def default() -> dict[str, int]:
+        return {}

@@ -1,0 +1,73 @@
+"""Everything the status view shows about a host, in one round trip."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypedDict
+
+from pyinfra.api import FactBase
+
+from facts.gunicorn import GunicornSocket, Socket
+from facts.health import AppHealth
+from facts.nginx import Nginx, NginxState
+from facts.supervisor import Program, SupervisorPrograms
+
+MARK = "--- djangohost section"
+
+
+class AppStatus(TypedDict):
+    program: Program | None
+    socket: Socket
+    health: dict[str, int]
+
+
+class HostStatus(TypedDict):
+    nginx: NginxState
+    apps: dict[str, AppStatus]
+
+
+class Status(FactBase[HostStatus]):
+    """
+    SupervisorPrograms, Nginx, and for each app its GunicornSocket and AppHealth, gathered by one
+    script whose sections each fact parses as it would its own output.
+
+    + apps: (name, socket path, domains, health path) of each app
+
+    .. code:: python
+
+        {"nginx": {"installed": True, "valid": True, "error": None, "sites": {...}},
+         "apps": {"hello": {"program": {"state": "RUNNING", "pid": 2426, "uptime": 100, ...},
+                            "socket": {"exists": True, "accepting": True, ...},
+                            "health": {"hello.test": 200}}}}
+    """
+
+    def command(self, apps: list[tuple[str, str, list[str], str]]) -> str:  # type: ignore[override]
+        sections = [("supervisor", SupervisorPrograms().command()), ("nginx", Nginx().command())]
+        for name, socket, domains, path in apps:
+            sections.append((f"socket {name}", GunicornSocket().command(socket)))
+            sections.append((f"health {name}", AppHealth().command(domains, path)))
+        return "\n".join(f"echo '{MARK} {label}'\n( {command}\n)" for label, command in sections)
+
+    def process(self, output: Iterable[str]) -> HostStatus:  # type: ignore[override]
+        sections: dict[str, list[str]] = {}
+        current: list[str] = []
+        for line in output:
+            if line.startswith(MARK):
+                current = sections.setdefault(line[len(MARK):].strip(), [])
+            else:
+                current.append(line)
+        programs = SupervisorPrograms().process(sections.get("supervisor", []))
+        status = HostStatus(nginx=Nginx().process(sections.get("nginx", [])), apps={})
+        for label, lines in sections.items():
+            kind, _, name = label.partition(" ")
+            if kind == "socket":
+                status["apps"][name] = AppStatus(
+                    program=programs.get(name),
+                    socket=GunicornSocket().process(lines),
+                    health=AppHealth().process(sections.get(f"health {name}", [])),
+                )
+        return status
+
+    @staticmethod
+    def default() -> HostStatus:
+        return HostStatus(nginx=Nginx.default(), apps={})

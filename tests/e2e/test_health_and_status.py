@@ -1,0 +1,111 @@
+"""Facts that see what runs, the health gate after a deploy, and the status view."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests import targets
+from tests.helpers import REPO, copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def deployed(container_factory, tmp_path_factory):
+    container = container_factory()
+    workdir = tmp_path_factory.mktemp("health")
+    apps = [{"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir))}
+            for name in ("hello", "goodbye")]
+    inventory = write_inventory(workdir / "inventory.py", container, apps)
+    pyinfra(inventory)
+    return {"container": container, "port": targets.published_port(container, 80),
+            "inventory": inventory, "workdir": workdir, "apps": apps}
+
+
+def status_lines(inventory) -> dict[str, str]:
+    run = pyinfra(inventory, deploy="deploys/status.py")
+    assert run.changed() == []
+    return {m.group(1): line for line in run.output.splitlines()
+            if (m := re.match(r"^  (\w+)\s+", line))}
+
+
+def fact(container: str, *args: str) -> object:
+    """A fact's value as `pyinfra @docker/C fact ...` prints it."""
+    proc = subprocess.run([sys.executable, "-m", "pyinfra", f"@docker/{container}", "fact", *args],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    out = proc.stdout + proc.stderr
+    document = out[out.index("{", out.index("--> Fact data for")):]
+    return json.JSONDecoder().raw_decode(document)[0][f"@docker/{container}"]
+
+
+def test_status_of_a_healthy_host(deployed):
+    lines = status_lines(deployed["inventory"])
+    for app in ("hello", "goodbye"):
+        pid = master_pid(deployed["container"], app)
+        assert re.search(rf"RUNNING +pid {pid} +up \d+:\d\d:\d\d +socket accepting +{app}.test=200$",
+                         lines[app]), lines[app]
+
+
+def test_facts_match_what_a_shell_sees(deployed):
+    container = deployed["container"]
+    programs = fact(container, "facts.supervisor.SupervisorPrograms")
+    shell = dict(line.split()[:2] for line in sh(container, "supervisorctl status").splitlines())
+    assert {name: p["state"] for name, p in programs.items()} == shell
+    assert programs["hello"]["pid"] == master_pid(container, "hello")
+
+    socket = fact(container, "facts.gunicorn.GunicornSocket", "path=/webapps/hello/run/gunicorn.sock")
+    kind, owner, group, mode = sh(container, "stat -c '%F|%U|%G|%a' /webapps/hello/run/gunicorn.sock").split("|")
+    assert (kind, socket["owner"], socket["group"], socket["mode"]) == ("socket", owner, group, mode)
+    assert socket["accepting"] and socket["is_socket"]
+
+    nginx = fact(container, "facts.nginx.Nginx")
+    assert nginx["valid"] == (subprocess.run(["docker", "exec", container, "nginx", "-t"],
+                                             capture_output=True).returncode == 0)
+    assert sorted(nginx["sites"]) == sorted(sh(container, "ls /etc/nginx/sites-enabled").split())
+    assert nginx["sites"]["hello"] == ["hello.test"]
+
+    health = fact(container, "facts.health.AppHealth", "domains=hello.test,unknown.test", "path=/")
+    curl = sh(container, "curl -s -o /dev/null -w '%{http_code}' -H 'Host: hello.test' http://127.0.0.1/")
+    assert health == {"hello.test": int(curl), "unknown.test": 0}
+
+
+def test_supervisor_brings_back_a_killed_gunicorn(deployed):
+    container = deployed["container"]
+    old = master_pid(container, "hello")
+    sh(container, f"kill -9 {old}")
+    new = wait_for(lambda: sh(container, "supervisorctl pid hello", check=False).isdigit()
+                   and int(sh(container, "supervisorctl pid hello")) not in (0, old)
+                   and sh(container, "supervisorctl status hello").split()[1] == "RUNNING"
+                   and int(sh(container, "supervisorctl pid hello")))
+    wait_for(lambda: http_get(deployed["port"], "hello.test")[0] == 200)
+    assert f"pid {new} " in status_lines(deployed["inventory"])["hello"]
+
+
+def test_broken_app_fails_the_deploy_with_its_log_and_the_other_keeps_serving(deployed):
+    container, port = deployed["container"], deployed["port"]
+    goodbye_pid = master_pid(container, "goodbye")
+    urls = deployed["workdir"] / "hello" / "hello" / "urls.py"
+    good = urls.read_text()
+    apps = [dict(app, health_timeout=5) for app in deployed["apps"]]
+    inventory = write_inventory(deployed["workdir"] / "short-timeout.py", container, apps)
+    urls.write_text(good + "\nraise RuntimeError('hello is broken on purpose')\n")
+    try:
+        run = pyinfra(inventory, check=False)
+        assert run.returncode != 0
+        assert "app hello is not healthy after 5 s: http://hello.test/ answered 500" in run.output
+        assert "RuntimeError: hello is broken on purpose" in run.output  # the log tail
+        assert http_get(port, "goodbye.test")[0] == 200
+        assert master_pid(container, "goodbye") == goodbye_pid
+        # Until it is fixed, every run checks again rather than reporting no change.
+        assert "app hello is not healthy" in pyinfra(inventory, check=False).output
+    finally:
+        urls.write_text(good)
+    run = pyinfra(inventory)
+    assert "Health gate | hello: health gate" in run.changed()
+    assert http_get(port, "hello.test")[0] == 200
+    assert pyinfra(inventory).changed() == []

@@ -1,0 +1,110 @@
+"""Each fact's process() on output its command printed on real containers (see facts/capture.py),
+failure and empty cases included."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from facts.gunicorn import GunicornSocket
+from facts.health import AppHealth
+from facts.nginx import Nginx
+from facts.status import MARK, Status
+from facts.supervisor import SupervisorPrograms
+
+SPECS = Path(__file__).parent / "facts"
+
+
+def output(name: str) -> list[str]:
+    return json.loads((SPECS / f"{name}.json").read_text())["output"]
+
+
+def test_supervisor_running():
+    programs = SupervisorPrograms().process(output("supervisor_running"))
+    assert set(programs) == {"hello", "goodbye"}
+    hello = programs["hello"]
+    assert hello["state"] == "RUNNING" and isinstance(hello["pid"], int) and hello["uptime"] >= 0
+
+
+def test_supervisor_stopped_and_fatal():
+    programs = SupervisorPrograms().process(output("supervisor_stopped_and_fatal"))
+    assert programs["broken"]["state"] == "FATAL"
+    assert programs["broken"]["pid"] is None and "Exited too quickly" in programs["broken"]["description"]
+    assert programs["goodbye"]["state"] == "STOPPED" and programs["goodbye"]["uptime"] is None
+    assert programs["hello"]["state"] == "RUNNING"
+
+
+def test_supervisor_not_running_or_not_installed_is_empty():
+    assert SupervisorPrograms().process(output("supervisor_not_running")) == {}
+    assert SupervisorPrograms().process(output("supervisor_not_installed")) == {}
+
+
+def test_supervisor_uptime_in_days():
+    line = "hello                            RUNNING   pid 12, uptime 3 days, 1:02:03"
+    assert SupervisorPrograms().process([line])["hello"]["uptime"] == 3 * 86400 + 3723
+
+
+def test_socket_accepting():
+    socket = GunicornSocket().process(output("socket_accepting"))
+    assert socket == {"exists": True, "is_socket": True, "owner": "hello", "group": "hello",
+                      "mode": "777", "accepting": True, "error": None}
+
+
+def test_socket_missing_refusing_and_not_a_socket():
+    assert GunicornSocket().process(output("socket_missing")) == GunicornSocket.default()
+    refusing = GunicornSocket().process(output("socket_refusing"))
+    assert refusing["is_socket"] and not refusing["accepting"]
+    assert refusing["error"] == "Connection refused"
+    regular = GunicornSocket().process(output("socket_not_a_socket"))
+    assert regular["exists"] and not regular["is_socket"] and not regular["accepting"]
+
+
+def test_nginx_valid_with_sites():
+    nginx = Nginx().process(output("nginx_valid"))
+    assert nginx["valid"] and nginx["error"] is None
+    assert nginx["sites"] == {"djangohost-default": ["_"], "goodbye": ["goodbye.test"],
+                              "hello": ["hello.test"]}
+
+
+def test_nginx_invalid_carries_the_error():
+    nginx = Nginx().process(output("nginx_invalid"))
+    assert not nginx["valid"]
+    assert 'unknown directive "bogus_directive"' in nginx["error"]
+    assert nginx["sites"]["broken"] == ["broken.test"]
+
+
+def test_nginx_not_installed():
+    assert Nginx().process(output("nginx_not_installed")) == Nginx.default()
+
+
+def test_health():
+    assert AppHealth().process(output("health_ok")) == {"hello.test": 200}
+    assert AppHealth().process(output("health_mixed")) == {"hello.test": 404, "unknown.test": 0}
+    assert AppHealth().process(output("health_no_nginx")) == {}
+    assert AppHealth().process(["garbage"]) == {}
+
+
+def test_status_splits_sections_for_each_fact():
+    lines = [f"{MARK} supervisor", *output("supervisor_running"),
+             f"{MARK} nginx", *output("nginx_valid"),
+             f"{MARK} socket hello", *output("socket_accepting"),
+             f"{MARK} health hello", *output("health_ok"),
+             f"{MARK} socket goodbye", *output("socket_missing"),
+             f"{MARK} health goodbye"]
+    status = Status().process(lines)
+    assert status["nginx"]["valid"]
+    assert status["apps"]["hello"]["program"]["state"] == "RUNNING"
+    assert status["apps"]["hello"]["socket"]["accepting"]
+    assert status["apps"]["hello"]["health"] == {"hello.test": 200}
+    assert not status["apps"]["goodbye"]["socket"]["exists"]
+    assert status["apps"]["goodbye"]["health"] == {}
+
+
+def test_fact_commands_are_valid_sh():
+    commands = [SupervisorPrograms().command(), Nginx().command(),
+                GunicornSocket().command("/webapps/a b/run/gunicorn.sock"),
+                AppHealth().command(["hello.test"], "/"),
+                Status().command([("hello", "/webapps/hello/run/gunicorn.sock", ["hello.test"], "/")])]
+    for command in commands:
+        subprocess.run(["sh", "-n", "-c", command], check=True)
