@@ -7,14 +7,25 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt
 
 from deploys import ops, paths
-from deploys.inventory import HostSettings
+from deploys.defaults import POSTGRESQL_PACKAGE
+from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
 
 
+def packages(apps: list[App], settings: HostSettings) -> list[str]:
+    with_database = [POSTGRESQL_PACKAGE] if any(app.database for app in apps) else []
+    return [*settings.packages, *with_database]
+
+
+def services(apps: list[App]) -> list[str]:
+    return [name for name in SERVICES if name != "postgresql" or any(app.database for app in apps)]
+
+
 @deploy("Host base")
-def host_base(settings: HostSettings, state: State) -> None:
-    """Install the packages, create the group of app users, and start Nginx and Supervisor."""
-    missing = [package for package in settings.packages if package not in state.packages]
+def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
+    """Install the packages, create the group of app users, start Nginx, Supervisor and, when an
+    app has a database, PostgreSQL."""
+    missing = [package for package in packages(apps, settings) if package not in state.packages]
     if missing:
         apt.packages(name="Install packages", packages=missing, update=True)
 
@@ -31,7 +42,7 @@ def host_base(settings: HostSettings, state: State) -> None:
         current=state.paths.get(paths.STAMPS),
     )
 
-    for service in host.loop(SERVICES):
+    for service in host.loop(services(apps)):
         if state.systemd:
             # Enabled so it comes back after a reboot, started now.
             needed = service not in state.enabled or service not in state.running

@@ -17,7 +17,12 @@ An app entry (a dict in host data `apps`):
     requirements      str. Requirements file inside the source. Default: requirements.txt when
                       the source has one, otherwise none (Gunicorn is installed either way).
     workers           int >= 1. Gunicorn worker processes. Default: 2 x CPU cores + 1 of the host.
-    env               dict[str, str]. Extra environment variables for the app.
+    env               dict[str, str]. Extra environment variables for the app; shown in diffs.
+    secrets           dict[str, str]. Environment variables whose values are secret: written to
+                      the same environment file, masked in every diff and never printed.
+                      SECRET_KEY may be given here; otherwise it is generated on the host once.
+    database          bool. Default true: a PostgreSQL role and database named after the app,
+                      reached over the local socket with peer authentication, DATABASE_URL set.
     client_max_body_size  str. Nginx's upload limit for the app, e.g. "10m". Default below.
     health_path       str starting with "/". What the health gate and the status view request
                       through Nginx on each domain. Default "/".
@@ -37,6 +42,10 @@ GROUP = "webapps"
 PYTHON = "python3"
 #: Gunicorn version installed into every app's virtualenv.
 GUNICORN_VERSION = "23.0.0"
+#: PostgreSQL driver added to the virtualenv of every app with a database.
+DATABASE_DRIVER = "psycopg[binary]>=3.2,<4"
+#: Debian package of the database server, installed on hosts where an app has a database.
+POSTGRESQL_PACKAGE = "postgresql"
 #: Debian packages every host needs: the servers, venv, and what pip needs to build wheels.
 PACKAGES = (
     "nginx",
@@ -53,6 +62,7 @@ HOST_DEFAULTS: dict[str, object] = {
     "djangohost_python": PYTHON,
     "djangohost_gunicorn_version": GUNICORN_VERSION,
     "djangohost_packages": list(PACKAGES),
+    "djangohost_database_driver": DATABASE_DRIVER,
 }
 
 # --- app level --------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ DOMAIN_RE = re.compile(
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
-# Names the deploy itself sets in an app's environment.
+# Names the deploy itself sets in an app's environment (DATABASE_URL too when it has a database).
 RESERVED_ENV = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
 APP_FIELDS = {
     "name",
@@ -35,6 +35,8 @@ APP_FIELDS = {
     "requirements",
     "workers",
     "env",
+    "secrets",
+    "database",
     "client_max_body_size",
     "health_path",
     "health_timeout",
@@ -55,6 +57,7 @@ class HostSettings:
     python: str
     gunicorn_version: str
     packages: tuple[str, ...]
+    database_driver: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class App:
     requirements: str | None
     workers: int | None
     env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    database: bool = True
     client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
     health_path: str = defaults.HEALTH_PATH
     health_timeout: float = defaults.HEALTH_TIMEOUT
@@ -99,6 +104,7 @@ def host_settings(data: Any) -> HostSettings:
         python=str(get("djangohost_python")),
         gunicorn_version=str(get("djangohost_gunicorn_version")),
         packages=tuple(get("djangohost_packages")),
+        database_driver=str(get("djangohost_database_driver")),
     )
 
 
@@ -181,16 +187,15 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     if workers is not None and (type(workers) is not int or workers < 1):
         raise fail("workers", f"{workers!r} must be a whole number of at least 1")
 
-    env = raw.get("env") or {}
-    if not isinstance(env, dict):
-        raise fail("env", "must be a dict of variable names to values")
-    for key, value in env.items():
-        if not isinstance(key, str) or not ENV_KEY_RE.match(key):
-            raise fail("env", f"{key!r} is not a valid environment variable name")
-        if key in RESERVED_ENV:
-            raise fail("env", f"{key} is set by djangohost and cannot be overridden")
-        if not isinstance(value, (str, int, float, bool)):
-            raise fail("env", f"{key}: value must be a string or a number")
+    database = raw.get("database", True)
+    if not isinstance(database, bool):
+        raise fail("database", f"{database!r} must be true or false")
+    reserved = RESERVED_ENV | ({"DATABASE_URL"} if database else set())
+    env = _environment(raw, "env", reserved, fail)
+    secrets = _environment(raw, "secrets", reserved, fail)
+    both = sorted(set(env) & set(secrets))
+    if both:
+        raise fail("secrets", f"{both[0]} is also in env")
 
     body_size = raw.get("client_max_body_size", defaults.CLIENT_MAX_BODY_SIZE)
     if not isinstance(body_size, str) or not SIZE_RE.match(body_size):
@@ -211,12 +216,28 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
         settings_module=settings_module,
         requirements=requirements,
         workers=workers,
-        env={key: str(value) for key, value in env.items()},
+        env=env,
+        secrets=secrets,
+        database=database,
         client_max_body_size=body_size,
         health_path=health_path,
         health_timeout=health_timeout,
         root=root,
     )
+
+
+def _environment(raw: dict, key: str, reserved: set[str], fail) -> dict[str, str]:
+    values = raw.get(key) or {}
+    if not isinstance(values, dict):
+        raise fail(key, "must be a dict of variable names to values")
+    for name, value in values.items():
+        if not isinstance(name, str) or not ENV_KEY_RE.match(name):
+            raise fail(key, f"{name!r} is not a valid environment variable name")
+        if name in reserved:
+            raise fail(key, f"{name} is set by djangohost and cannot be overridden")
+        if not isinstance(value, (str, int, float, bool)):
+            raise fail(key, f"{name}: value must be a string or a number")
+    return {name: str(value) for name, value in values.items()}
 
 
 def _module_field(raw: dict, key: str, source: Path, leaf: str, fail) -> str:

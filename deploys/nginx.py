@@ -64,5 +64,5 @@ def sites(apps: list[App], state: State) -> OperationMeta:
         changes += _site(app.name, paths.nginx_site(app), paths.nginx_enabled(app),
                          app_sites[app.name], state)
 
-    applied = Stamp.of(state, "nginx", default_site, *app_sites.values())
+    applied = Stamp.of(state, paths.stamp("nginx"), default_site, *app_sites.values())
     return react("Nginx reload", RELOAD, [applied], changes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from io import BytesIO, StringIO
 
@@ -19,40 +19,35 @@ from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
-from pyinfra.operations import server
 from pyinfra.operations.util.files import generate_color_diff
 
-from deploys import paths
-from facts.state import EnvFileState, PathState, State
-
-MASK = "********"
+from facts.state import MASK, EnvFileState, MaskedEnvFile, PathState, State
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, MASK)
-    return text
+def mask_env(content: str, keys: Iterable[str]) -> str:
+    """Environment file lines with the values of `keys` masked, as MaskedEnvFile does on the host."""
+    keys = {"SECRET_KEY", *keys}
+    return "".join(
+        f"{line.split('=', 1)[0]}={MASK}\n" if line.split("=", 1)[0] in keys else line
+        for line in content.splitlines(keepends=True)
+    )
 
 
-def _show_diff(path: str, exists: bool, content: str, secrets: Iterable[str]) -> None:
+def _diffing() -> bool:
     # Diffs are shown once, while pyinfra checks for changes, not again as commands execute.
-    if not state.config.DIFF or state.is_executing:
-        return
-    current: list[str] = []
-    if exists:
-        host.log(f"Will modify {path}", logger.info)
-        current = [line + "\n" for line in host.get_fact(FileContents, path=path) or []]
-    else:
-        host.log(f"Will create {path}", logger.info)
-    secrets = list(secrets)
-    current = [mask(line, secrets) for line in current]
-    desired = mask(content, secrets).splitlines(keepends=True)
-    for line in generate_color_diff(current, desired):
+    return state.config.DIFF and not state.is_executing
+
+
+def _show_diff(path: str, current: list[str] | None, desired: str) -> None:
+    """Log a unified diff from the current lines (None: no file yet) to the desired text."""
+    host.log(f"Will {'create' if current is None else 'modify'} {path}", logger.info)
+    current = [line + "\n" for line in current or []]
+    desired_lines = desired.splitlines(keepends=True)
+    for line in generate_color_diff(current, desired_lines):
         logger.info("  %s", line)
     logger.info("")
 
@@ -70,15 +65,13 @@ def file(
     group: str,
     mode: str,
     current: PathState | None,
-    secrets: Iterable[str] = (),
 ):
     """
     Write a file with the given content, owner, group and (octal string) mode.
 
     + path: where the file goes
-    + content: its text
+    + content: its text (no secrets: the diff shows it; see env_file)
     + current: the file's PathState from HostState, or None when it does not exist
-    + secrets: values to mask in --diff output
     """
     if current and current.kind == "file" and current.sha256 == sha256(content):
         if (current.owner, current.group, current.mode) == (owner, group, mode):
@@ -87,7 +80,8 @@ def file(
         yield _owner_mode(path, owner, group, mode)
         return
 
-    _show_diff(path, bool(current), content, secrets)
+    if _diffing():
+        _show_diff(path, host.get_fact(FileContents, path=path) if current else None, content)
     temp = f"{path}.djangohost-new"
     yield FileUploadCommand(StringIO(content), temp, remote_temp_filename=temp)
     # Owner and mode are set before the file takes its name, so it is never readable by others.
@@ -139,14 +133,15 @@ def absent(path: str, current: PathState | None):
 
 
 @operation()
-def command(command: str, needed: bool, reason: str):
+def command(command: str, needed: bool | Callable[[], bool], reason: str):
     """
     Run a shell command when the deploy found it needed.
 
-    + needed: the comparison of HostState with the wish, made by the caller
+    + needed: the comparison of HostState with the wish, made by the caller (or a function
+      making it when the operation runs)
     + reason: said instead when nothing is needed
     """
-    if not needed:
+    if not (needed() if callable(needed) else needed):
         host.noop(reason)
         return
     yield command
@@ -182,7 +177,7 @@ def env_file(
     content: str,
     group: str,
     current: EnvFileState | None,
-    secrets: Iterable[str] = (),
+    secrets: Mapping[str, str],
 ):
     """
     Write an app's environment file (root:group, 0640). Unless `content` sets SECRET_KEY, the file
@@ -190,7 +185,7 @@ def env_file(
 
     + content: KEY=value lines, SECRET_KEY among them only when the inventory gives it
     + current: the file's EnvFileState from HostState, or None when it does not exist
-    + secrets: values to mask in --diff output
+    + secrets: the secret variables among the content's: masked in --diff output, on both sides
     """
     given_key = any(line.startswith("SECRET_KEY=") for line in content.splitlines())
     if current is not None:
@@ -201,7 +196,13 @@ def env_file(
             host.noop(f"{path} is up to date")
             return
 
-    _show_diff(path, current is not None, content, secrets)
+    if _diffing():
+        lines = None
+        if current is not None:
+            lines = host.get_fact(MaskedEnvFile, path=path, secret_keys=sorted(secrets))
+            if not given_key:  # the generated key stays as it is: not part of the change
+                lines = [line for line in lines if not line.startswith("SECRET_KEY=")]
+        _show_diff(path, lines, mask_env(content, secrets))
     quoted = shlex.quote(path)
     temp = f"{path}.djangohost-new"
     quoted_temp = shlex.quote(temp)
@@ -227,8 +228,8 @@ class Stamp:
     stale: bool
 
     @classmethod
-    def of(cls, state: State, name: str, *inputs: str) -> Stamp:
-        path = f"{paths.STAMPS}/{name}"
+    def of(cls, state: State, path: str, *inputs: str) -> Stamp:
+        """The stamp at `path` (from paths.stamp) for a reaction to `inputs`."""
         digest = sha256("\0".join(inputs))
         current = state.paths.get(path)
         return cls(path, digest, not current or current.sha256 != sha256(digest + "\n"))
@@ -238,14 +239,48 @@ class Stamp:
         return f"echo {self.digest} > {self.path}"
 
 
-def react(name: str, command: str, stamps: Iterable[Stamp], changes: Iterable[OperationMeta],
-          unless: Callable[[], bool] = lambda: False) -> OperationMeta:
-    """Run `command` when an input operation changed or the first stamp is stale, then record
-    every stamp as applied. `unless` names a stronger reaction that makes this one redundant."""
-    stamps, changes = list(stamps), list(changes)
-    return server.shell(
-        name=name,
-        # A subshell, so a multi-line command's `exit 0` still leads to the stamps.
-        commands=[" && ".join([f"(\n{command}\n)", *(stamp.write for stamp in stamps)])],
-        _if=lambda: not unless() and (stamps[0].stale or any(op.did_change() for op in changes)),
-    )
+class Guard:
+    """One app's deploy: its risky steps (builds, migrations, health checks) may fail without
+    failing the host, and every later step of that app runs only while none has failed, so one
+    app's failure leaves the other apps' deploys going and its own previous release serving."""
+
+    def __init__(self, app: str) -> None:
+        self.app = app
+        self.risky: list[OperationMeta] = []
+
+    def ok(self) -> bool:
+        return not any(op.is_complete() and op.did_error() for op in self.risky)
+
+    def failed(self) -> bool:
+        return not self.ok()
+
+    def watch(self, op: OperationMeta) -> OperationMeta:
+        self.risky.append(op)
+        return op
+
+
+def happened(ops: Iterable[OperationMeta]) -> bool:
+    """Whether any of `ops` changed something; while pyinfra plans, whether any will."""
+    return any(op.did_change() if state.is_executing else op.will_change for op in ops)
+
+
+def react(name: str, action: str, stamps: Iterable[Stamp], changes: Iterable[OperationMeta],
+          guard: Guard | None = None, unless: Iterable[OperationMeta] = (),
+          risky: bool = False) -> OperationMeta:
+    """Run the shell `action` when one of the `changes` operations changed something or the first stamp
+    is stale, then record every stamp as applied. A reaction in `unless` that happens makes this
+    one redundant; a `risky` reaction may fail without failing the host (see Guard).
+
+    The same condition is the operation's `_if` and decides, while pyinfra plans, whether the
+    reaction is shown: a dry run lists exactly the reactions a real run then performs."""
+    stamps, changes, unless = list(stamps), list(changes), list(unless)
+
+    def due() -> bool:
+        return ((guard is None or guard.ok()) and not happened(unless)
+                and (stamps[0].stale or happened(changes)))
+
+    # A subshell, so a multi-line command's `exit 0` still leads to the stamps.
+    script = " && ".join([f"(\n{action}\n)", *(stamp.write for stamp in stamps)])
+    op = command(name=name, command=script, needed=due, reason="nothing to react to",
+                    _if=due, _ignore_errors=risky)
+    return guard.watch(op) if guard and risky else op

@@ -115,13 +115,21 @@ def app_paths(app: App, venv_key: str) -> list[str]:
     ]
 
 
-def stamps(names: list[str]) -> list[str]:
-    return [f"{STAMPS}/{name}" for name in names]
+# The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.
+APP_STAMPS = ("release", "program", "restart", "reload", "healthy")
+HOST_STAMPS = ("nginx",)
+
+
+def stamp(kind: str, app: App | None = None) -> str:
+    """Where the reaction `kind` (of `app`, or of the host) records what it applied."""
+    if kind not in (APP_STAMPS if app else HOST_STAMPS):
+        raise ValueError(f"no such stamp: {kind}")
+    return f"{STAMPS}/{app.name}.{kind}" if app else f"{STAMPS}/{kind}"
 
 
 def app_stamps(app: App) -> list[str]:
-    return stamps([f"{app.name}.{kind}" for kind in ("program", "restart", "reload", "healthy")])
+    return [stamp(kind, app) for kind in APP_STAMPS]
 
 
 HOST_PATHS = [NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK, STAMPS,
-              *stamps(["nginx"])]
+              *(stamp(kind) for kind in HOST_STAMPS)]

@@ -5,9 +5,10 @@
 
 from pyinfra import host, inventory
 
-from deploys import base, health, nginx, supervisor
+from deploys import base, health, nginx, postgres, supervisor
 from deploys.app import AppChanges, django_app
 from deploys.inventory import host_settings, load_inventory
+from deploys.ops import Guard
 from deploys.state import read_state
 from deploys.supervisor import Reactions
 
@@ -16,12 +17,24 @@ apps = load_inventory(inventory)[host.name]
 settings = host_settings(host.data)
 state = read_state(apps, settings)
 
+base.host_base(apps=apps, settings=settings, state=state)
+
+# Each app's deploy stops at its first failed step (see Guard) and leaves the others going.
 # pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
-base.host_base(settings=settings, state=state)
+guards = {app.name: Guard(app.name) for app in apps}
 reactions: dict[str, Reactions] = {}
 for app in host.loop(apps):
-    changes: AppChanges = django_app(app=app, settings=settings, state=state)  # type: ignore[assignment]
-    reactions[app.name] = supervisor.program(app=app, state=state, changes=changes)  # type: ignore[assignment]
+    guard = guards[app.name]
+    if app.database:
+        postgres.database(app=app, state=state, _if=guard.ok)
+    changes: AppChanges = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
+                                     _if=guard.ok)
+    reactions[app.name] = supervisor.program(app=app, state=state, changes=changes,  # type: ignore[assignment]
+                                             guard=guard, _if=guard.ok)
+
 nginx_reload = nginx.sites(apps=apps, state=state)
 for app in host.loop(apps):
-    health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload)
+    health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
+                guard=guards[app.name])
+
+health.failures(guards=list(guards.values()))

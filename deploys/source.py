@@ -70,9 +70,17 @@ def archive(source: Path) -> SourceArchive:
     return SourceArchive(buffer.getvalue(), digest.hexdigest())
 
 
+def venv_packages(app: App, settings: HostSettings) -> list[str]:
+    """What the deploy adds to an app's requirements: Gunicorn, and the PostgreSQL driver."""
+    packages = [f"gunicorn=={settings.gunicorn_version}"]
+    if app.database:
+        packages.append(settings.database_driver)
+    return packages
+
+
 def venv_key(app: App, settings: HostSettings) -> str:
-    """Names the virtualenv: the same python, Gunicorn and requirements give the same venv."""
+    """Names the virtualenv: the same python, added packages and requirements give the same one."""
     requirements = (app.source / app.requirements).read_bytes() if app.requirements else b""
-    digest = hashlib.sha256(f"{settings.python}\0{settings.gunicorn_version}\0".encode())
+    digest = hashlib.sha256("\0".join([settings.python, *venv_packages(app, settings), ""]).encode())
     digest.update(requirements)
     return digest.hexdigest()[:12]

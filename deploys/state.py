@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra import host
 
-from deploys import paths
+from deploys import base, paths
 from deploys.inventory import App, HostSettings
 from deploys.source import venv_key
 from facts.state import HostState, State
@@ -20,5 +20,6 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
         env_files=[paths.env_file(app) for app in apps],
         users=[app.name for app in apps],
         groups=[settings.group],
-        packages=settings.packages,
+        packages=base.packages(apps, settings),
+        databases=[app.name for app in apps if app.database],
     )

@@ -10,7 +10,7 @@ from pyinfra.api.operation import OperationMeta
 from deploys import ops, paths
 from deploys.app import AppChanges, config_file
 from deploys.inventory import App
-from deploys.ops import Stamp, react
+from deploys.ops import Guard, Stamp, react
 from deploys.templates import render
 from facts.state import State
 
@@ -24,7 +24,7 @@ class Reactions:
 
 
 @deploy("Supervisor program")
-def program(app: App, state: State, changes: AppChanges) -> Reactions:
+def program(app: App, state: State, changes: AppChanges, guard: Guard) -> Reactions:
     """The app's Gunicorn start script and Supervisor program, and the reaction to changes."""
     start_content = render(
         "app/gunicorn-start.j2", app=app, env_file=paths.env_file(app),
@@ -41,25 +41,26 @@ def program(app: App, state: State, changes: AppChanges) -> Reactions:
         current=state.paths.get(paths.supervisor_program(app)),
     )
 
-    program_stamp = Stamp.of(state, f"{app.name}.program", program_content)
-    restart_stamp = Stamp.of(state, f"{app.name}.restart", start_content, *changes.restart_inputs)
-    reload_stamp = Stamp.of(state, f"{app.name}.reload", *changes.reload_inputs)
+    program_stamp = Stamp.of(state, paths.stamp("program", app), program_content)
+    restart_stamp = Stamp.of(state, paths.stamp("restart", app), start_content, *changes.restart_inputs)
+    reload_stamp = Stamp.of(state, paths.stamp("reload", app), *changes.reload_inputs)
 
     # `update NAME` adds a new program or restarts a changed one, and leaves the others alone.
     update = react(
         f"{app.name}: supervisor update", f"supervisorctl update {app.name}",
-        [program_stamp, restart_stamp, reload_stamp], [program_conf],
+        [program_stamp, restart_stamp, reload_stamp], [program_conf], guard,
     )
     restart = react(
         f"{app.name}: restart gunicorn", f"supervisorctl restart {app.name}",
-        [restart_stamp, reload_stamp], [start_script, *changes.restart],
-        unless=update.did_change,
+        [restart_stamp, reload_stamp], [start_script, *changes.restart], guard,
+        unless=[update],
     )
     # HUP: the master stays, new workers import the release `current` now points at while the
-    # old workers finish their requests.
+    # old workers finish their requests. A program that is not running (a crash before) starts.
     reload = react(
-        f"{app.name}: reload gunicorn", f"supervisorctl signal HUP {app.name}",
-        [reload_stamp], changes.reload,
-        unless=lambda: update.did_change() or restart.did_change(),
+        f"{app.name}: reload gunicorn",
+        f"supervisorctl signal HUP {app.name} || supervisorctl start {app.name}",
+        [reload_stamp], changes.reload, guard,
+        unless=[update, restart],
     )
     return Reactions([update, restart, reload], [program_stamp, restart_stamp, reload_stamp])

@@ -8,11 +8,17 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
+# What a secret value is shown as.
+MASK = "********"
 # Status lines that mark a package as fully installed in `dpkg-query -W -f '${db:Status-Abbrev}'`.
 INSTALLED = "ii"
-# Services by name, with the pid file their Debian package writes: `kill -0` on that pid tells
-# whether the daemon runs, with or without systemd.
-SERVICES = {"nginx": "/run/nginx.pid", "supervisor": "/run/supervisord.pid"}
+# Services by name, with a check that passes while the daemon runs, with or without systemd:
+# `kill -0` on the pid their Debian package writes, or PostgreSQL's own readiness probe.
+SERVICES = {
+    "nginx": "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null",
+    "supervisor": "kill -0 $(cat /run/supervisord.pid 2>/dev/null) 2>/dev/null",
+    "postgresql": "pg_isready -q 2>/dev/null",
+}
 
 
 @dataclass
@@ -37,6 +43,20 @@ class EnvFileState:
 
 
 @dataclass
+class Role:
+    superuser: bool
+    createdb: bool
+    createrole: bool
+    login: bool
+
+
+@dataclass
+class Database:
+    owner: str
+    public_connect: bool  # whether PUBLIC may connect (PostgreSQL's default)
+
+
+@dataclass
 class State:
     cores: int = 1
     systemd: bool = False
@@ -47,6 +67,8 @@ class State:
     enabled: set[str] = field(default_factory=set)
     paths: dict[str, PathState] = field(default_factory=dict)
     env_files: dict[str, EnvFileState] = field(default_factory=dict)
+    roles: dict[str, Role] = field(default_factory=dict)
+    databases: dict[str, Database] = field(default_factory=dict)
 
 
 # Written for POSIX sh: pyinfra runs fact commands through `sh -c`. Every check exits 0 and
@@ -59,11 +81,7 @@ for u in $USERS; do
   line=$(getent passwd "$u") && printf 'user\t%s\t%s\n' "$u" "$(echo "$line" | cut -d: -f6)"
 done
 for g in $GROUPS; do getent group "$g" >/dev/null && printf 'group\t%s\n' "$g"; done
-for entry in $SERVICES; do
-  s=${entry%%:*} pidfile=${entry#*:}
-  [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && printf 'running\t%s\n' "$s"
-  [ -d /run/systemd/system ] && systemctl is-enabled --quiet "$s" 2>/dev/null && printf 'enabled\t%s\n' "$s"
-done
+$SERVICES
 for p in $PATHS; do
   if [ -L "$p" ]; then printf 'link\t%s\t%s\n' "$p" "$(readlink "$p")"
   elif [ -f "$p" ]; then
@@ -77,6 +95,13 @@ for p in $ENV_FILES; do
     "$(grep -v '^SECRET_KEY=' "$p" | sha256sum | cut -c1-64)" \
     "$(sha256sum <"$p" | cut -c1-64)" "$(grep -c '^SECRET_KEY=' "$p")"
 done
+if [ -n "$ROLES" ] && command -v psql >/dev/null && pg_isready -q 2>/dev/null; then
+  runuser -u postgres -- psql -XAtF "$(printf '\t')" \
+    -c "select 'role', rolname, rolsuper::int, rolcreatedb::int, rolcreaterole::int, rolcanlogin::int
+        from pg_roles where rolname in ($ROLES)" \
+    -c "select 'database', datname, pg_get_userbyid(datdba),
+        has_database_privilege('public', datname, 'CONNECT')::int from pg_database where datname in ($ROLES)"
+fi
 true
 """
 
@@ -88,9 +113,10 @@ def _words(values: Iterable[str]) -> str:
 class HostState(FactBase[State]):
     """
     The state of a host as far as djangohost manages it, in one round trip: CPU cores, init
-    system, installed packages, users, groups, running and enabled services, and for every path
-    asked about its kind, owner, group, mode, sha256 (files) or target (links). Environment files
-    are hashed without their SECRET_KEY line, so the fact never carries a secret.
+    system, installed packages, users, groups, running and enabled services, PostgreSQL roles and
+    databases, and for every path asked about its kind, owner, group, mode, sha256 (files) or
+    target (links). Environment files are hashed without their SECRET_KEY line, so the fact never
+    carries a secret.
 
     .. code:: python
 
@@ -103,6 +129,8 @@ class HostState(FactBase[State]):
                 "/webapps/hello/current": PathState(
                     kind="link", target="releases/20261122T101500-3f2a9c")},
             env_files={"/webapps/hello/conf/env": EnvFileState("0a1b...", "7c8d...", True)},
+            roles={"hello": Role(superuser=False, createdb=False, createrole=False, login=True)},
+            databases={"hello": Database(owner="hello", public_connect=False)},
         )
     """
 
@@ -113,6 +141,7 @@ class HostState(FactBase[State]):
         users: Iterable[str] = (),
         groups: Iterable[str] = (),
         packages: Iterable[str] = (),
+        databases: Iterable[str] = (),
     ) -> str:
         assignments = {
             "PATHS": _words(paths),
@@ -120,7 +149,14 @@ class HostState(FactBase[State]):
             "USERS": _words(users),
             "GROUPS": _words(groups),
             "PACKAGES": _words(packages),
-            "SERVICES": _words(f"{name}:{pidfile}" for name, pidfile in SERVICES.items()),
+            "SERVICES": "\n".join(
+                f"{check} && printf 'running\\t{name}\\n'\n"
+                f"[ -d /run/systemd/system ] && systemctl is-enabled --quiet {name} 2>/dev/null"
+                f" && printf 'enabled\\t{name}\\n'"
+                for name, check in SERVICES.items()
+            ),
+            # Role and database names are app names (^[a-z][a-z0-9_]*$): safe as SQL literals.
+            "ROLES": ", ".join(f"'{name}'" for name in databases),
         }
         # Values are substituted into the script text (not exported) so that word splitting of
         # the quoted lists works in plain sh.
@@ -155,6 +191,12 @@ class HostState(FactBase[State]):
             elif kind == "dir":
                 path, owner, group, mode = fields
                 state.paths[path] = PathState("dir", owner, group, mode)
+            elif kind == "role":
+                name, *flags = fields
+                state.roles[name] = Role(*(flag == "1" for flag in flags))
+            elif kind == "database":
+                name, owner, public_connect = fields
+                state.databases[name] = Database(owner, public_connect == "1")
             elif kind == "env":
                 path, public_digest, digest, key_lines = fields
                 state.env_files[path] = EnvFileState(public_digest, digest, key_lines != "0")
@@ -163,3 +205,25 @@ class HostState(FactBase[State]):
     @staticmethod
     def default() -> State:
         return State()
+
+
+class MaskedEnvFile(FactBase[list[str]]):
+    """
+    The lines of an environment file with the values of `secret_keys` (and SECRET_KEY) masked on
+    the host, so that a secret never leaves it; for diffs. Empty when the file does not exist.
+
+    .. code:: python
+
+        ["DJANGO_SETTINGS_MODULE=djangohost_settings", "TOKEN=********", "SECRET_KEY=********"]
+    """
+
+    def command(self, path: str, secret_keys: Iterable[str] = ()) -> str:  # type: ignore[override]
+        keys = "|".join(["SECRET_KEY", *secret_keys])  # variable names: [A-Za-z_][A-Za-z0-9_]*
+        return f"sed -E 's/^({keys})=.*/\\1={MASK}/' {shlex.quote(path)} 2>/dev/null; true"
+
+    def process(self, output: Iterable[str]) -> list[str]:  # type: ignore[override]
+        return list(output)
+
+    @staticmethod
+    def default() -> list[str]:
+        return []

@@ -35,10 +35,14 @@ class Run:
                 if op["hosts_with_change"] or op["hosts_with_conditional_change"]]
 
 
-def pyinfra(inventory: Path, *args: str, deploy: str = "deploys/site.py", check: bool = True) -> Run:
-    """Run the real pyinfra CLI from the repository root, as the README says."""
+def pyinfra(inventory: Path, *args: str, deploy: str = "deploys/site.py", check: bool = True,
+            json_results: bool = True) -> Run:
+    """Run the real pyinfra CLI from the repository root, as the README says; with json_results,
+    read its --json results (pyinfra then prints no diffs). A dry run goes without -y, which
+    would skip the change detection that makes its diffs."""
+    options = [*([] if "--dry" in args else ["-y"]), *(["--json"] if json_results else [])]
     proc = subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", "--json", str(inventory), deploy, *args],
+        [sys.executable, "-m", "pyinfra", *options, str(inventory), deploy, *args],
         cwd=REPO, capture_output=True, text=True,
     )
     results = None

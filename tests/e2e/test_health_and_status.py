@@ -89,22 +89,23 @@ def test_supervisor_brings_back_a_killed_gunicorn(deployed):
 def test_broken_app_fails_the_deploy_with_its_log_and_the_other_keeps_serving(deployed):
     container, port = deployed["container"], deployed["port"]
     goodbye_pid = master_pid(container, "goodbye")
-    urls = deployed["workdir"] / "hello" / "hello" / "urls.py"
-    good = urls.read_text()
+    # wsgi.py is imported by Gunicorn only: migrate and collectstatic pass, serving fails.
+    wsgi = deployed["workdir"] / "hello" / "hello" / "wsgi.py"
+    good = wsgi.read_text()
     apps = [dict(app, health_timeout=5) for app in deployed["apps"]]
     inventory = write_inventory(deployed["workdir"] / "short-timeout.py", container, apps)
-    urls.write_text(good + "\nraise RuntimeError('hello is broken on purpose')\n")
+    wsgi.write_text(good + "\nraise RuntimeError('hello is broken on purpose')\n")
     try:
         run = pyinfra(inventory, check=False)
         assert run.returncode != 0
-        assert "app hello is not healthy after 5 s: http://hello.test/ answered 500" in run.output
+        assert "app hello is not healthy after 5 s: its Gunicorn socket" in run.output
         assert "RuntimeError: hello is broken on purpose" in run.output  # the log tail
         assert http_get(port, "goodbye.test")[0] == 200
         assert master_pid(container, "goodbye") == goodbye_pid
         # Until it is fixed, every run checks again rather than reporting no change.
         assert "app hello is not healthy" in pyinfra(inventory, check=False).output
     finally:
-        urls.write_text(good)
+        wsgi.write_text(good)
     run = pyinfra(inventory)
     assert "Health gate | hello: health gate" in run.changed()
     assert http_get(port, "hello.test")[0] == 200

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from deploys import paths
+from deploys.app import environment
 from deploys.inventory import load_apps
 from deploys.templates import TEMPLATES, render
 from tests.helpers import EXAMPLES
@@ -69,12 +70,13 @@ def test_python_files_are_valid_python(hello):
 
 def test_env_file_survives_the_shell(hello, tmp_path):
     env = tmp_path / "env"
-    env.write_text(render("app/env.j2", app=hello, conf_dir=hello.path("conf"), env=hello.env))
+    env.write_text(render("app/env.j2", app=hello, env=environment(hello)))
     out = subprocess.run(["sh", "-c", f"set -a; . {env}; set +a; env"],
                          capture_output=True, text=True, check=True).stdout
     assert "GREETING=it's \"quoted\" $HOME\n" in out
     assert "DJANGO_SETTINGS_MODULE=djangohost_settings\n" in out
     assert "PYTHONPATH=/webapps/hello/conf\n" in out
+    assert "DATABASE_URL=postgres://hello@/hello\n" in out
 
 
 def test_shell_scripts_parse(hello, tmp_path):

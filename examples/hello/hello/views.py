@@ -2,13 +2,17 @@ from django.http import HttpResponse
 from django.templatetags.static import static
 from django.utils.html import format_html
 
+from hello.models import Visit
+
 MESSAGE = "Hello from djangohost"
 
 
 def home(request):
+    Visit.objects.create()
     return HttpResponse(format_html(
         '<!doctype html><html><head><title>{app}</title>'
         '<link rel="stylesheet" href="{css}"></head>'
-        '<body><h1 class="app-{app}">{message}</h1></body></html>',
-        app="hello", css=static("hello/site.css"), message=MESSAGE,
+        '<body><h1 class="app-{app}">{message}</h1>'
+        '<p>Visits: <span id="visits">{visits}</span></p></body></html>',
+        app="hello", css=static("hello/site.css"), message=MESSAGE, visits=Visit.objects.count(),
     ))

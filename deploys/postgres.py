@@ -1,0 +1,52 @@
+"""PostgreSQL: one role and one database per app, with least privilege.
+
+Authentication is peer over the local unix socket: the app's system user is its role, so there
+is no password to generate, store, leak or rotate, and no other system user can log in as it.
+"""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+
+from deploys import ops
+from deploys.inventory import App
+from facts.state import State
+
+# psql as the postgres superuser, stopping at the first error.
+PSQL = "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1"
+
+
+def database_url(app: App) -> str:
+    """Peer authentication over the default socket directory: no host, no password."""
+    return f"postgres://{app.name}@/{app.name}"
+
+
+@deploy("PostgreSQL")
+def database(app: App, state: State) -> None:
+    """The app's login role (no superuser, createdb or createrole) and its own database, which
+    only that role may connect to."""
+    role = state.roles.get(app.name)
+    wanted = f'"{app.name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
+    ops.command(
+        name=f"{app.name}: database role",
+        command=f"{PSQL} -c 'CREATE ROLE {wanted}'" if role is None else f"{PSQL} -c 'ALTER ROLE {wanted}'",
+        needed=role is None or (role.superuser, role.createdb, role.createrole, role.login)
+        != (False, False, False, True),
+        reason=f"role {app.name} exists with login only",
+    )
+
+    db = state.databases.get(app.name)
+    statements = []
+    if db is None:
+        statements.append(f'CREATE DATABASE "{app.name}" OWNER "{app.name}"')
+    elif db.owner != app.name:
+        statements.append(f'ALTER DATABASE "{app.name}" OWNER TO "{app.name}"')
+    if db is None or db.public_connect:
+        # PostgreSQL lets every role connect to every database unless told otherwise.
+        statements.append(f'REVOKE CONNECT ON DATABASE "{app.name}" FROM PUBLIC')
+    ops.command(
+        name=f"{app.name}: database",
+        command=" ".join([PSQL, *(f"-c '{statement}'" for statement in statements)]),
+        needed=bool(statements),
+        reason=f"database {app.name} exists, owned by {app.name}, closed to others",
+    )
