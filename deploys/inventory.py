@@ -40,6 +40,8 @@ APP_FIELDS = {
     "client_max_body_size",
     "health_path",
     "health_timeout",
+    "state",
+    "purge",
 }
 REQUIRED_FIELDS = ("name", "domains", "source")
 
@@ -77,6 +79,8 @@ class App:
     client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
     health_path: str = defaults.HEALTH_PATH
     health_timeout: float = defaults.HEALTH_TIMEOUT
+    present: bool = True  # False: "state": "absent", the app is removed
+    purge: bool = False  # with absent: its database, role, files and user go too
     root: str = defaults.ROOT
 
     @property
@@ -109,8 +113,35 @@ def host_settings(data: Any) -> HostSettings:
 
 
 def load_inventory(hosts: Iterable[Any]) -> dict[str, list[App]]:
-    """Validate the `apps` of every host; return them by host name, or raise InventoryError."""
-    return {host.name: load_apps(host.name, host.data) for host in hosts}
+    """Validate the `apps` of every host, and the `app` selection (`--data app=hello,goodbye`);
+    return the apps by host name, or raise InventoryError."""
+    hosts = list(hosts)
+    apps = {host.name: load_apps(host.name, host.data) for host in hosts}
+    for host in hosts:
+        wanted = selection(host.data)
+        if wanted is None:
+            continue
+        known = {app.name for host_apps in apps.values() for app in host_apps}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise InventoryError(f"--data app: no app named {', '.join(unknown)} in the inventory "
+                                 f"(apps: {', '.join(sorted(known)) or 'none'})")
+    return apps
+
+
+def selection(data: Any) -> set[str] | None:
+    """The app names of `--data app=hello,goodbye`, or None when every app is deployed."""
+    value = data.get("app")
+    if value in (None, ""):
+        return None
+    names = value if isinstance(value, list) else str(value).split(",")
+    return {str(name).strip() for name in names if str(name).strip()}
+
+
+def selected(apps: list[App], data: Any) -> list[App]:
+    """The apps a run touches: those named by `--data app=...`, or all."""
+    wanted = selection(data)
+    return [app for app in apps if wanted is None or app.name in wanted]
 
 
 def load_apps(host_name: str, data: Any) -> list[App]:
@@ -127,6 +158,13 @@ def load_apps(host_name: str, data: Any) -> list[App]:
         where = f"host {host_name}, app {app.name}"
         if any(other.name == app.name for other in apps):
             raise InventoryError(f"{where}, field name: duplicate app name")
+        for other in apps:
+            if app.present and other.present and other.source != app.source and (
+                    other.source in app.source.parents or app.source in other.source.parents):
+                outer, inner = (other, app) if other.source in app.source.parents else (app, other)
+                raise InventoryError(
+                    f"{where}, field source: {inner.source} is inside the source of app {outer.name}, "
+                    f"which would ship {inner.name}'s project as part of its own")
         for domain in app.domains:
             if domain in seen_domains:
                 raise InventoryError(
@@ -149,6 +187,22 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     unknown = sorted(set(raw) - APP_FIELDS)
     if unknown:
         raise fail(unknown[0], f"unknown field (known fields: {', '.join(sorted(APP_FIELDS))})")
+    state = raw.get("state", "present")
+    if state not in ("present", "absent"):
+        raise fail("state", f"{state!r} must be present or absent")
+    purge = raw.get("purge", False)
+    if not isinstance(purge, bool) or (purge and state != "absent"):
+        raise fail("purge", "must be true or false, and true only with state absent")
+    if state == "absent":
+        name = raw.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise fail("name", f"{name!r} must match {NAME_RE.pattern}")
+        database = raw.get("database", True)
+        if not isinstance(database, bool):
+            raise fail("database", f"{database!r} must be true or false")
+        return App(name=name, domains=(), source=Path(), wsgi_module="", settings_module="",
+                   requirements=None, workers=None, database=database, present=False, purge=purge,
+                   root=root)
     for key in REQUIRED_FIELDS:
         if raw.get(key) in (None, "", []):
             raise fail(key, "is required")
@@ -255,3 +309,18 @@ def _module_field(raw: dict, key: str, source: Path, leaf: str, fail) -> str:
         found = ", ".join(packages) or "none"
         raise fail(key, f"cannot be guessed (project packages with wsgi.py and settings.py: {found})")
     return f"{packages[0]}.{leaf}"
+
+
+def check_host(host_name: str, apps: list[App], state: Any) -> None:
+    """Checks that need the host (its HostState): an app name that is already a system user or
+    group which djangohost did not create."""
+    for app in apps:
+        home = state.users.get(app.name)
+        if home is not None and home != app.home:
+            raise InventoryError(
+                f"host {host_name}, app {app.name}, field name: the host has a user {app.name} "
+                f"(home {home}) that djangohost did not create; choose another name")
+        if home is None and app.present and app.name in state.groups:
+            raise InventoryError(
+                f"host {host_name}, app {app.name}, field name: the host has a group {app.name} "
+                f"that djangohost did not create; choose another name")

@@ -8,7 +8,7 @@ from pyinfra.api.operation import OperationMeta
 
 from deploys import ops, paths
 from deploys.inventory import App
-from deploys.ops import Stamp, react
+from deploys.ops import Stamp, react, sha256
 from deploys.templates import render
 from facts.state import PathState, State
 
@@ -42,9 +42,9 @@ def _site(label: str, path: str, link: str, content: str, state: State) -> list[
 
 
 @deploy("Nginx sites")
-def sites(apps: list[App], state: State) -> OperationMeta:
-    """Every app's site, the default server, and one `nginx -t`-checked reload when any changed.
-    Returns the reload."""
+def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State) -> OperationMeta:
+    """The sites of `apps` (the others' stay as they are), none for `removed` apps, the default
+    server, and one `nginx -t`-checked reload when any of it changed. Returns the reload."""
     default_site = render("nginx/default.conf.j2")
     changes = _site("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
                     default_site, state)
@@ -63,6 +63,17 @@ def sites(apps: list[App], state: State) -> OperationMeta:
     for app in host.loop(apps):
         changes += _site(app.name, paths.nginx_site(app), paths.nginx_enabled(app),
                          app_sites[app.name], state)
+    for app in host.loop(removed):
+        for path in (paths.nginx_enabled(app), paths.nginx_site(app)):
+            changes.append(ops.absent(name=f"{app.name}: nginx {path.split('/')[-2]} entry removed", path=path,
+                                      current=state.paths.get(path)))
 
-    applied = Stamp.of(state, paths.stamp("nginx"), default_site, *app_sites.values())
+    # What the enabled configuration is after this run: the sites written now, and the sites of
+    # apps this run leaves alone as they are on the host.
+    enabled = [default_site, *(f"{name}\0{sha256(content)}" for name, content in app_sites.items())]
+    for app in all_apps:
+        site = state.paths.get(paths.nginx_site(app))
+        if app.name not in app_sites and app not in removed and site is not None:
+            enabled.append(f"{app.name}\0{site.sha256}")
+    applied = Stamp.of(state, paths.stamp("nginx"), *sorted(enabled))
     return react("Nginx reload", RELOAD, [applied], changes)

@@ -111,6 +111,7 @@ def app_paths(app: App, venv_key: str) -> list[str]:
         supervisor_program(app),
         nginx_site(app),
         nginx_enabled(app),
+        app.socket,
         *app_stamps(app),
     ]
 

@@ -1,23 +1,28 @@
 """djangohost: every Django app of a host, from packages to Nginx, in the order it is built.
 
-    pyinfra INVENTORY deploys/site.py
+    pyinfra INVENTORY deploys/site.py                      # every app
+    pyinfra INVENTORY deploys/site.py --data app=hello     # only hello (and what it needs)
 """
 
 from pyinfra import host, inventory
 
-from deploys import base, health, nginx, postgres, supervisor
+from deploys import base, health, nginx, postgres, removal, supervisor
 from deploys.app import AppChanges, django_app
-from deploys.inventory import host_settings, load_inventory
+from deploys.inventory import check_host, host_settings, load_inventory, selected
 from deploys.ops import Guard
 from deploys.state import read_state
 from deploys.supervisor import Reactions
 
 # Every host's apps are checked before any operation is prepared on any host.
-apps = load_inventory(inventory)[host.name]
+all_apps = load_inventory(inventory)[host.name]
 settings = host_settings(host.data)
-state = read_state(apps, settings)
+state = read_state(all_apps, settings)
+check_host(host.name, all_apps, state)
+apps = [app for app in selected(all_apps, host.data) if app.present]
+removed = [app for app in selected(all_apps, host.data) if not app.present]
 
-base.host_base(apps=apps, settings=settings, state=state)
+if apps or removed:  # a targeted run leaves hosts without its apps alone
+    base.host_base(apps=apps, settings=settings, state=state)
 
 # Each app's deploy stops at its first failed step (see Guard) and leaves the others going.
 # pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
@@ -31,8 +36,11 @@ for app in host.loop(apps):
                                      _if=guard.ok)
     reactions[app.name] = supervisor.program(app=app, state=state, changes=changes,  # type: ignore[assignment]
                                              guard=guard, _if=guard.ok)
+for app in host.loop(removed):
+    removal.remove(app=app, state=state)
 
-nginx_reload = nginx.sites(apps=apps, state=state)
+if apps or removed:
+    nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state)
 for app in host.loop(apps):
     health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
                 guard=guards[app.name])

@@ -19,7 +19,7 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
         ],
         env_files=[paths.env_file(app) for app in apps],
         users=[app.name for app in apps],
-        groups=[settings.group],
+        groups=[settings.group, *(app.name for app in apps)],
         packages=base.packages(apps, settings),
         databases=[app.name for app in apps if app.database],
     )

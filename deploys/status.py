@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 from pyinfra import host, inventory
 
-from deploys.inventory import App, load_inventory
+from deploys.inventory import App, load_inventory, selected
 from facts.status import AppStatus, HostStatus, Status
 
 
@@ -41,7 +41,7 @@ def report(apps: list[App], status: HostStatus) -> str:
     return "\n".join(lines)
 
 
-apps = load_inventory(inventory)[host.name]
+apps = [app for app in selected(load_inventory(inventory)[host.name], host.data) if app.present]
 status = host.get_fact(
     Status, apps=[(app.name, app.socket, list(app.domains), app.health_path) for app in apps]
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -53,7 +54,9 @@ def pyinfra(inventory: Path, *args: str, deploy: str = "deploys/site.py", check:
             results = json.loads(proc.stdout[start:])
         except json.JSONDecodeError:
             results = None
-    run = Run(proc.returncode, proc.stdout + proc.stderr, results)
+    # Colour codes out: the text a user reads.
+    output = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
+    run = Run(proc.returncode, output, results)
     if check and proc.returncode != 0:
         raise AssertionError(f"pyinfra failed ({proc.returncode}):\n{run.output[-6000:]}")
     return run

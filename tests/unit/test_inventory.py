@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from deploys import defaults
-from deploys.inventory import InventoryError, host_settings, load_apps, load_inventory
+from deploys.inventory import InventoryError, check_host, host_settings, load_apps, load_inventory, selected
+from facts.state import State
 from tests.helpers import EXAMPLES
 
 HELLO = str(EXAMPLES / "hello")
@@ -119,3 +120,54 @@ def test_the_whole_inventory_is_checked_and_the_bad_host_named():
     with pytest.raises(InventoryError, match="^host web2, app hello, field workers"):
         load_inventory(hosts)
     assert load_inventory(hosts[:1])["web1"][0].name == "hello"
+
+
+def test_absent_entries_need_only_a_name():
+    (shop,) = load_apps("web1", {"apps": [{"name": "shop", "state": "absent", "purge": True}]})
+    assert not shop.present and shop.purge
+    assert "field state: 'gone' must be present or absent" in error([app(state="gone")])
+    assert "field purge: must be true or false, and true only with state absent" in error([app(purge=True)])
+
+
+def test_database_secrets_and_reserved_names():
+    (hello,) = load_apps("web1", {"apps": [app(secrets={"TOKEN": "x"}, database=False,
+                                                env={"DATABASE_URL": "postgres://db.example/shop"})]})
+    assert hello.secrets == {"TOKEN": "x"} and not hello.database
+    assert "field env: DATABASE_URL is set by djangohost" in error([app(env={"DATABASE_URL": "x"})])
+    assert "field secrets: TOKEN is also in env" in error([app(env={"TOKEN": "a"}, secrets={"TOKEN": "b"})])
+    assert "field database: 'yes' must be true or false" in error([app(database="yes")])
+    assert "field health_path" in error([app(health_path="health")])
+    assert "field health_timeout" in error([app(health_timeout=0)])
+
+
+def test_a_source_inside_another_apps_source_clashes(tmp_path):
+    outer = tmp_path / "outer"
+    inner = outer / "inner"
+    for project in (outer, inner):
+        (project / "site").mkdir(parents=True)
+        for name in ("manage.py", "site/wsgi.py", "site/settings.py"):
+            (project / name).write_text("")
+    text = error([app(source=str(outer)), {"name": "goodbye", "domains": ["x.test"], "source": str(inner)}])
+    assert text.startswith("host web1, app goodbye, field source: ")
+    assert "inside the source of app hello" in text
+    # The same source twice is fine: each app gets its own copy.
+    assert len(load_apps("web1", {"apps": [app(), {"name": "copy", "domains": ["c.test"], "source": HELLO}]})) == 2
+
+
+def test_selection_of_apps_to_deploy():
+    apps = load_apps("web1", {"apps": [app(), {"name": "goodbye", "domains": ["g.test"], "source": GOODBYE}]})
+    assert [a.name for a in selected(apps, {"app": "goodbye"})] == ["goodbye"]
+    assert [a.name for a in selected(apps, {"app": "hello, goodbye"})] == ["hello", "goodbye"]
+    assert selected(apps, {}) == apps
+    hosts = [SimpleNamespace(name="web1", data={"apps": [app()], "app": "hello,nope"})]
+    with pytest.raises(InventoryError, match="no app named nope in the inventory"):
+        load_inventory(hosts)
+
+
+def test_names_taken_on_the_host_by_someone_else():
+    apps = load_apps("web1", {"apps": [app()]})
+    check_host("web1", apps, State(users={"hello": "/webapps/hello"}))  # ours: fine
+    with pytest.raises(InventoryError, match="^host web1, app hello, field name: the host has a user hello"):
+        check_host("web1", apps, State(users={"hello": "/home/hello"}))
+    with pytest.raises(InventoryError, match="the host has a group hello"):
+        check_host("web1", apps, State(groups={"hello"}))

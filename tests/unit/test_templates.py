@@ -11,6 +11,7 @@ import pytest
 from deploys import paths
 from deploys.app import environment
 from deploys.inventory import load_apps
+from deploys.ops import mask_env
 from deploys.templates import TEMPLATES, render
 from tests.helpers import EXAMPLES
 
@@ -86,3 +87,11 @@ def test_shell_scripts_parse(hello, tmp_path):
                                  current=paths.current(hello), venv=paths.venv(hello),
                                  gunicorn_config=paths.gunicorn_config(hello)))
         subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+def test_secret_values_are_masked_by_name_whatever_their_quoting(hello):
+    content = render("app/env.j2", app=hello, env={"TOKEN": "it's a \"secret\"", "PLAIN": "shown",
+                                                  "SECRET_KEY": "k" * 50})
+    masked = mask_env(content, ["TOKEN"])
+    assert "TOKEN=********\n" in masked and "SECRET_KEY=********\n" in masked
+    assert "PLAIN=shown\n" in masked and "secret" not in masked and "kkk" not in masked

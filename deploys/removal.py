@@ -1,0 +1,48 @@
+"""Retire an app ("state": "absent"): it stops being served; its data stays unless "purge"."""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+
+from deploys import ops, paths
+from deploys.inventory import App
+from deploys.postgres import PSQL
+from facts.state import State
+
+
+@deploy("Removed app")
+def remove(app: App, state: State) -> None:
+    """Stop and remove the app's Supervisor program and its socket (its Nginx site goes with the
+    Nginx deploy); with purge, also its database, role, home, user and group."""
+    program = state.paths.get(paths.supervisor_program(app))
+    ops.command(
+        name=f"{app.name}: supervisor program removed",
+        # `update NAME` stops and removes a program whose configuration is gone.
+        command=f"rm -f {paths.supervisor_program(app)} && supervisorctl update {app.name}",
+        needed=program is not None,
+        reason=f"{app.name} has no supervisor program",
+    )
+    ops.absent(name=f"{app.name}: socket removed", path=app.socket, current=state.paths.get(app.socket))
+    if not app.purge:
+        return
+
+    ops.command(
+        name=f"{app.name}: database and role dropped",
+        command=f'{PSQL} -c \'DROP DATABASE IF EXISTS "{app.name}"\' -c \'DROP ROLE IF EXISTS "{app.name}"\'',
+        needed=app.name in state.databases or app.name in state.roles,
+        reason=f"{app.name} has no database",
+    )
+    stamps = " ".join(paths.app_stamps(app))
+    ops.command(
+        name=f"{app.name}: home removed",
+        command=f"rm -rf {app.home} {stamps}",
+        needed=app.home in state.paths or any(path in state.paths for path in paths.app_stamps(app)),
+        reason=f"{app.home} does not exist",
+    )
+    ops.command(
+        name=f"{app.name}: user removed",
+        # userdel removes the user's own group too (USERGROUPS_ENAB).
+        command=f"userdel {app.name}",
+        needed=app.name in state.users,
+        reason=f"user {app.name} does not exist",
+    )

@@ -1,0 +1,159 @@
+"""Preview, targeted deploys, removal and conflicts: the everyday operations on many sites."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+
+from tests import targets
+from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, write_inventory
+
+pytestmark = pytest.mark.e2e
+
+# What "the host has not changed" means to a user: files, processes, databases.
+SNAPSHOT = ("find /webapps /etc/nginx /etc/supervisor /var/lib/djangohost -xdev \\( -type f -o -type l \\) "
+            "-not -path '*/logs/*' -not -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum 2>&1; "
+            "ls -l /webapps/*/current; supervisorctl pid all 2>/dev/null; "
+            "runuser -u postgres -- psql -XAtc 'select datname from pg_database order by 1'")
+
+
+@pytest.fixture(scope="module")
+def site(container_factory, tmp_path_factory):
+    container = container_factory()
+    workdir = tmp_path_factory.mktemp("everyday")
+    apps = [{"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir))}
+            for name in ("hello", "goodbye")]
+    inventory = write_inventory(workdir / "inventory.py", container, apps)
+    pyinfra(inventory)
+    return {"container": container, "port": targets.published_port(container, 80), "apps": apps,
+            "inventory": inventory, "workdir": workdir}
+
+
+def edit(site, app: str, old: str, new: str) -> None:
+    views = site["workdir"] / app / app / "views.py"
+    views.write_text(views.read_text().replace(old, new))
+
+
+def with_new_app(site) -> list[dict]:
+    extra = site["workdir"] / "extra-src" / "hello"
+    if not extra.exists():
+        copy_example("hello", extra.parent)
+    return [*site["apps"], {"name": "extra", "domains": ["extra.test"], "source": str(extra),
+                            "secrets": {"EXTRA_TOKEN": "tok-extra-0123456789"}}]
+
+
+def test_dry_run_shows_every_file_of_a_new_app_and_changes_nothing(site):
+    container = site["container"]
+    edit(site, "hello", "Hello from djangohost", "Hello, previewed")
+    inventory = write_inventory(site["workdir"] / "with-extra.py", container, with_new_app(site))
+    before = sh(container, SNAPSHOT)
+
+    preview = pyinfra(inventory, "--dry", "--diff", json_results=False)
+
+    out = preview.output
+    for path in ("/etc/nginx/sites-available/extra", "/etc/supervisor/conf.d/extra.conf",
+                 "/webapps/extra/conf/gunicorn.conf.py", "/webapps/extra/conf/env",
+                 "/webapps/extra/conf/djangohost_settings.py", "/webapps/extra/bin/gunicorn-start"):
+        assert f"Will create {path}" in out, path
+    assert re.search(r"^\s+\+\s+server_name extra.test;$", out, re.M)
+    assert "+ EXTRA_TOKEN=********" in out and "tok-extra-0123456789" not in out
+    assert "Will modify" not in out  # hello's change is code, not a generated file
+    assert "hello: release of code" in out and "hello: reload gunicorn" in out
+    assert sh(container, SNAPSHOT) == before
+    assert "Hello from djangohost" in http_get(site["port"], "hello.test")[1]
+
+
+def test_dry_run_lists_exactly_what_the_run_then_does(site):
+    inventory = write_inventory(site["workdir"] / "with-extra.py", site["container"], with_new_app(site))
+    planned = pyinfra(inventory, "--dry").planned()
+    done = pyinfra(inventory).changed()
+    assert planned == done
+    assert "Supervisor program | extra: supervisor update" in done
+    assert "Hello, previewed" in http_get(site["port"], "hello.test")[1]
+    assert http_get(site["port"], "extra.test")[0] == 200
+    assert pyinfra(inventory, "--dry").planned() == []
+
+
+def test_targeted_deploy_touches_only_that_app(site):
+    container = site["container"]
+    inventory = write_inventory(site["workdir"] / "with-extra.py", container, with_new_app(site))
+    edit(site, "hello", "Hello, previewed", "Hello, targeted")
+    edit(site, "goodbye", "Goodbye from djangohost", "Goodbye, not yet")
+    goodbye_files = ("sha256sum /etc/nginx/sites-available/goodbye /etc/supervisor/conf.d/goodbye.conf "
+                     "/webapps/goodbye/conf/* /webapps/goodbye/bin/*; "
+                     "readlink /webapps/goodbye/current /webapps/goodbye/venv")
+    before = (sh(container, goodbye_files), master_pid(container, "goodbye"),
+              sh(container, "ps -o pid= --ppid $(supervisorctl pid goodbye)"))
+
+    run = pyinfra(inventory, "--data", "app=hello")
+
+    assert run.changed() and all("goodbye" not in name and "extra" not in name for name in run.changed())
+    assert "Hello, targeted" in http_get(site["port"], "hello.test")[1]
+    assert (sh(container, goodbye_files), master_pid(container, "goodbye"),
+            sh(container, "ps -o pid= --ppid $(supervisorctl pid goodbye)")) == before
+    assert "Goodbye from djangohost" in http_get(site["port"], "goodbye.test")[1]
+    assert pyinfra(inventory, "--data", "app=hello").changed() == []
+    both = pyinfra(inventory, "--data", "app=hello,goodbye")
+    assert "Goodbye, not yet" in http_get(site["port"], "goodbye.test")[1]
+    assert not [name for name in both.changed() if "extra" in name]
+
+
+def test_unknown_target_or_colliding_name_stops_before_anything_runs(site):
+    container = site["container"]
+    inventory = write_inventory(site["workdir"] / "with-extra.py", container, with_new_app(site))
+    before = sh(container, SNAPSHOT)
+    run = pyinfra(inventory, "--data", "app=nope", check=False)
+    assert run.returncode != 0 and "no app named nope" in run.output
+    # `backup` is a Debian system user that djangohost did not create.
+    colliding = write_inventory(site["workdir"] / "colliding.py", container, [
+        *with_new_app(site), {"name": "backup", "domains": ["backup.test"], "source": site["apps"][0]["source"]}])
+    run = pyinfra(colliding, check=False)
+    assert run.returncode != 0
+    assert f"host @docker/{container}, app backup, field name: the host has a user backup" in run.output
+    assert sh(container, SNAPSHOT) == before
+
+
+def test_removing_an_app_keeps_its_data_unless_purged_and_others_keep_serving(site):
+    container, port = site["container"], site["port"]
+    failures: list[object] = []
+    served = 0
+    stop = threading.Event()
+
+    def load() -> None:
+        nonlocal served
+        while not stop.is_set() and served < 20000:
+            status, _ = http_get(port, "goodbye.test")
+            if status != 200:
+                failures.append(status)
+            served += 1
+
+    def remove(purge: bool) -> None:
+        apps = [*site["apps"], {"name": "extra", "state": "absent", "purge": purge}]
+        pyinfra(write_inventory(site["workdir"] / "removal.py", container, apps))
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    try:
+        remove(purge=False)
+        assert http_get(port, "extra.test") == (None, "")
+        assert "extra" not in sh(container, "supervisorctl status")
+        assert sh(container, "ls /etc/nginx/sites-enabled /etc/nginx/sites-available").count("extra") == 0
+        assert sh(container, "test -e /webapps/extra/run/gunicorn.sock || echo gone") == "gone"
+        # Kept: its database, files and user.
+        databases = sh(container, "runuser -u postgres -- psql -XAtc 'select datname from pg_database'")
+        assert "extra" in databases.split()
+        assert sh(container, "ls /webapps/extra/conf/env && id -u extra >/dev/null && echo kept").endswith("kept")
+
+        remove(purge=True)
+        assert sh(container, "runuser -u postgres -- psql -XAtc \"select count(*) from pg_roles r, pg_database d "
+                             "where r.rolname='extra' or d.datname='extra'\"") == "0"
+        assert sh(container, "ls /webapps; id extra 2>&1", check=False).endswith("no such user")
+        assert "extra" not in sh(container, "ls /webapps")
+    finally:
+        stop.set()
+        thread.join()
+    assert served > 0 and failures == []
+    apps = [*site["apps"], {"name": "extra", "state": "absent", "purge": True}]
+    assert pyinfra(write_inventory(site["workdir"] / "removal.py", container, apps)).changed() == []
