@@ -16,6 +16,7 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
 from deploys import ops, paths
+from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import Guard, Stamp, react
 from deploys.postgres import database_url
@@ -26,23 +27,25 @@ from facts.state import State
 
 @dataclass
 class AppChanges:
-    """What the app's Gunicorn must pick up: the operations and what they write."""
+    """What the app's Gunicorn picks up with a graceful reload (code, virtualenv, settings,
+    environment, Gunicorn config): the operations and what they write."""
 
-    # served after a graceful reload: code, settings, Gunicorn config
-    reload: list[OperationMeta]
-    reload_inputs: list[str]
-    # only a new master sees them: environment, virtualenv
-    restart: list[OperationMeta]
-    restart_inputs: list[str]
+    ops: list[OperationMeta]
+    inputs: list[str]
+    # only a new master sees it
+    start_script: OperationMeta
+    start_content: str
 
 
 def release_id(app: App, state: State) -> str:
-    """The live release when the source is unchanged, otherwise a new timestamp-hash name."""
+    """The release of the source's content: the live one, or the newest on the host with the
+    same content (shipped before, or rolled back from), or a new timestamp-hash name."""
     short = archive(app.source).short
     live = state.paths.get(paths.current(app))
     if live and live.kind == "link" and live.target.endswith(f"-{short}"):
         return live.target.rsplit("/", 1)[-1]
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{short}"
+    same = sorted(release for release in state.releases.get(app.home, {}) if release.endswith(f"-{short}"))
+    return same[-1] if same else f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{short}"
 
 
 def workers(app: App, state: State) -> int:
@@ -83,7 +86,7 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
         name=f"{app.name}: release of code {archive(app.source).short}",
         path=release_path,
         archive=archive(app.source).data,
-        needed=not (current and current.target.endswith(release)),
+        needed=release not in state.releases.get(app.home, {}),
     )
 
     key = venv_key(app, settings)
@@ -114,18 +117,26 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
     settings_content = render("app/djangohost_settings.py.j2", app=app)
     settings_file = config_file(app, state, paths.settings_file(app), settings_content)
     gunicorn_content = render("app/gunicorn.conf.py.j2", app=app, current=paths.current(app),
-                              workers=workers(app, state))
+                              workers=workers(app, state), env_file=paths.env_file(app))
     gunicorn_config = config_file(app, state, paths.gunicorn_config(app), gunicorn_content)
     manage = render("app/manage.j2", app=app, env_file=paths.env_file(app),
                     current=paths.current(app), venv=paths.venv(app))
     config_file(app, state, paths.manage(app), manage, mode="750")
+    start_content = render(
+        "app/gunicorn-start.j2", app=app, env_file=paths.env_file(app),
+        current=paths.current(app), venv=paths.venv(app), gunicorn_config=paths.gunicorn_config(app),
+    )
+    start_script = config_file(app, state, paths.gunicorn_start(app), start_content, mode="750")
 
-    # Against the new release and virtualenv, before either goes live.
+    # Against the new release and virtualenv, before either goes live: migrations, static files,
+    # then the candidate check (see deploys.health); the release remembers its virtualenv.
     with_release = f"DJANGOHOST_RELEASE={release_path} DJANGOHOST_VENV={venv_dir} {paths.manage(app)}"
     tasks = [f"{with_release} migrate --noinput"] if app.database else []
-    tasks.append(f"{with_release} collectstatic --noinput --verbosity 0")
+    tasks += [f"{with_release} collectstatic --noinput --verbosity 0",
+              candidate_check(app, release_path, venv_dir),
+              f"echo {key} > {release_path}/{paths.RELEASE_VENV}"]
     react(
-        f"{app.name}: {'migrate and ' if app.database else ''}collectstatic",
+        f"{app.name}: {'migrate, ' if app.database else ''}collectstatic, candidate check",
         " && ".join(tasks),
         [Stamp.of(state, paths.stamp("release", app), release, key, settings_content, env_content)],
         [unpack, build_venv, settings_file, env],
@@ -142,10 +153,10 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
         current=current,
     )
     return AppChanges(
-        reload=[release_link, settings_file, gunicorn_config],
-        reload_inputs=[release, settings_content, gunicorn_content],
-        restart=[env, venv_link],
-        restart_inputs=[env_content, key],
+        ops=[release_link, venv_link, settings_file, gunicorn_config, env],
+        inputs=[release, key, settings_content, gunicorn_content, env_content],
+        start_script=start_script,
+        start_content=start_content,
     )
 
 

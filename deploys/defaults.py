@@ -42,6 +42,8 @@ GROUP = "webapps"
 PYTHON = "python3"
 #: Gunicorn version installed into every app's virtualenv.
 GUNICORN_VERSION = "23.0.0"
+#: Releases kept per app (the live one always among them), for rollback.
+KEEP_RELEASES = 5
 #: PostgreSQL driver added to the virtualenv of every app with a database.
 DATABASE_DRIVER = "psycopg[binary]>=3.2,<4"
 #: Debian package of the database server, installed on hosts where an app has a database.
@@ -63,6 +65,7 @@ HOST_DEFAULTS: dict[str, object] = {
     "djangohost_gunicorn_version": GUNICORN_VERSION,
     "djangohost_packages": list(PACKAGES),
     "djangohost_database_driver": DATABASE_DRIVER,
+    "djangohost_keep_releases": KEEP_RELEASES,
 }
 
 # --- app level --------------------------------------------------------------------------------

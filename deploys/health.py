@@ -17,18 +17,39 @@ from facts.state import State
 # every half second; past the timeout, fails with the app, the domain, the status and the
 # app's log tail.
 GATE = r"""
-import re
-app, sock, log, path, timeout, *domains = sys.argv[1:]
-deadline = time.monotonic() + float(timeout)
-while True:
-    error = accepting(sock)
-    answers = {} if error else statuses(path, domains)
-    bad = {d: s for d, s in answers.items() if not 0 < s < 500}
-    if not error and not bad:
-        sys.exit(0)
-    if time.monotonic() > deadline:
-        break
-    time.sleep(0.5)
+import os, re, subprocess
+app, sock, log, path, timeout, current, previous, venv, previous_venv, *domains = sys.argv[1:]
+
+def healthy(timeout):
+    global error, bad
+    deadline = time.monotonic() + timeout
+    while True:
+        error = accepting(sock)
+        answers = {} if error else statuses(path, domains)
+        bad = {d: s for d, s in answers.items() if not 0 < s < 500}
+        if not error and not bad:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+if healthy(float(timeout)):
+    sys.exit(0)
+rollback = ""
+if previous != "-" and os.readlink(current) != previous:
+    # This run switched releases: link the previous release and virtualenv back and reload.
+    for link, target in ((current, previous), (venv, previous_venv)):
+        if target != "-":
+            if os.path.lexists(link + ".djangohost-new"):
+                os.unlink(link + ".djangohost-new")
+            os.symlink(target, link + ".djangohost-new")
+            os.replace(link + ".djangohost-new", link)
+    subprocess.run(f"supervisorctl signal HUP {app} || supervisorctl start {app}", shell=True,
+                   stdout=subprocess.DEVNULL)
+    first = (error, bad)
+    back = healthy(float(timeout))
+    rollback = f"; rolled back to {previous}, which {'serves again' if back else 'does not answer either'}"
+    error, bad = first
 if error:
     problem = f"its Gunicorn socket {sock} does not accept connections ({error})"
 else:
@@ -43,22 +64,49 @@ errors = []
 for line in recent:
     if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*", line) and line not in errors:
         errors.append(line)
-sys.stderr.write(f"djangohost: app {app} is not healthy after {timeout} s: {problem}\n"
+sys.stderr.write(f"djangohost: app {app} is not healthy after {timeout} s: {problem}{rollback}\n"
                  + (f"--- errors in {log}:\n" + "".join(errors[-5:]) if errors else "")
                  + f"--- last lines of {log}:\n" + "".join(recent[-20:]))
 sys.exit(1)
 """
 
 
+def gate_command(app: App, previous: str | None = None, previous_venv: str | None = None) -> str:
+    """Shell: wait for the app to answer; when it does not and the live release is not
+    `previous` (a link target), link `previous` and `previous_venv` back and reload."""
+    return python(GATE, app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
+                  str(app.health_timeout), paths.current(app), previous or "-", paths.venv(app),
+                  previous_venv or "-", *app.domains)
+
+
+def prune(app: App, keep: int) -> str:
+    """Shell: remove the releases refused by their candidate check and all but the newest `keep`
+    others (never the live one), and the virtualenvs that no remaining release uses."""
+    marker = paths.RELEASE_VENV
+    return (
+        f"cd {app.path('releases')} && live=$(basename \"$(readlink {paths.current(app)})\") && "
+        f"for r in $(ls -1 | grep -v '\\.'); do [ -f \"$r/{marker}\" ] || [ \"$r\" = \"$live\" ] || rm -rf \"$r\"; "
+        f"done && ls -1 | grep -v '\\.' | sort | head -n -{keep} | grep -vx \"$live\" | xargs -r rm -rf && "
+        f"used=$(cat */{marker} 2>/dev/null; basename \"$(readlink {paths.venv(app)})\") && "
+        f"cd {app.path('venvs')} && for v in *; do echo \"$used\" | grep -qx \"$v\" || rm -rf \"$v\"; done"
+    )
+
+
 @deploy("Health gate")
-def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMeta, guard: Guard) -> None:
-    """Wait for the app to answer after it was (re)started or reloaded, or Nginx reloaded. Until
-    it has passed once for what the app now runs, every run checks again."""
+def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMeta, guard: Guard,
+         keep: int) -> None:
+    """Wait for the app to answer after it was (re)started or reloaded, or Nginx reloaded; when
+    it does not and this run switched its release, switch back to the previous one. Until it has
+    passed once for what the app now runs, every run checks again. After it passes, all but the
+    newest `keep` releases are removed."""
     passed = Stamp.of(state, paths.stamp("healthy", app), *(stamp.digest for stamp in reactions.stamps))
+    live_release = state.paths.get(paths.current(app))
+    live_venv = state.paths.get(paths.venv(app))
+    check = gate_command(app, live_release.target if live_release else None,
+                         live_venv.target if live_venv else None)
     react(
         f"{app.name}: health gate",
-        python(GATE, app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
-               str(app.health_timeout), *app.domains),
+        f"{check} && {prune(app, keep)}",
         [passed],
         [*reactions.ops, nginx_reload],
         guard,

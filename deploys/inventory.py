@@ -60,6 +60,7 @@ class HostSettings:
     gunicorn_version: str
     packages: tuple[str, ...]
     database_driver: str
+    keep_releases: int
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ def host_settings(data: Any) -> HostSettings:
         gunicorn_version=str(get("djangohost_gunicorn_version")),
         packages=tuple(get("djangohost_packages")),
         database_driver=str(get("djangohost_database_driver")),
+        keep_releases=max(1, int(get("djangohost_keep_releases"))),
     )
 
 

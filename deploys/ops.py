@@ -119,6 +119,11 @@ def link(path: str, target: str, current: PathState | None):
     yield f"ln -sfn {shlex.quote(target)} {temp} && mv -T {temp} {shlex.quote(path)}"
 
 
+def link_state(target: str) -> PathState:
+    """The PathState of a link known to point at `target`."""
+    return PathState("link", target=target)
+
+
 @operation()
 def absent(path: str, current: PathState | None):
     """
@@ -277,7 +282,7 @@ def react(name: str, action: str, stamps: Iterable[Stamp], changes: Iterable[Ope
 
     def due() -> bool:
         return ((guard is None or guard.ok()) and not happened(unless)
-                and (stamps[0].stale or happened(changes)))
+                and ((bool(stamps) and stamps[0].stale) or happened(changes)))
 
     # A subshell, so a multi-line command's `exit 0` still leads to the stamps.
     script = " && ".join([f"(\n{action}\n)", *(stamp.write for stamp in stamps)])

@@ -25,6 +25,8 @@ SUPERVISOR_CONF_D = "/etc/supervisor/conf.d"
 STAMPS = "/var/lib/djangohost/applied"
 # Marks a virtualenv whose installs all succeeded; a half-built one is rebuilt.
 VENV_COMPLETE = ".djangohost-complete"
+# In a release: the key of the virtualenv it was checked with (what a rollback links back).
+RELEASE_VENV = ".djangohost-venv"
 # Directories of an app's home: (name, owner, group, mode). "app" stands for the app's user and
 # group. Nginx (www-data) traverses the home (o+x) to reach run/, static/ and media/ only.
 APP_DIRS = (

@@ -43,6 +43,6 @@ if apps or removed:
     nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state)
 for app in host.loop(apps):
     health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
-                guard=guards[app.name])
+                guard=guards[app.name], keep=settings.keep_releases)
 
 health.failures(guards=list(guards.values()))

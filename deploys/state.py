@@ -22,4 +22,5 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
         groups=[settings.group, *(app.name for app in apps)],
         packages=base.packages(apps, settings),
         databases=[app.name for app in apps if app.database],
+        homes=[app.home for app in apps if app.present],
     )

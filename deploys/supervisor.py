@@ -8,7 +8,7 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
 from deploys import ops, paths
-from deploys.app import AppChanges, config_file
+from deploys.app import AppChanges
 from deploys.inventory import App
 from deploys.ops import Guard, Stamp, react
 from deploys.templates import render
@@ -25,12 +25,8 @@ class Reactions:
 
 @deploy("Supervisor program")
 def program(app: App, state: State, changes: AppChanges, guard: Guard) -> Reactions:
-    """The app's Gunicorn start script and Supervisor program, and the reaction to changes."""
-    start_content = render(
-        "app/gunicorn-start.j2", app=app, env_file=paths.env_file(app),
-        current=paths.current(app), venv=paths.venv(app), gunicorn_config=paths.gunicorn_config(app),
-    )
-    start_script = config_file(app, state, paths.gunicorn_start(app), start_content, mode="750")
+    """The app's Supervisor program (running the start script deploys.app writes), and the
+    reaction to changes: add or update the program, restart, or reload gracefully."""
     program_content = render("supervisor/program.conf.j2", app=app,
                              gunicorn_start=paths.gunicorn_start(app))
     program_conf = ops.file(
@@ -42,8 +38,8 @@ def program(app: App, state: State, changes: AppChanges, guard: Guard) -> Reacti
     )
 
     program_stamp = Stamp.of(state, paths.stamp("program", app), program_content)
-    restart_stamp = Stamp.of(state, paths.stamp("restart", app), start_content, *changes.restart_inputs)
-    reload_stamp = Stamp.of(state, paths.stamp("reload", app), *changes.reload_inputs)
+    restart_stamp = Stamp.of(state, paths.stamp("restart", app), changes.start_content)
+    reload_stamp = Stamp.of(state, paths.stamp("reload", app), *changes.inputs)
 
     # `update NAME` adds a new program or restarts a changed one, and leaves the others alone.
     update = react(
@@ -52,15 +48,16 @@ def program(app: App, state: State, changes: AppChanges, guard: Guard) -> Reacti
     )
     restart = react(
         f"{app.name}: restart gunicorn", f"supervisorctl restart {app.name}",
-        [restart_stamp, reload_stamp], [start_script, *changes.restart], guard,
+        [restart_stamp, reload_stamp], [changes.start_script], guard,
         unless=[update],
     )
-    # HUP: the master stays, new workers import the release `current` now points at while the
-    # old workers finish their requests. A program that is not running (a crash before) starts.
+    # HUP: the master stays and re-reads its config (environment included); new workers import
+    # the release and virtualenv the links now point at while the old workers finish their
+    # requests. No request is refused. A program that is not running (a crash before) starts.
     reload = react(
         f"{app.name}: reload gunicorn",
         f"supervisorctl signal HUP {app.name} || supervisorctl start {app.name}",
-        [reload_stamp], changes.reload, guard,
+        [reload_stamp], changes.ops, guard,
         unless=[update, restart],
     )
     return Reactions([update, restart, reload], [program_stamp, restart_stamp, reload_stamp])

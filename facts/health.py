@@ -25,11 +25,24 @@ def accepting(path):
     finally:
         s.close()
 
-def statuses(path, domains):
-    # 0: no HTTP answer at all (connection closed or refused).
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path):
+        super().__init__("localhost", timeout=10)
+        self.socket_path = socket_path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(10)
+        self.sock.connect(self.socket_path)
+
+def statuses(path, domains, socket_path=None):
+    # Through the local Nginx, or straight to a Gunicorn socket. 0: no HTTP answer at all.
     result = {}
     for domain in domains:
-        conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
+        if socket_path:
+            conn = UnixHTTPConnection(socket_path)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
         try:
             conn.request("GET", path, headers={"Host": domain, "User-Agent": "djangohost-health"})
             result[domain] = conn.getresponse().status

@@ -69,6 +69,8 @@ class State:
     env_files: dict[str, EnvFileState] = field(default_factory=dict)
     roles: dict[str, Role] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
+    # app home -> release id -> key of the virtualenv it passed its candidate check with (or "")
+    releases: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 # Written for POSIX sh: pyinfra runs fact commands through `sh -c`. Every check exits 0 and
@@ -95,6 +97,11 @@ for p in $ENV_FILES; do
     "$(grep -v '^SECRET_KEY=' "$p" | sha256sum | cut -c1-64)" \
     "$(sha256sum <"$p" | cut -c1-64)" "$(grep -c '^SECRET_KEY=' "$p")"
 done
+for h in $HOMES; do
+  for r in $(ls -1 "$h/releases" 2>/dev/null | grep -v '\.'); do
+    printf 'release\t%s\t%s\t%s\n' "$h" "$r" "$(cat "$h/releases/$r/.djangohost-venv" 2>/dev/null)"
+  done
+done
 if [ -n "$ROLES" ] && command -v psql >/dev/null && pg_isready -q 2>/dev/null; then
   runuser -u postgres -- psql -XAtF "$(printf '\t')" \
     -c "select 'role', rolname, rolsuper::int, rolcreatedb::int, rolcreaterole::int, rolcanlogin::int
@@ -114,9 +121,9 @@ class HostState(FactBase[State]):
     """
     The state of a host as far as djangohost manages it, in one round trip: CPU cores, init
     system, installed packages, users, groups, running and enabled services, PostgreSQL roles and
-    databases, and for every path asked about its kind, owner, group, mode, sha256 (files) or
-    target (links). Environment files are hashed without their SECRET_KEY line, so the fact never
-    carries a secret.
+    databases, the releases in each app home, and for every path asked about its kind, owner,
+    group, mode, sha256 (files) or target (links). Environment files are hashed without their
+    SECRET_KEY line, so the fact never carries a secret.
 
     .. code:: python
 
@@ -131,6 +138,7 @@ class HostState(FactBase[State]):
             env_files={"/webapps/hello/conf/env": EnvFileState("0a1b...", "7c8d...", True)},
             roles={"hello": Role(superuser=False, createdb=False, createrole=False, login=True)},
             databases={"hello": Database(owner="hello", public_connect=False)},
+            releases={"/webapps/hello": {"20261122T101500-3f2a9c": "68a854a128a9"}},
         )
     """
 
@@ -142,10 +150,12 @@ class HostState(FactBase[State]):
         groups: Iterable[str] = (),
         packages: Iterable[str] = (),
         databases: Iterable[str] = (),
+        homes: Iterable[str] = (),
     ) -> str:
         assignments = {
             "PATHS": _words(paths),
             "ENV_FILES": _words(env_files),
+            "HOMES": _words(homes),
             "USERS": _words(users),
             "GROUPS": _words(groups),
             "PACKAGES": _words(packages),
@@ -191,6 +201,9 @@ class HostState(FactBase[State]):
             elif kind == "dir":
                 path, owner, group, mode = fields
                 state.paths[path] = PathState("dir", owner, group, mode)
+            elif kind == "release":
+                home, release, venv = fields
+                state.releases.setdefault(home, {})[release] = venv
             elif kind == "role":
                 name, *flags = fields
                 state.roles[name] = Role(*(flag == "1" for flag in flags))

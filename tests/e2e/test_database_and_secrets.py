@@ -169,8 +169,11 @@ def test_no_secret_appears_in_output_diffs_or_logs(deployed):
     assert "PAYMENT_TOKEN=********" in preview.output  # the diff shows the change, masked
     assert master_pid(container, "hello") == pid
     applied = pyinfra(inventory, "--diff", "-vvv", json_results=False)
-    assert "hello: restart gunicorn" in applied.output
-    assert master_pid(container, "hello") != pid  # a new master, with the new environment
+    assert "hello: reload gunicorn" in applied.output
+    # Graceful: the master stays, its new workers run with the new environment.
+    assert master_pid(container, "hello") == pid
+    worker = sh(container, f"ps -o pid= --ppid {pid}").split()[0]
+    assert f"PAYMENT_TOKEN={new_token}" in sh(container, f"runuser -u hello -- cat /proc/{worker}/environ | tr '\\0' '\\n'")
     assert f"PAYMENT_TOKEN={new_token}" in sh(container, "cat /webapps/hello/conf/env")
 
     secret_key = sh(container, "sed -n 's/^SECRET_KEY=//p' /webapps/hello/conf/env")

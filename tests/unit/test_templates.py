@@ -57,12 +57,14 @@ def test_supervisor_program(hello):
 
 
 def test_python_files_are_valid_python(hello):
-    gunicorn = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=5)
-    values = {node.targets[0].id: ast.literal_eval(node.value)
-              for node in ast.parse(gunicorn).body if isinstance(node, ast.Assign)}
+    gunicorn = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=5,
+                      env_file=paths.env_file(hello))
+    values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(gunicorn).body
+              if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)}
+    assert 'chdir = os.environ.get("DJANGOHOST_RELEASE", "/webapps/hello/current")' in gunicorn
     assert values["bind"] == "unix:/webapps/hello/run/gunicorn.sock"
     assert values["wsgi_app"] == "hello.wsgi:application"
-    assert values["workers"] == 5 and values["chdir"] == "/webapps/hello/current"
+    assert values["workers"] == 5
     settings = render("app/djangohost_settings.py.j2", app=hello)
     ast.parse(settings)
     assert "from hello.settings import *" in settings
@@ -95,3 +97,13 @@ def test_secret_values_are_masked_by_name_whatever_their_quoting(hello):
     masked = mask_env(content, ["TOKEN"])
     assert "TOKEN=********\n" in masked and "SECRET_KEY=********\n" in masked
     assert "PLAIN=shown\n" in masked and "secret" not in masked and "kkk" not in masked
+
+
+def test_gunicorn_reads_the_environment_file_as_the_shell_does(hello, tmp_path):
+    env = tmp_path / "env"
+    env.write_text(render("app/env.j2", app=hello, env={"GREETING": "it's \"quoted\" $HOME", "N": "1"}))
+    config = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=1,
+                    env_file=str(env))
+    namespace: dict = {}
+    exec(config, namespace)
+    assert namespace["raw_env"] == ["GREETING=it's \"quoted\" $HOME", "N=1"]

@@ -1,0 +1,52 @@
+"""The candidate check: a new release must start and answer before it goes live."""
+
+from __future__ import annotations
+
+from deploys import paths
+from deploys.inventory import App
+from facts.health import python
+
+# Runs the candidate release in a one-worker Gunicorn on a side socket, as the app's user with its
+# environment, and asks every domain's health path straight over that socket: a release that does
+# not start or answers 500 is refused before it goes live.
+CANDIDATE = r"""
+import os, signal, subprocess
+app, start, release, venv, sock, path, timeout, *domains = sys.argv[1:]
+env = dict(os.environ, DJANGOHOST_RELEASE=release, DJANGOHOST_VENV=venv)
+if os.path.exists(sock):
+    os.unlink(sock)
+proc = subprocess.Popen(
+    ["runuser", "-u", app, "--", start, "--bind", "unix:" + sock, "--workers", "1"],
+    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+deadline = time.monotonic() + float(timeout)
+bad = None  # until it answers
+try:
+    while time.monotonic() < deadline and proc.poll() is None:
+        if accepting(sock) is None:
+            bad = {d: s for d, s in statuses(path, domains, sock).items() if not 0 < s < 500}
+            if bad == {}:
+                break
+        time.sleep(0.3)
+finally:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0].decode(errors="replace")
+    if os.path.exists(sock):
+        os.unlink(sock)
+if bad == {}:
+    sys.exit(0)
+if bad is None:
+    problem = f"its Gunicorn {'exited' if proc.returncode else 'did not answer'} within {timeout} s"
+else:
+    problem = "; ".join(f"http://{d}{path} answered {s or 'nothing'}" for d, s in bad.items())
+sys.stderr.write(f"djangohost: the new release of {app} is refused, the live one keeps serving: {problem}\n"
+                 + "".join(output.splitlines(keepends=True)[-30:]))
+sys.exit(1)
+"""
+
+
+def candidate_check(app: App, release: str, venv: str) -> str:
+    """The shell command that tries the release at `release` with the virtualenv `venv`."""
+    return python(CANDIDATE, app.name, paths.gunicorn_start(app), release, venv,
+                  app.path("run", "candidate.sock"), app.health_path, str(app.health_timeout),
+                  *app.domains)

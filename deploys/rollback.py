@@ -1,0 +1,45 @@
+"""Switch apps back to their previous release, or to a named one, gracefully; nothing else changes.
+
+    pyinfra INVENTORY deploys/rollback.py --data app=hello
+    pyinfra INVENTORY deploys/rollback.py --data app=hello --data release=20261122T101500-3f2a9c1d2e4f
+
+The database is left as it is: a rollback does not reverse migrations (see the README).
+"""
+
+from pyinfra import host, inventory
+
+from deploys import ops, paths
+from deploys.health import gate_command
+from deploys.inventory import InventoryError, load_inventory, selected
+from facts.releases import AppReleases
+
+all_apps = load_inventory(inventory)[host.name]
+if host.data.get("app") in (None, ""):
+    raise InventoryError("rollback: name the apps with --data app=NAME[,NAME]")
+wanted = host.data.get("release")
+
+for app in host.loop([app for app in selected(all_apps, host.data) if app.present]):
+    found = host.get_fact(AppReleases, home=app.home)
+    # Only releases that passed their candidate check know their virtualenv.
+    checked = [release for release, venv in found["releases"].items() if venv]
+    if wanted:
+        if wanted not in checked:
+            raise InventoryError(f"host {host.name}, app {app.name}: no release {wanted} "
+                                 f"(releases: {', '.join(checked) or 'none'})")
+        target = wanted
+    else:
+        older = [release for release in checked if found["live"] and release < found["live"]]
+        if not older:
+            raise InventoryError(f"host {host.name}, app {app.name}: no release older than {found['live']}")
+        target = older[-1]
+    venv_key = found["releases"][target]
+
+    switched = [
+        ops.link(name=f"{app.name}: live release", path=paths.current(app), target=f"releases/{target}",
+                 current=ops.link_state(f"releases/{found['live']}")),
+        ops.link(name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv_key}",
+                 current=ops.link_state(f"venvs/{found['live_venv']}")),
+    ]
+    ops.react(f"{app.name}: reload gunicorn",
+              f"supervisorctl signal HUP {app.name} || supervisorctl start {app.name}", [], switched)
+    ops.react(f"{app.name}: health gate", gate_command(app), [], switched)

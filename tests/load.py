@@ -1,0 +1,69 @@
+"""A bounded request loop against one app through a container's published Nginx port (loopback
+only): what a visitor sees while djangohost changes things underneath."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Load:
+    port: int
+    domain: str
+    markers: tuple[str, ...] = ()  # page texts to count, e.g. the old and the new message
+    max_requests: int = 50_000
+    max_seconds: float = 600
+    statuses: Counter = field(default_factory=Counter)
+    seen: Counter = field(default_factory=Counter)
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (start, seconds)
+    order: list[str] = field(default_factory=list)  # markers in the order first seen
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        conn = None
+        while not self._stop.is_set() and sum(self.statuses.values()) < self.max_requests:
+            if time.monotonic() > deadline:
+                break
+            start = time.monotonic()
+            try:
+                conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn.request("GET", "/", headers={"Host": self.domain})
+                response = conn.getresponse()
+                body = response.read().decode(errors="replace")
+                self.statuses[response.status] += 1
+                for marker in self.markers:
+                    if marker in body:
+                        self.seen[marker] += 1
+                        if marker not in self.order:
+                            self.order.append(marker)
+            except (OSError, http.client.HTTPException) as error:
+                self.statuses[type(error).__name__] += 1
+                conn = None
+            self.latencies.append((start, time.monotonic() - start))
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        while not self.statuses:  # serving before the change starts
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        time.sleep(0.5)  # a little after the change too
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def failed(self) -> dict:
+        return {status: n for status, n in self.statuses.items() if not (isinstance(status, int) and status < 300)}
+
+    @property
+    def served(self) -> int:
+        return sum(self.statuses.values())
