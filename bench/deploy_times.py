@@ -25,11 +25,13 @@ CONTAINER = "djangohost-bench"
 
 def deploy(container: str) -> float:
     start = time.perf_counter()
-    subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "pyinfra", "-y", "inventories/demo.py", "deploys/site.py"],
-        cwd=REPO, check=True, capture_output=True,
+        cwd=REPO, capture_output=True, text=True,
         env={**os.environ, "DJANGOHOST_CONTAINER": container},
     )
+    if proc.returncode:
+        sys.exit(proc.stdout + proc.stderr)
     return time.perf_counter() - start
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests import targets
+from tests.helpers import copy_example, pyinfra, write_inventory
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,25 @@ def container_factory(docker_ready) -> Iterator[Callable[..., str]]:
     yield start
     for name in started:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def deploy_examples(container_factory, tmp_path_factory) -> Callable[..., dict]:
+    """Deploy copies of example apps on a fresh container, as the tests of a module share them.
+
+    deploy_examples(label, {"hello": {extra fields}, ...}, *pyinfra_args, **host_data) returns
+    container, port (its Nginx on 127.0.0.1), apps, inventory, workdir (the copies) and first
+    (the first run).
+    """
+
+    def deploy(label: str, apps: dict[str, dict], *args: str, **host_data: object) -> dict:
+        container = container_factory()
+        workdir = tmp_path_factory.mktemp(label)
+        entries = [{"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir)), **extra}
+                   for name, extra in apps.items()]
+        inventory = write_inventory(workdir / "inventory.py", container, entries, **host_data)
+        first = pyinfra(inventory, *args)
+        return {"container": container, "port": targets.published_port(container, 80), "apps": entries,
+                "inventory": inventory, "workdir": workdir, "first": first}
+
+    return deploy

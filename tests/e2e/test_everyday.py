@@ -7,7 +7,6 @@ import threading
 
 import pytest
 
-from tests import targets
 from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, write_inventory
 
 pytestmark = pytest.mark.e2e
@@ -20,15 +19,8 @@ SNAPSHOT = ("find /webapps /etc/nginx /etc/supervisor /var/lib/djangohost -xdev 
 
 
 @pytest.fixture(scope="module")
-def site(container_factory, tmp_path_factory):
-    container = container_factory()
-    workdir = tmp_path_factory.mktemp("everyday")
-    apps = [{"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir))}
-            for name in ("hello", "goodbye")]
-    inventory = write_inventory(workdir / "inventory.py", container, apps)
-    pyinfra(inventory)
-    return {"container": container, "port": targets.published_port(container, 80), "apps": apps,
-            "inventory": inventory, "workdir": workdir}
+def site(deploy_examples):
+    return deploy_examples("everyday", {"hello": {}, "goodbye": {}})
 
 
 def edit(site, app: str, old: str, new: str) -> None:

@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests import targets
-from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, write_inventory
+from tests.helpers import http_get, master_pid, pyinfra, sh
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def deployed(container_factory, tmp_path_factory):
+def deployed(deploy_examples):
     """A plain container with hello and goodbye deployed by one pyinfra run."""
-    container = container_factory()
-    workdir = tmp_path_factory.mktemp("foundation")
-    apps = [
-        {"name": "hello", "domains": ["hello.test", "www.hello.test"],
-         "source": str(copy_example("hello", workdir))},
-        {"name": "goodbye", "domains": ["goodbye.test"],
-         "source": str(copy_example("goodbye", workdir)), "workers": 2},
-    ]
-    inventory = write_inventory(workdir / "inventory.py", container, apps)
-    first = pyinfra(inventory)
-    return {
-        "container": container,
-        "port": targets.published_port(container, 80),
-        "inventory": inventory,
-        "apps": apps,
-        "first": first,
-        "workdir": workdir,
-    }
+    return deploy_examples("foundation", {"hello": {"domains": ["hello.test", "www.hello.test"]},
+                                          "goodbye": {"workers": 2}})
 
 
 def test_each_domain_gets_its_own_app_page_and_css(deployed):

@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests import targets
-from tests.helpers import copy_example, master_pid, pyinfra, sh, write_inventory
+from tests.helpers import master_pid, pyinfra, sh
 from tests.load import Load
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def hello(container_factory, tmp_path_factory):
-    container = container_factory()
-    workdir = tmp_path_factory.mktemp("releases")
-    source = copy_example("hello", workdir)
-    apps = [{"name": "hello", "domains": ["hello.test"], "source": str(source), "workers": 2,
-             "health_timeout": 20}]
-    inventory = write_inventory(workdir / "inventory.py", container, apps, djangohost_keep_releases=3)
-    pyinfra(inventory)
-    return {"container": container, "port": targets.published_port(container, 80), "source": source,
-            "inventory": inventory}
+def hello(deploy_examples):
+    site = deploy_examples("releases", {"hello": {"workers": 2, "health_timeout": 20}},
+                           djangohost_keep_releases=3)
+    return {**site, "source": site["workdir"] / "hello"}
 
 
 def say(hello, old: str, new: str) -> None:
