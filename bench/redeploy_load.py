@@ -41,7 +41,8 @@ def p99(latencies: list[float]) -> float:
 def report(label: str, load: Load, window: tuple[float, float] | None = None) -> None:
     during = [s for start, s in load.latencies if window is None or window[0] <= start <= window[1]]
     print(f"{label:<28} served {load.served:6d}  failed {sum(load.failed.values()):3d}  "
-          f"p50 {statistics.median(during) * 1000:6.1f} ms  p99 {p99(during):6.1f} ms")
+          f"p50 {statistics.median(during) * 1000:6.1f} ms  p99 {p99(during):6.1f} ms  "
+          f"max {max(during) * 1000:6.1f} ms")
 
 
 def main() -> None:
