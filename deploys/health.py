@@ -9,7 +9,7 @@ from pyinfra.api.operation import OperationMeta
 from deploys import paths
 from deploys.inventory import App
 from deploys.ops import Guard, Stamp, command, react
-from deploys.supervisor import Reactions
+from deploys.supervisor import Reactions, graceful_reload
 from facts.health import python
 from facts.state import State
 
@@ -18,7 +18,7 @@ from facts.state import State
 # app's log tail.
 GATE = r"""
 import os, re, subprocess
-app, sock, log, path, timeout, current, previous, venv, previous_venv, *domains = sys.argv[1:]
+app, sock, log, path, timeout, current, previous, venv, previous_venv, reload, *domains = sys.argv[1:]
 
 def healthy(timeout):
     global error, bad
@@ -44,7 +44,7 @@ if previous != "-" and os.readlink(current) != previous:
                 os.unlink(link + ".djangohost-new")
             os.symlink(target, link + ".djangohost-new")
             os.replace(link + ".djangohost-new", link)
-    subprocess.run(f"supervisorctl signal HUP {app} || supervisorctl start {app}", shell=True,
+    subprocess.run(reload, shell=True,
                    stdout=subprocess.DEVNULL)
     first = (error, bad)
     back = healthy(float(timeout))
@@ -76,7 +76,7 @@ def gate_command(app: App, previous: str | None = None, previous_venv: str | Non
     `previous` (a link target), link `previous` and `previous_venv` back and reload."""
     return python(GATE, app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
                   str(app.health_timeout), paths.current(app), previous or "-", paths.venv(app),
-                  previous_venv or "-", *app.domains)
+                  previous_venv or "-", graceful_reload(app), *app.domains)
 
 
 def prune(app: App, keep: int) -> str:

@@ -287,5 +287,5 @@ def react(name: str, action: str, stamps: Iterable[Stamp], changes: Iterable[Ope
     # A subshell, so a multi-line command's `exit 0` still leads to the stamps.
     script = " && ".join([f"(\n{action}\n)", *(stamp.write for stamp in stamps)])
     op = command(name=name, command=script, needed=due, reason="nothing to react to",
-                    _if=due, _ignore_errors=risky)
+                 _if=due, _ignore_errors=risky)
     return guard.watch(op) if guard and risky else op

@@ -11,6 +11,7 @@ from pyinfra import host, inventory
 from deploys import ops, paths
 from deploys.health import gate_command
 from deploys.inventory import InventoryError, load_inventory, selected
+from deploys.supervisor import graceful_reload
 from facts.releases import AppReleases
 
 all_apps = load_inventory(inventory)[host.name]
@@ -40,6 +41,5 @@ for app in host.loop([app for app in selected(all_apps, host.data) if app.presen
         ops.link(name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv_key}",
                  current=ops.link_state(f"venvs/{found['live_venv']}")),
     ]
-    ops.react(f"{app.name}: reload gunicorn",
-              f"supervisorctl signal HUP {app.name} || supervisorctl start {app.name}", [], switched)
+    ops.react(f"{app.name}: reload gunicorn", graceful_reload(app), [], switched)
     ops.react(f"{app.name}: health gate", gate_command(app), [], switched)

@@ -15,6 +15,11 @@ from deploys.templates import render
 from facts.state import State
 
 
+def graceful_reload(app: App) -> str:
+    """Shell: reload the app's Gunicorn with HUP, or start it when it is not running."""
+    return f"supervisorctl signal HUP {app.name} || supervisorctl start {app.name}"
+
+
 @dataclass
 class Reactions:
     """What the Supervisor program did with the app's changes, for the health gate."""
@@ -56,7 +61,7 @@ def program(app: App, state: State, changes: AppChanges, guard: Guard) -> Reacti
     # requests. No request is refused. A program that is not running (a crash before) starts.
     reload = react(
         f"{app.name}: reload gunicorn",
-        f"supervisorctl signal HUP {app.name} || supervisorctl start {app.name}",
+        graceful_reload(app),
         [reload_stamp], changes.ops, guard,
         unless=[update, restart],
     )
