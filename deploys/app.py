@@ -20,7 +20,7 @@ from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import Guard, Stamp, react
 from deploys.postgres import database_url
-from deploys.source import archive, venv_key, venv_packages
+from deploys.source import Code, archive, code, venv_key, venv_key_shell, venv_packages
 from deploys.templates import render
 from facts.state import State
 
@@ -37,15 +37,31 @@ class AppChanges:
     start_content: str
 
 
-def release_id(app: App, state: State) -> str:
-    """The release of the source's content: the live one, or the newest on the host with the
-    same content (shipped before, or rolled back from), or a new timestamp-hash name."""
-    short = archive(app.source).short
+def release_id(app: App, state: State, code: Code, now: str) -> str:
+    """The release of the code: the live one, or the newest on the host with the same code
+    (shipped before, or rolled back from), or a new timestamp-code name."""
+    releases = state.releases.get(app.home, {})
+    commits = state.commits.get(app.home, {})
+
+    def same(release: str) -> bool:
+        if code.commit:
+            return commits.get(release) == code.commit
+        return code.short is not None and release.endswith(f"-{code.short}")
+
     live = state.paths.get(paths.current(app))
-    if live and live.kind == "link" and live.target.endswith(f"-{short}"):
+    if live and live.kind == "link" and same(live.target.rsplit("/", 1)[-1]):
         return live.target.rsplit("/", 1)[-1]
-    same = sorted(release for release in state.releases.get(app.home, {}) if release.endswith(f"-{short}"))
-    return same[-1] if same else f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{short}"
+    matching = sorted(release for release in releases if same(release))
+    return matching[-1] if matching else f"{now}-{code.short or 'git'}"
+
+
+def venv_name(app: App, state: State, key: str | None, now: str) -> str:
+    """The virtualenv for `key`: the one built for it before, or a new one named after it
+    (after the run when the key is known only on the host, see deploys.source.Code)."""
+    if key is None:
+        return f"{now}-git"
+    built = state.venvs.get(app.home, {})
+    return key if key in built else next((name for name, k in sorted(built.items()) if k == key), key)
 
 
 def workers(app: App, state: State) -> int:
@@ -79,29 +95,42 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
             current=state.paths.get(directory),
         )
 
-    release = release_id(app, state)
+    now = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    source = code(app, state.mirrors.get(app.name))
+    release = release_id(app, state, source, now)
     release_path = paths.release(app, release)
     current = state.paths.get(paths.current(app))
-    unpack = ops.unpack(
-        name=f"{app.name}: release of code {archive(app.source).short}",
-        path=release_path,
-        archive=archive(app.source).data,
-        needed=release not in state.releases.get(app.home, {}),
-    )
+    if app.git:
+        fetch = git_source(app, state, source, release, guard)
+    else:
+        fetch = ops.unpack(
+            name=f"{app.name}: release of code {source.short}",
+            path=release_path,
+            archive=archive(app.source).data,
+            needed=release not in state.releases.get(app.home, {}),
+        )
 
-    key = venv_key(app, settings)
-    venv_dir = paths.venv_dir(app, key)
-    requirements = f"-r {release_path}/{app.requirements} " if app.requirements else ""
-    packages = " ".join(shlex.quote(package) for package in venv_packages(app, settings))
+    packages = venv_packages(app, settings)
+    if source.requirements_sha256 is None:  # in the release once it is fetched, on the host
+        requirements = app.requirements and f"{release_path}/{app.requirements}"
+        key = None
+        key_text = venv_key_shell(settings.python, packages, requirements)
+        install = f"$([ -f {requirements} ] && echo -r {requirements}) " if requirements else ""
+    else:
+        key = key_text = venv_key(settings.python, packages, source.requirements_sha256)
+        install = f"-r {release_path}/{app.requirements} " if source.requirements_sha256 else ""
+    venv = venv_name(app, state, key, now)
+    venv_dir = paths.venv_dir(app, venv)
+    quoted_packages = " ".join(shlex.quote(package) for package in packages)
     build_venv = guard.watch(ops.command(
-        name=f"{app.name}: virtualenv {key}",
+        name=f"{app.name}: virtualenv {venv}",
         command=(
             f"rm -rf {venv_dir} && {settings.python} -m venv {venv_dir} && "
             f"{venv_dir}/bin/pip install --quiet --disable-pip-version-check --no-input "
-            f"{requirements}{packages} && touch {venv_dir}/{paths.VENV_COMPLETE}"
+            f"{install}{quoted_packages} && echo {key_text} > {venv_dir}/{paths.VENV_COMPLETE}"
         ),
-        needed=f"{venv_dir}/{paths.VENV_COMPLETE}" not in state.paths,
-        reason=f"virtualenv {key} is built",
+        needed=venv not in state.venvs.get(app.home, {}),
+        reason=f"virtualenv {venv} is built",
         _ignore_errors=True,
     ))
 
@@ -134,18 +163,18 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
     tasks = [f"{with_release} migrate --noinput"] if app.database else []
     tasks += [f"{with_release} collectstatic --noinput --verbosity 0",
               candidate_check(app, release_path, venv_dir),
-              f"echo {key} > {release_path}/{paths.RELEASE_VENV}"]
+              f"echo {venv} > {release_path}/{paths.RELEASE_VENV}"]
     react(
         f"{app.name}: {'migrate, ' if app.database else ''}collectstatic, candidate check",
         " && ".join(tasks),
-        [Stamp.of(state, paths.stamp("release", app), release, key, settings_content, env_content)],
-        [unpack, build_venv, settings_file, env],
+        [Stamp.of(state, paths.stamp("release", app), release, venv, settings_content, env_content)],
+        [fetch, build_venv, settings_file, env],
         guard,
         risky=True,
     )
 
     venv_link = ops.link(
-        name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{key}",
+        name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv}",
         current=state.paths.get(paths.venv(app)),
     )
     release_link = ops.link(
@@ -154,10 +183,60 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
     )
     return AppChanges(
         ops=[release_link, venv_link, settings_file, gunicorn_config, env],
-        inputs=[release, key, settings_content, gunicorn_content, env_content],
+        inputs=[release, venv, settings_content, gunicorn_content, env_content],
         start_script=start_script,
         start_content=start_content,
     )
+
+
+def git_source(app: App, state: State, source: Code, release: str, guard: Guard) -> OperationMeta:
+    """The app's mirror of its repository (fetched as the app's user, with its deploy key) and
+    the release exported from the commit its ref resolves to."""
+    assert app.git is not None
+    ops.directory(name=f"{app.name}: mirror directory", path=paths.mirror(app), owner=app.name,
+                  group=app.name, mode="700", current=state.paths.get(paths.mirror(app)))
+    if app.git.deploy_key:
+        ops.file(name=f"{app.name}: deploy key", path=paths.deploy_key(app),
+                 content=app.git.deploy_key.read_text(), owner=app.name, group=app.name, mode="400",
+                 current=state.paths.get(paths.deploy_key(app)), secret=True)
+    else:
+        ops.absent(name=f"{app.name}: no deploy key", path=paths.deploy_key(app),
+                   current=state.paths.get(paths.deploy_key(app)))
+    # Host keys are trusted on first use and kept with the mirror.
+    ssh = (f"ssh -o IdentitiesOnly=yes -o BatchMode=yes -i {paths.deploy_key(app)} "
+           f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={paths.mirror(app)}/known_hosts")
+    mirror = state.mirrors.get(app.name)
+    guard.watch(ops.command(
+        name=f"{app.name}: fetch {app.git.url}",
+        command=as_app(app, "sh -c " + shlex.quote(
+            'cd "$1" && { [ -f HEAD ] || git init --quiet --bare .; } && git config core.sshCommand "$2" && '
+            '{ git remote set-url origin "$3" 2>/dev/null || git remote add --mirror=fetch origin "$3"; } && '
+            'git fetch --quiet --prune origin'
+        ) + " sh " + " ".join(shlex.quote(arg) for arg in (paths.mirror(app), ssh, app.git.url))),
+        needed=mirror is None or mirror.url != app.git.url,
+        reason=f"fetched {app.git.ref} at {source.short}",
+        _ignore_errors=True,
+    ))
+    release_path = paths.release(app, release)
+    building = f"{release_path}.djangohost-new"
+    git = as_app(app, f"git --git-dir={paths.mirror(app)}")
+    return ops.command(
+        name=f"{app.name}: release of {app.git.ref} at {source.short or '(fetched on the host)'}",
+        command=(
+            f"rm -rf {building} && mkdir -p {building} && "
+            f"commit=$({git} rev-parse --verify {shlex.quote((source.commit or app.git.ref) + '^{commit}')}) && "
+            f"{git} archive --format=tar \"$commit\" | tar -x -C {building} --no-same-owner && "
+            f"echo \"$commit\" > {building}/{paths.RELEASE_COMMIT} && "
+            f"rm -rf {release_path} && mv {building} {release_path}"
+        ),
+        needed=release not in state.releases.get(app.home, {}),
+        reason=f"{release_path} is already deployed",
+    )
+
+
+def as_app(app: App, command: str) -> str:
+    """A command run as the app's user, with its home as HOME."""
+    return f"runuser -u {app.name} -- env HOME={app.home} {command}"
 
 
 def config_file(app: App, state: State, path: str, content: str,

@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys import ops, paths
+from deploys import ops, paths, tls
 from deploys.defaults import POSTGRESQL_PACKAGE
 from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
@@ -14,7 +14,8 @@ from facts.state import SERVICES, State
 
 def packages(apps: list[App], settings: HostSettings) -> list[str]:
     with_database = [POSTGRESQL_PACKAGE] if any(app.database for app in apps) else []
-    return [*settings.packages, *with_database]
+    with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
+    return [*settings.packages, *with_database, *with_git, *tls.packages(apps)]
 
 
 def services(apps: list[App]) -> list[str]:

@@ -11,7 +11,7 @@ from facts.health import python
 # not start or answers 500 is refused before it goes live.
 CANDIDATE = r"""
 import os, signal, subprocess
-app, start, release, venv, sock, path, timeout, *domains = sys.argv[1:]
+app, start, release, venv, sock, path, timeout, *origins = sys.argv[1:]
 env = dict(os.environ, DJANGOHOST_RELEASE=release, DJANGOHOST_VENV=venv)
 if os.path.exists(sock):
     os.unlink(sock)
@@ -23,7 +23,7 @@ bad = None  # until it answers
 try:
     while time.monotonic() < deadline and proc.poll() is None:
         if accepting(sock) is None:
-            bad = {d: s for d, s in statuses(path, domains, sock).items() if not 0 < s < 500}
+            bad = {d: s for d, s in statuses(path, origins, sock).items() if not 0 < s < 500}
             if bad == {}:
                 break
         time.sleep(0.3)
@@ -38,7 +38,7 @@ if bad == {}:
 if bad is None:
     problem = f"its Gunicorn {'exited' if proc.returncode else 'did not answer'} within {timeout} s"
 else:
-    problem = "; ".join(f"http://{d}{path} answered {s or 'nothing'}" for d, s in bad.items())
+    problem = "; ".join(f"{d}{path} answered {s or 'nothing'}" for d, s in bad.items())
 sys.stderr.write(f"djangohost: the new release of {app} is refused, the live one keeps serving: {problem}\n"
                  + "".join(output.splitlines(keepends=True)[-30:]))
 sys.exit(1)
@@ -49,4 +49,4 @@ def candidate_check(app: App, release: str, venv: str) -> str:
     """The shell command that tries the release at `release` with the virtualenv `venv`."""
     return python(CANDIDATE, app.name, paths.gunicorn_start(app), release, venv,
                   app.path("run", "candidate.sock"), app.health_path, str(app.health_timeout),
-                  *app.domains)
+                  *app.origins)

@@ -9,13 +9,20 @@ An app entry (a dict in host data `apps`):
                       (<root>/<name>), the Supervisor program and the Nginx site are named after it.
     domains           list[str], required, non-empty. Host names the app answers to; unique across
                       the apps of a host. The first one is the canonical name.
-    source            str, required. Local directory holding the Django project (the one with
-                      manage.py); a relative path resolves against the directory pyinfra runs in.
-    wsgi_module       str. Default: <package>.wsgi, where <package> is the only directory of the
-                      source holding both wsgi.py and settings.py.
+    source            required. Either a local directory holding the Django project (the one
+                      with manage.py; a relative path resolves against the directory pyinfra runs
+                      in), or a git repository fetched on the host by the app's user:
+                      {"git": URL, "ref": BRANCH_TAG_OR_SHA, "deploy_key": PATH (optional, a
+                      private key on this machine, installed as <home>/conf/deploy_key, 0400,
+                      the app's user only; SSH host keys are trusted on first use)}.
+                      A branch deploys its newest commit on every run.
+    wsgi_module       str. Default (local sources): <package>.wsgi, where <package> is the only
+                      directory of the source holding both wsgi.py and settings.py. Required
+                      with a git source, as is settings_module.
     settings_module   str. Default: <package>.settings, found the same way.
     requirements      str. Requirements file inside the source. Default: requirements.txt when
-                      the source has one, otherwise none (Gunicorn is installed either way).
+                      the source has one (for git: at the deployed commit), otherwise none
+                      (Gunicorn is installed either way).
     workers           int >= 1. Gunicorn worker processes. Default: 2 x CPU cores + 1 of the host.
     env               dict[str, str]. Extra environment variables for the app; shown in diffs.
     secrets           dict[str, str]. Environment variables whose values are secret: written to
@@ -28,6 +35,17 @@ An app entry (a dict in host data `apps`):
                       through Nginx on each domain. Default "/".
     health_timeout    number > 0. Seconds the health gate waits for the app to answer below 500
                       after it was (re)started or reloaded. Default below.
+    tls               dict. HTTPS for all the app's domains; port 80 then redirects (301) to
+                      https, except ACME challenges. One of:
+                        {"mode": "provided", "cert": PATH, "key": PATH}  files on this machine
+                            (the certificate chain, then its key: installed 0600 root)
+                        {"mode": "self-signed"}  made on the host once, kept across runs
+                        {"mode": "acme", "email": EMAIL, "directory": URL}  from an ACME server
+                            (directory default: Let's Encrypt) with certbot through the running
+                            Nginx (webroot); certbot's timer renews and the deploy hook reloads
+                      Any mode takes "hsts_max_age": seconds of Strict-Transport-Security
+                      (default below; 0: no header). Django is told the request was secure
+                      (SECURE_PROXY_SSL_HEADER, secure cookies, CSRF_TRUSTED_ORIGINS).
 """
 
 from __future__ import annotations
@@ -76,5 +94,9 @@ CLIENT_MAX_BODY_SIZE = "10m"
 HEALTH_PATH = "/"
 #: Seconds the health gate waits for a (re)started app to answer.
 HEALTH_TIMEOUT = 60
+#: Strict-Transport-Security max-age of an app with TLS (two years, as hstspreload.org asks).
+HSTS_MAX_AGE = 63072000
+#: ACME directory of apps with "mode": "acme" (Let's Encrypt's production server).
+ACME_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory"
 #: Requirements file looked for in an app's source when the entry names none.
 REQUIREMENTS_FILE = "requirements.txt"

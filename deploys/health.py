@@ -18,14 +18,14 @@ from facts.state import State
 # app's log tail.
 GATE = r"""
 import os, re, subprocess
-app, sock, log, path, timeout, current, previous, venv, previous_venv, reload, *domains = sys.argv[1:]
+app, sock, log, path, timeout, current, previous, venv, previous_venv, reload, *origins = sys.argv[1:]
 
 def healthy(timeout):
     global error, bad
     deadline = time.monotonic() + timeout
     while True:
         error = accepting(sock)
-        answers = {} if error else statuses(path, domains)
+        answers = {} if error else statuses(path, origins)
         bad = {d: s for d, s in answers.items() if not 0 < s < 500}
         if not error and not bad:
             return True
@@ -53,7 +53,7 @@ if previous != "-" and os.readlink(current) != previous:
 if error:
     problem = f"its Gunicorn socket {sock} does not accept connections ({error})"
 else:
-    problem = "; ".join(f"http://{d}{path} answered {s or 'nothing'} through Nginx" for d, s in bad.items())
+    problem = "; ".join(f"{d}{path} answered {s or 'nothing'} through Nginx" for d, s in bad.items())
 try:
     with open(log, errors="replace") as f:
         recent = f.readlines()[-300:]
@@ -76,7 +76,7 @@ def gate_command(app: App, previous: str | None = None, previous_venv: str | Non
     `previous` (a link target), link `previous` and `previous_venv` back and reload."""
     return python(GATE, app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
                   str(app.health_timeout), paths.current(app), previous or "-", paths.venv(app),
-                  previous_venv or "-", graceful_reload(app), *app.domains)
+                  previous_venv or "-", graceful_reload(app), *app.origins)
 
 
 def prune(app: App, keep: int) -> str:

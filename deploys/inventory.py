@@ -23,6 +23,10 @@ DOMAIN_RE = re.compile(
 )
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Branch, tag or commit names git accepts, without shell or option meaning.
+REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}$")
+RELATIVE_RE = re.compile(r"^(?!/)(?!.*\.\.)[A-Za-z0-9._/+-]+$")
+EMAIL_RE = re.compile(r"^[^@\s'\"]+@[^@\s'\"]+\.[^@\s'\"]+$")
 SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
 # Names the deploy itself sets in an app's environment (DATABASE_URL too when it has a database).
 RESERVED_ENV = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
@@ -42,6 +46,7 @@ APP_FIELDS = {
     "health_timeout",
     "state",
     "purge",
+    "tls",
 }
 REQUIRED_FIELDS = ("name", "domains", "source")
 
@@ -64,12 +69,33 @@ class HostSettings:
 
 
 @dataclass(frozen=True)
+class GitSource:
+    """An app's code in a git repository, fetched on the host by the app's user."""
+
+    url: str
+    ref: str  # a branch, tag or commit
+    deploy_key: Path | None = None  # a private key on the machine running pyinfra
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How an app's HTTPS certificate is had (see deploys.defaults)."""
+
+    mode: str  # provided, self-signed or acme
+    cert: Path | None = None  # provided
+    key: Path | None = None  # provided
+    email: str = ""  # acme
+    directory: str = defaults.ACME_DIRECTORY  # acme
+    hsts_max_age: int = defaults.HSTS_MAX_AGE
+
+
+@dataclass(frozen=True)
 class App:
     """One validated app entry, with every default resolved and every path named."""
 
     name: str
     domains: tuple[str, ...]
-    source: Path
+    source: Path  # a local project directory; Path() when `git` is set
     wsgi_module: str
     settings_module: str
     requirements: str | None
@@ -83,6 +109,8 @@ class App:
     present: bool = True  # False: "state": "absent", the app is removed
     purge: bool = False  # with absent: its database, role, files and user go too
     root: str = defaults.ROOT
+    git: GitSource | None = None
+    tls: Tls | None = None
 
     @property
     def home(self) -> str:
@@ -91,6 +119,11 @@ class App:
     def path(self, *parts: str) -> str:
         """A path inside the app's home: app.path("conf", "env")."""
         return str(PurePosixPath(self.home, *parts))
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where visitors reach the app: https://domain with TLS, http:// without."""
+        return tuple(f"{'https' if self.tls else 'http'}://{domain}" for domain in self.domains)
 
     @property
     def socket(self) -> str:
@@ -161,7 +194,7 @@ def load_apps(host_name: str, data: Any) -> list[App]:
         if any(other.name == app.name for other in apps):
             raise InventoryError(f"{where}, field name: duplicate app name")
         for other in apps:
-            if app.present and other.present and other.source != app.source and (
+            if app.present and other.present and not (app.git or other.git) and other.source != app.source and (
                     other.source in app.source.parents or app.source in other.source.parents):
                 outer, inner = (other, app) if other.source in app.source.parents else (app, other)
                 raise InventoryError(
@@ -222,18 +255,30 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     if len(set(domains)) != len(domains):
         raise fail("domains", "lists a host name twice")
 
-    source_value = raw["source"]
-    if not isinstance(source_value, str):
-        raise fail("source", "must be a path to a local directory")
-    source = Path(source_value).resolve()
-    if not (source / "manage.py").is_file():
-        raise fail("source", f"{source} is not a Django project directory (no manage.py)")
+    git = None
+    if isinstance(raw["source"], dict):
+        git = _git_source(raw["source"], fail)
+        source = Path()
+        for key in ("wsgi_module", "settings_module"):
+            if raw.get(key) is None:
+                raise fail(key, "is required with a git source (the project is not on this machine)")
+    elif isinstance(raw["source"], str):
+        source = Path(raw["source"]).resolve()
+        if not (source / "manage.py").is_file():
+            raise fail("source", f"{source} is not a Django project directory (no manage.py)")
+    else:
+        raise fail("source", "must be a local directory or {\"git\": URL, \"ref\": BRANCH_TAG_OR_SHA}")
 
     wsgi_module = _module_field(raw, "wsgi_module", source, "wsgi", fail)
     settings_module = _module_field(raw, "settings_module", source, "settings", fail)
 
     requirements = raw.get("requirements")
-    if requirements is None:
+    if git:
+        # Looked for at the deployed commit: a repository without it gets no requirements.
+        requirements = requirements or defaults.REQUIREMENTS_FILE
+        if not isinstance(requirements, str) or not RELATIVE_RE.match(requirements):
+            raise fail("requirements", f"{requirements!r} must be a path inside the repository")
+    elif requirements is None:
         if (source / defaults.REQUIREMENTS_FILE).is_file():
             requirements = defaults.REQUIREMENTS_FILE
     elif not isinstance(requirements, str) or not (source / requirements).is_file():
@@ -264,6 +309,10 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     if type(health_timeout) not in (int, float) or health_timeout <= 0:
         raise fail("health_timeout", f"{health_timeout!r} must be a number of seconds above 0")
 
+    tls = _tls(raw["tls"], fail) if raw.get("tls") is not None else None
+    if tls and tls.mode == "acme" and any(domain.startswith("*.") for domain in domains):
+        raise fail("tls", "acme certificates are issued over HTTP-01, which cannot prove a wildcard domain")
+
     return App(
         name=name,
         domains=tuple(domains),
@@ -279,7 +328,55 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
         health_path=health_path,
         health_timeout=health_timeout,
         root=root,
+        git=git,
+        tls=tls,
     )
+
+
+def _git_source(raw: dict, fail) -> GitSource:
+    unknown = sorted(set(raw) - {"git", "ref", "deploy_key"})
+    if unknown:
+        raise fail("source", f"unknown key {unknown[0]!r} (known: git, ref, deploy_key)")
+    url, ref, key = raw.get("git"), raw.get("ref"), raw.get("deploy_key")
+    if not isinstance(url, str) or not url or url.startswith("-") or any(c.isspace() for c in url):
+        raise fail("source", f"git: {url!r} must be a repository URL")
+    if not isinstance(ref, str) or not REF_RE.match(ref):
+        raise fail("source", f"ref: {ref!r} must name a branch, tag or commit")
+    deploy_key = None
+    if key is not None:
+        if not isinstance(key, str) or not Path(key).expanduser().is_file():
+            raise fail("source", f"deploy_key: {key!r} is not a file")
+        deploy_key = Path(key).expanduser().resolve()
+    return GitSource(url, ref, deploy_key)
+
+
+def _tls(raw: Any, fail) -> Tls:
+    modes = {"provided": {"cert", "key"}, "self-signed": set(), "acme": {"email", "directory"}}
+    if not isinstance(raw, dict) or raw.get("mode") not in modes:
+        raise fail("tls", "must be a dict whose mode is provided, self-signed or acme")
+    mode = raw["mode"]
+    unknown = sorted(set(raw) - modes[mode] - {"mode", "hsts_max_age"})
+    if unknown:
+        raise fail("tls", f"unknown key {unknown[0]!r} for mode {mode}")
+    hsts = raw.get("hsts_max_age", defaults.HSTS_MAX_AGE)
+    if type(hsts) is not int or hsts < 0:
+        raise fail("tls", f"hsts_max_age: {hsts!r} must be a whole number of seconds")
+    if mode == "provided":
+        files = {}
+        for key in ("cert", "key"):
+            value = raw.get(key)
+            if not isinstance(value, str) or not Path(value).expanduser().is_file():
+                raise fail("tls", f"{key}: {value!r} is not a file")
+            files[key] = Path(value).expanduser().resolve()
+        return Tls(mode, cert=files["cert"], key=files["key"], hsts_max_age=hsts)
+    if mode == "acme":
+        email, directory = raw.get("email"), raw.get("directory", defaults.ACME_DIRECTORY)
+        if not isinstance(email, str) or not EMAIL_RE.match(email):
+            raise fail("tls", f"email: {email!r} is not an email address")
+        if not isinstance(directory, str) or not directory.startswith("https://"):
+            raise fail("tls", f"directory: {directory!r} must be an https:// URL")
+        return Tls(mode, email=email, directory=directory, hsts_max_age=hsts)
+    return Tls(mode, hsts_max_age=hsts)
 
 
 def _environment(raw: dict, key: str, reserved: set[str], fail) -> dict[str, str]:
@@ -315,8 +412,13 @@ def _module_field(raw: dict, key: str, source: Path, leaf: str, fail) -> str:
 
 def check_host(host_name: str, apps: list[App], state: Any) -> None:
     """Checks that need the host (its HostState): an app name that is already a system user or
-    group which djangohost did not create."""
+    group which djangohost did not create; a git source that cannot be fetched."""
     for app in apps:
+        mirror = state.mirrors.get(app.name)
+        if app.git and mirror and mirror.error and mirror.url == app.git.url:
+            raise InventoryError(
+                f"host {host_name}, app {app.name}, field source: fetching {app.git.url} "
+                f"({app.git.ref}) failed: {mirror.error}")
         home = state.users.get(app.name)
         if home is not None and home != app.home:
             raise InventoryError(

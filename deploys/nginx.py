@@ -31,6 +31,14 @@ echo "nginx: old workers still accepting 5 s after the reload" >&2
 exit 1"""
 
 
+# Mozilla's "intermediate" TLS policy: TLS 1.2 and 1.3, forward-secret AEAD ciphers only.
+TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
+TLS_CIPHERS = ":".join([
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+])
+
+
 def _site(label: str, path: str, link: str, content: str, state: State) -> list[OperationMeta]:
     """A site in sites-available and its link in sites-enabled."""
     return [
@@ -42,10 +50,13 @@ def _site(label: str, path: str, link: str, content: str, state: State) -> list[
 
 
 @deploy("Nginx sites")
-def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State) -> OperationMeta:
+def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State,
+          certificates: list[OperationMeta]) -> OperationMeta:
     """The sites of `apps` (the others' stay as they are), none for `removed` apps, the default
-    server, and one `nginx -t`-checked reload when any of it changed. Returns the reload."""
-    default_site = render("nginx/default.conf.j2")
+    server, and one `nginx -t`-checked reload when any of it or of the `certificates` changed.
+    Returns the reload."""
+    default_site = render("nginx/default.conf.j2", https=any(app.tls for app in all_apps if app.present),
+                          tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS)
     changes = _site("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
                     default_site, state)
 
@@ -59,7 +70,10 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         current=debian_default,
     ))
 
-    app_sites = {app.name: render("nginx/site.conf.j2", app=app) for app in apps}
+    app_sites = {app.name: render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT,
+                                  tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
+                                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS)
+                 for app in apps}
     for app in host.loop(apps):
         changes += _site(app.name, paths.nginx_site(app), paths.nginx_enabled(app),
                          app_sites[app.name], state)
@@ -76,4 +90,4 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         if app.name not in app_sites and app not in removed and site is not None:
             enabled.append(f"{app.name}\0{site.sha256}")
     applied = Stamp.of(state, paths.stamp("nginx"), *sorted(enabled))
-    return react("Nginx reload", RELOAD, [applied], changes)
+    return react("Nginx reload", RELOAD, [applied], [*changes, *certificates])

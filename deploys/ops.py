@@ -65,13 +65,15 @@ def file(
     group: str,
     mode: str,
     current: PathState | None,
+    secret: bool = False,
 ):
     """
     Write a file with the given content, owner, group and (octal string) mode.
 
     + path: where the file goes
-    + content: its text (no secrets: the diff shows it; see env_file)
+    + content: its text (see env_file for files that mix secrets with other values)
     + current: the file's PathState from HostState, or None when it does not exist
+    + secret: never show the content, in diffs either
     """
     if current and current.kind == "file" and current.sha256 == sha256(content):
         if (current.owner, current.group, current.mode) == (owner, group, mode):
@@ -80,7 +82,9 @@ def file(
         yield _owner_mode(path, owner, group, mode)
         return
 
-    if _diffing():
+    if _diffing() and secret:
+        host.log(f"Will {'modify' if current else 'create'} {path} (secret: not shown)", logger.info)
+    elif _diffing():
         _show_diff(path, host.get_fact(FileContents, path=path) if current else None, content)
     temp = f"{path}.djangohost-new"
     yield FileUploadCommand(StringIO(content), temp, remote_temp_filename=temp)

@@ -5,8 +5,9 @@
 """
 
 from pyinfra import host, inventory
+from pyinfra.api.operation import OperationMeta
 
-from deploys import base, health, nginx, postgres, removal, supervisor
+from deploys import base, health, nginx, postgres, removal, supervisor, tls
 from deploys.app import AppChanges, django_app
 from deploys.inventory import check_host, host_settings, load_inventory, selected
 from deploys.ops import Guard
@@ -39,8 +40,17 @@ for app in host.loop(apps):
 for app in host.loop(removed):
     removal.remove(app=app, state=state)
 
+certificates: list[OperationMeta] = []
+for app in host.loop([app for app in apps if app.tls]):
+    certificates += tls.certificate(app=app, state=state)  # type: ignore[arg-type]
+if any(app.tls and app.tls.mode == "acme" for app in apps):
+    tls.acme_client(state=state)
+
 if apps or removed:
-    nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state)
+    nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
+                               certificates=certificates)
+for app in host.loop([app for app in apps if app.tls and app.tls.mode == "acme"]):
+    tls.acme(app=app, state=state, guard=guards[app.name])
 for app in host.loop(apps):
     health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
                 guard=guards[app.name], keep=settings.keep_releases)

@@ -1,16 +1,19 @@
-"""An app's code as it is shipped: a deterministic archive of its source and the hashes that name
-its release and its virtualenv, so an unchanged source or requirements file changes nothing."""
+"""An app's code as it is shipped: a deterministic archive of a local source, or a commit of a git
+source, and the hashes that name its release and its virtualenv, so an unchanged source or
+requirements file changes nothing."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import io
+import shlex
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from deploys.inventory import App, HostSettings
+from facts.git import Mirror
 
 # Never shipped: caches, version control, local virtualenvs, local databases.
 EXCLUDED_NAMES = {"__pycache__", ".git", ".hg", ".venv", "venv", "node_modules", ".mypy_cache",
@@ -78,9 +81,36 @@ def venv_packages(app: App, settings: HostSettings) -> list[str]:
     return packages
 
 
-def venv_key(app: App, settings: HostSettings) -> str:
-    """Names the virtualenv: the same python, added packages and requirements give the same one."""
-    requirements = (app.source / app.requirements).read_bytes() if app.requirements else b""
-    digest = hashlib.sha256("\0".join([settings.python, *venv_packages(app, settings), ""]).encode())
-    digest.update(requirements)
-    return digest.hexdigest()[:12]
+def venv_key(python: str, packages: list[str], requirements_sha256: str) -> str:
+    """Names a virtualenv: the same python, added packages and requirements give the same one.
+    VENV_KEY_SHELL computes the same on the host."""
+    return hashlib.sha256("".join(f"{line}\n" for line in (python, *packages, requirements_sha256))
+                          .encode()).hexdigest()[:12]
+
+
+def venv_key_shell(python: str, packages: list[str], requirements: str | None) -> str:
+    """A shell expression for venv_key, for a requirements file known only on the host."""
+    words = " ".join(shlex.quote(word) for word in (python, *packages))
+    digest = f'"$([ -f {requirements} ] && sha256sum <{requirements} | cut -c1-64)"' if requirements else "''"
+    return f"$(printf '%s\\n' {words} {digest} | sha256sum | cut -c1-12)"
+
+
+@dataclass(frozen=True)
+class Code:
+    """An app's code as the plan knows it. For a git source whose mirror is not on the host yet
+    (a first deploy), commit and requirements are known only once it is fetched there."""
+
+    short: str | None  # content digest or commit, 12 characters
+    commit: str | None = None  # git sources
+    requirements_sha256: str | None = None  # "" without a requirements file
+
+
+def code(app: App, mirror: Mirror | None) -> Code:
+    """What `app` deploys: its local source's archive, or the commit its git ref resolves to."""
+    if app.git is None:
+        shipped = archive(app.source)
+        requirements = (app.source / app.requirements).read_bytes() if app.requirements else None
+        return Code(shipped.short, requirements_sha256=hashlib.sha256(requirements).hexdigest() if requirements else "")
+    if mirror is None or mirror.url != app.git.url:
+        return Code(None)
+    return Code(mirror.commit[:12], commit=mirror.commit, requirements_sha256=mirror.requirements_sha256)

@@ -6,16 +6,20 @@ from pyinfra import host
 
 from deploys import base, paths
 from deploys.inventory import App, HostSettings
-from deploys.source import venv_key
+from facts.git import GitMirrors
 from facts.state import HostState, State
 
 
 def read_state(apps: list[App], settings: HostSettings) -> State:
-    return host.get_fact(
+    """The HostState fact, with the git apps' mirrors fetched first (one more round trip)."""
+    git_apps = [(app.name, app.home, app.git.ref, app.requirements or "")
+                for app in apps if app.git and app.present]
+    mirrors = host.get_fact(GitMirrors, apps=git_apps) if git_apps else {}
+    state: State = host.get_fact(
         HostState,
         paths=[
             *paths.HOST_PATHS,
-            *(path for app in apps for path in paths.app_paths(app, venv_key(app, settings))),
+            *(path for app in apps for path in paths.app_paths(app)),
         ],
         env_files=[paths.env_file(app) for app in apps],
         users=[app.name for app in apps],
@@ -24,3 +28,5 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
         databases=[app.name for app in apps if app.database],
         homes=[app.home for app in apps if app.present],
     )
+    state.mirrors = mirrors
+    return state

@@ -43,6 +43,6 @@ def report(apps: list[App], status: HostStatus) -> str:
 
 apps = [app for app in selected(load_inventory(inventory)[host.name], host.data) if app.present]
 status = host.get_fact(
-    Status, apps=[(app.name, app.socket, list(app.domains), app.health_path) for app in apps]
+    Status, apps=[(app.name, app.socket, list(app.origins), app.health_path) for app in apps]
 )
 click.echo(report(apps, status))

@@ -11,7 +11,7 @@ from pyinfra.api import FactBase
 # Python run on the host (python3 is there for the virtualenvs): the checks shared by the facts
 # and by the health gate after a deploy.
 CHECKS = r"""
-import http.client, json, socket, sys, time
+import http.client, json, socket, ssl, sys, time
 
 def accepting(path):
     # Gunicorn's master accepts for its workers: an accepted connection means the app is served.
@@ -35,19 +35,36 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.settimeout(10)
         self.sock.connect(self.socket_path)
 
-def statuses(path, domains, socket_path=None):
-    # Through the local Nginx, or straight to a Gunicorn socket. 0: no HTTP answer at all.
+class LocalHTTPSConnection(http.client.HTTPSConnection):
+    # The local Nginx by address, with the domain as SNI; what is checked is the app's answer,
+    # not the certificate (which may be a placeholder until ACME issued the real one).
+    def __init__(self, domain):
+        super().__init__("127.0.0.1", 443, timeout=10, context=ssl._create_unverified_context())
+        self.domain = domain
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.domain)
+
+def statuses(path, origins, socket_path=None):
+    # Each origin (https://domain, or a bare domain for http) through the local Nginx, or straight
+    # to a Gunicorn socket as Nginx would pass it on. 0: no HTTP answer at all.
     result = {}
-    for domain in domains:
+    for origin in origins:
+        scheme, _, domain = origin.rpartition("://")
         if socket_path:
             conn = UnixHTTPConnection(socket_path)
+        elif scheme == "https":
+            conn = LocalHTTPSConnection(domain)
         else:
             conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
+        headers = {"Host": domain, "User-Agent": "djangohost-health",
+                   "X-Forwarded-Proto": scheme or "http"}
         try:
-            conn.request("GET", path, headers={"Host": domain, "User-Agent": "djangohost-health"})
-            result[domain] = conn.getresponse().status
+            conn.request("GET", path, headers=headers)
+            result[origin] = conn.getresponse().status
         except (OSError, http.client.HTTPException):
-            result[domain] = 0
+            result[origin] = 0
         finally:
             conn.close()
     return result
@@ -61,8 +78,8 @@ def python(script: str, *args: str) -> str:
 
 class AppHealth(FactBase[dict[str, int]]):
     """
-    The HTTP status of `path` for each of an app's `domains`, requested through the local Nginx
-    (0: no HTTP answer at all).
+    The HTTP status of `path` for each of an app's `domains` (or origins, https://domain for an
+    app with TLS), requested through the local Nginx (0: no HTTP answer at all).
 
     .. code:: python
 
@@ -78,7 +95,7 @@ class AppHealth(FactBase[dict[str, int]]):
     def process(self, output: Iterable[str]) -> dict[str, int]:  # type: ignore[override]
         text = "\n".join(output).strip()
         try:
-            return {str(k): int(v) for k, v in json.loads(text or "{}").items()}
+            return {str(k).rpartition("://")[2]: int(v) for k, v in json.loads(text or "{}").items()}
         except (ValueError, AttributeError):
             return {}
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
+from facts.git import Mirror
+
 # What a secret value is shown as.
 MASK = "********"
 # Status lines that mark a package as fully installed in `dpkg-query -W -f '${db:Status-Abbrev}'`.
@@ -71,6 +73,12 @@ class State:
     databases: dict[str, Database] = field(default_factory=dict)
     # app home -> release id -> key of the virtualenv it passed its candidate check with (or "")
     releases: dict[str, dict[str, str]] = field(default_factory=dict)
+    # app home -> release id -> the git commit it was exported from (git sources)
+    commits: dict[str, dict[str, str]] = field(default_factory=dict)
+    # app home -> complete virtualenv -> its key (see deploys.source.venv_key)
+    venvs: dict[str, dict[str, str]] = field(default_factory=dict)
+    # git apps' mirrors, fetched (facts.git.GitMirrors); not part of this fact's output
+    mirrors: dict[str, Mirror] = field(default_factory=dict)
 
 
 # Written for POSIX sh: pyinfra runs fact commands through `sh -c`. Every check exits 0 and
@@ -99,7 +107,12 @@ for p in $ENV_FILES; do
 done
 for h in $HOMES; do
   for r in $(ls -1 "$h/releases" 2>/dev/null | grep -v '\.'); do
-    printf 'release\t%s\t%s\t%s\n' "$h" "$r" "$(cat "$h/releases/$r/.djangohost-venv" 2>/dev/null)"
+    printf 'release\t%s\t%s\t%s\t%s\n' "$h" "$r" "$(cat "$h/releases/$r/.djangohost-venv" 2>/dev/null)" \
+      "$(cat "$h/releases/$r/.djangohost-commit" 2>/dev/null)"
+  done
+  for v in $(ls -1 "$h/venvs" 2>/dev/null | grep -v '\.'); do
+    [ -f "$h/venvs/$v/.djangohost-complete" ] &&
+      printf 'venv\t%s\t%s\t%s\n' "$h" "$v" "$(cat "$h/venvs/$v/.djangohost-complete")"
   done
 done
 if [ -n "$ROLES" ] && command -v psql >/dev/null && pg_isready -q 2>/dev/null; then
@@ -139,6 +152,8 @@ class HostState(FactBase[State]):
             roles={"hello": Role(superuser=False, createdb=False, createrole=False, login=True)},
             databases={"hello": Database(owner="hello", public_connect=False)},
             releases={"/webapps/hello": {"20261122T101500-3f2a9c": "68a854a128a9"}},
+            commits={},
+            venvs={"/webapps/hello": {"68a854a128a9": "68a854a128a9"}},
         )
     """
 
@@ -202,8 +217,13 @@ class HostState(FactBase[State]):
                 path, owner, group, mode = fields
                 state.paths[path] = PathState("dir", owner, group, mode)
             elif kind == "release":
-                home, release, venv = fields
+                home, release, venv, *commit = fields
                 state.releases.setdefault(home, {})[release] = venv
+                if commit and commit[0]:
+                    state.commits.setdefault(home, {})[release] = commit[0]
+            elif kind == "venv":
+                home, venv, key = fields
+                state.venvs.setdefault(home, {})[venv] = key or venv
             elif kind == "role":
                 name, *flags = fields
                 state.roles[name] = Role(*(flag == "1" for flag in flags))

@@ -25,14 +25,18 @@ web = [
                     "workers": 4,
                     "env": {"SHOP_CURRENCY": "EUR"},
                     "client_max_body_size": "20m",
+                    "tls": {"mode": "acme", "email": "ops@example.com"},  # Let's Encrypt
                 },
                 {
                     "name": "blog",
                     "domains": ["blog.example.com"],
-                    "source": "../blog",
+                    # Fetched on the server by the app's user with its deploy key.
+                    "source": {"git": "git@git.example.com:acme/blog.git", "ref": "main",
+                               "deploy_key": "keys/blog_deploy_key"},
                     "wsgi_module": "config.wsgi",
                     "settings_module": "config.settings.production",
                     "requirements": "requirements/production.txt",
+                    "tls": {"mode": "provided", "cert": "certs/blog.pem", "key": "certs/blog.key"},
                 },
             ],
         },

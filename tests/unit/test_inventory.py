@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from deploys import defaults
-from deploys.inventory import InventoryError, check_host, host_settings, load_apps, load_inventory, selected
+from deploys.inventory import GitSource, InventoryError, check_host, host_settings, load_apps, load_inventory, selected
 from facts.state import State
 from tests.helpers import EXAMPLES
 
@@ -65,7 +65,15 @@ def test_host_settings_have_documented_defaults_and_can_be_overridden():
         (app(domains=["hello..test"]), "domains", "not a valid host name"),
         (app(domains=["hello.test", "hello.test"]), "domains", "twice"),
         (app(source="/nonexistent"), "source", "no manage.py"),
-        (app(source=42), "source", "must be a path"),
+        (app(source=42), "source", "must be a local directory or"),
+        (app(source={"git": "https://example.test/a.git"}), "source", "ref: None must name"),
+        (app(source={"git": "-u x", "ref": "main"}), "source", "must be a repository URL"),
+        (app(source={"git": "/srv/a.git", "ref": "--upload-pack=x"}), "source", "must name a branch"),
+        (app(source={"git": "/srv/a.git", "ref": "main", "key": "k"}), "source", "unknown key 'key'"),
+        (app(source={"git": "/srv/a.git", "ref": "main", "deploy_key": "/nonexistent"}), "source",
+         "deploy_key: '/nonexistent' is not a file"),
+        (app(source={"git": "/srv/a.git", "ref": "main"}, wsgi_module=None), "wsgi_module",
+         "required with a git source"),
         (app(wsgi_module="hello/wsgi"), "wsgi_module", "dotted"),
         (app(settings_module=3), "settings_module", "dotted"),
         (app(requirements="missing.txt"), "requirements", "not a file"),
@@ -78,6 +86,14 @@ def test_host_settings_have_documented_defaults_and_can_be_overridden():
         (app(env={"LIST": [1]}), "env", "string or a number"),
         (app(client_max_body_size="lots"), "client_max_body_size", "10m"),
         (app(colour="blue"), "colour", "unknown field"),
+        (app(tls={"mode": "letsencrypt"}), "tls", "mode is provided, self-signed or acme"),
+        (app(tls={"mode": "acme"}), "tls", "email: None is not an email address"),
+        (app(tls={"mode": "acme", "email": "a@b.test", "directory": "http://x"}), "tls", "https:// URL"),
+        (app(tls={"mode": "provided", "cert": "/nonexistent", "key": "/nonexistent"}), "tls",
+         "cert: '/nonexistent' is not a file"),
+        (app(tls={"mode": "self-signed", "hsts_max_age": "1y"}), "tls", "whole number of seconds"),
+        (app(tls={"mode": "self-signed", "email": "a@b.test"}), "tls", "unknown key 'email'"),
+        (app(domains=["*.hello.test"], tls={"mode": "acme", "email": "a@b.test"}), "tls", "wildcard"),
     ],
 )
 def test_bad_entries_name_host_app_and_field(entry, field, message):
@@ -171,3 +187,13 @@ def test_names_taken_on_the_host_by_someone_else():
         check_host("web1", apps, State(users={"hello": "/home/hello"}))
     with pytest.raises(InventoryError, match="the host has a group hello"):
         check_host("web1", apps, State(groups={"hello"}))
+
+
+def test_git_source(tmp_path):
+    key = tmp_path / "deploy_key"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    [hello] = load_apps("web1", {"apps": [app(
+        source={"git": "ssh://git@git.test/hello.git", "ref": "v1.2", "deploy_key": str(key)},
+        wsgi_module="hello.wsgi", settings_module="hello.settings")]})
+    assert hello.git == GitSource("ssh://git@git.test/hello.git", "v1.2", key)
+    assert hello.requirements == "requirements.txt"  # looked for at the deployed commit

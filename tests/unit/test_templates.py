@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import hashlib
 import subprocess
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from deploys import paths
 from deploys.app import environment
 from deploys.inventory import load_apps
+from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS
 from deploys.ops import mask_env
 from deploys.templates import TEMPLATES, render
 from tests.helpers import EXAMPLES
@@ -107,3 +109,45 @@ def test_gunicorn_reads_the_environment_file_as_the_shell_does(hello, tmp_path):
     namespace: dict = {}
     exec(config, namespace)
     assert namespace["raw_env"] == ["GREETING=it's \"quoted\" $HOME", "N=1"]
+
+
+@pytest.fixture
+def secure_hello():
+    (app,) = load_apps("web1", {"apps": [{
+        "name": "hello", "domains": ["hello.test", "www.hello.test"],
+        "source": str(EXAMPLES / "hello"), "tls": {"mode": "self-signed", "hsts_max_age": 600},
+    }]})
+    return app
+
+
+def test_nginx_site_with_tls(secure_hello):
+    site = render("nginx/site.conf.j2", app=secure_hello, acme_webroot=paths.ACME_WEBROOT,
+                  tls_cert=paths.tls_cert(secure_hello), tls_key=paths.tls_key(secure_hello),
+                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS)
+    plain, secure = site.split("listen 443 ssl http2;")
+    assert "return 301 https://$host$request_uri;" in plain and f"root {paths.ACME_WEBROOT};" in plain
+    assert "proxy_pass" not in plain
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in secure
+    assert 'add_header Strict-Transport-Security "max-age=600" always;' in secure
+    assert "ssl_certificate_key /etc/djangohost/tls/hello/privkey.pem;" in secure
+
+
+def test_django_settings_with_tls(secure_hello):
+    settings = render("app/djangohost_settings.py.j2", app=secure_hello)
+    ast.parse(settings)
+    assert 'SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")' in settings
+    assert 'CSRF_TRUSTED_ORIGINS = ["https://hello.test", "https://www.hello.test"]' in settings
+    assert "SECURE_HSTS_SECONDS = 600" in settings
+
+
+def test_host_computes_the_virtualenv_key_the_plan_computes(tmp_path):
+    from deploys.source import venv_key, venv_key_shell
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("Django>=5.2,<6\n")
+    packages = ["gunicorn==23.0.0", "psycopg[binary]>=3.2,<4"]
+    for path, digest in ((str(requirements), hashlib.sha256(requirements.read_bytes()).hexdigest()),
+                         (str(tmp_path / "none.txt"), "")):
+        shell = subprocess.run(["sh", "-c", f"echo {venv_key_shell('python3', packages, path)}"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        assert shell == venv_key("python3", packages, digest)

@@ -1,0 +1,72 @@
+"""The git mirrors of apps whose source is a git repository."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pyinfra.api import FactBase
+
+# Run as the app's user inside its mirror: fetch, then resolve the ref at what was fetched.
+# A fetch that fails is reported, not raised: the deploy names the app and says why.
+FETCH = r"""
+cd "$1" 2>/dev/null && [ -f HEAD ] || exit 0
+url=$(git config remote.origin.url)
+if ! out=$(git fetch --quiet --prune origin 2>&1); then
+  printf 'error\t%s\t%s\n' "$url" "$(printf '%s' "$out" | tail -n 3 | tr '\t\n' '  ')"; exit 0
+fi
+if ! commit=$(git rev-parse --verify --quiet "$2^{commit}"); then
+  printf 'error\t%s\tref %s not found in the repository\n' "$url" "$2"; exit 0
+fi
+req=""
+git cat-file -e "$commit:$3" 2>/dev/null && req=$(git cat-file blob "$commit:$3" | sha256sum | cut -c1-64)
+printf 'ok\t%s\t%s\t%s\n' "$url" "$commit" "$req"
+"""
+
+
+@dataclass(frozen=True)
+class Mirror:
+    url: str  # where it fetches from
+    commit: str = ""  # what the ref resolved to after the fetch
+    requirements_sha256: str = ""  # of the requirements file at that commit; "" when it has none
+    error: str = ""  # why the fetch or the ref failed
+
+
+class GitMirrors(FactBase[dict[str, Mirror]]):
+    """
+    Fetch each app's mirror (``<home>/repo``, a bare repository its user owns) as that user and
+    resolve the app's ref, in one round trip. Apps without a user or mirror yet are left out.
+
+    .. code:: python
+
+        {"hello": Mirror(url="ssh://git@git.example.com/hello.git",
+                         commit="3f2a9c7d...", requirements_sha256="9f86d0...")}
+    """
+
+    def command(self, apps: Iterable[tuple[str, str, str, str]] = ()) -> str:  # type: ignore[override]
+        """apps: (app user, app home, ref, requirements path) for each git app."""
+        lines = []
+        for user, home, ref, requirements in apps:
+            mirror = shlex.quote(f"{home}/repo")
+            args = " ".join(shlex.quote(value) for value in (f"{home}/repo", ref, requirements))
+            lines.append(
+                f"id -u {user} >/dev/null 2>&1 && [ -f {mirror}/HEAD ] && "
+                f"runuser -u {user} -- env HOME={shlex.quote(home)} sh -c {shlex.quote(FETCH)} sh {args}"
+                f" | sed 's/^/{user}\\t/'"
+            )
+        return "\n".join([*lines, "true"])
+
+    def process(self, output: Iterable[str]) -> dict[str, Mirror]:  # type: ignore[override]
+        mirrors = {}
+        for line in output:
+            user, status, url, *rest = line.split("\t")
+            if status == "ok":
+                mirrors[user] = Mirror(url, commit=rest[0], requirements_sha256=rest[1])
+            else:
+                mirrors[user] = Mirror(url, error=rest[0] if rest else "unknown error")
+        return mirrors
+
+    @staticmethod
+    def default() -> dict[str, Mirror]:
+        return {}

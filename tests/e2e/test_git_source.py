@@ -1,0 +1,113 @@
+"""An app deployed from a git repository over SSH with a deploy key: the repository is served by
+an SSH server on the target itself, to a `git` user whose only key is the test's deploy key."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+import pytest
+
+from tests import targets
+from tests.helpers import EXAMPLES, http_get, master_pid, pyinfra, sh, write_inventory
+
+pytestmark = pytest.mark.e2e
+
+REPO = "/srv/git/shop.git"
+WORK = "/root/shop-work"
+
+
+def commit(container: str, old: str, new: str, message: str) -> str:
+    """Change the shop's page text in the work tree, push it to main; return the commit."""
+    sh(container, f"cd {WORK} && sed -i {shlex.quote(f's/{old}/{new}/')} hello/views.py && "
+                  f"git commit --quiet -am {shlex.quote(message)} && git push --quiet origin HEAD:main && "
+                  "chown -R git: /srv/git")
+    return sh(container, f"cd {WORK} && git rev-parse HEAD")
+
+
+@pytest.fixture(scope="module")
+def site(container_factory, tmp_path_factory):
+    container = container_factory()
+    workdir = tmp_path_factory.mktemp("git")
+    # An SSH git server on the target: the repository is readable by its `git` user only.
+    sh(container, "apt-get install -y -q git openssh-server >/dev/null && "
+                  "useradd --create-home --shell /bin/sh git && mkdir -p /srv/git /run/sshd && "
+                  f"git init --quiet --bare --initial-branch=main {REPO} && chown -R git: /srv/git && "
+                  "chmod 700 /srv/git && /usr/sbin/sshd && git config --global safe.directory '*'")
+    subprocess.run(["docker", "cp", f"{EXAMPLES / 'hello'}/.", f"{container}:{WORK}"], check=True)
+    sh(container, f"cd {WORK} && rm -rf $(find . -name __pycache__) && git init --quiet -b main && "
+                  "git -c user.name=t -c user.email=t@test add -A && "
+                  "git -c user.name=t -c user.email=t@test commit --quiet -m v1 && "
+                  "git config user.name t && git config user.email t@test && "
+                  f"git remote add origin {REPO} && git push --quiet origin main && chown -R git: /srv/git")
+    sh(container, "ssh-keygen -q -t ed25519 -N '' -f /root/deploy_key && "
+                  "mkdir -p ~git/.ssh && cp /root/deploy_key.pub ~git/.ssh/authorized_keys && "
+                  "chown -R git: ~git/.ssh && chmod 700 ~git/.ssh")
+    key = workdir / "deploy_key"
+    key.write_text(sh(container, "cat /root/deploy_key") + "\n")
+    sh(container, "rm /root/deploy_key")
+
+    def deploy(ref: str, *args: str, **kwargs):
+        entry = {"name": "shop", "domains": ["shop.test"],
+                 "source": {"git": f"ssh://git@127.0.0.1{REPO}", "ref": ref, "deploy_key": str(key)},
+                 "wsgi_module": "hello.wsgi", "settings_module": "hello.settings"}
+        inventory = write_inventory(workdir / "inventory.py", container, [entry])
+        return pyinfra(inventory, *args, **kwargs)
+
+    first = deploy("main")
+    return {"container": container, "port": targets.published_port(container, 80), "deploy": deploy,
+            "first": first, "key": key}
+
+
+def test_first_deploy_clones_as_the_app_user_with_its_key(site):
+    container = site["container"]
+    status, body = http_get(site["port"], "shop.test")
+    assert status == 200 and "Hello from djangohost" in body
+    assert sh(container, "stat -c '%U %G %a' /webapps/shop/conf/deploy_key") == "shop shop 400"
+    assert sh(container, "stat -c '%U %a' /webapps/shop/repo") == "shop 700"
+    # Nobody but the app's user reads the key, and it is the key from the inventory.
+    assert "Permission denied" in sh(container, "runuser -u www-data -- cat /webapps/shop/conf/deploy_key 2>&1",
+                                     check=False)
+    assert sh(container, "cat /webapps/shop/conf/deploy_key") == site["key"].read_text().strip()
+    live = sh(container, "readlink -f /webapps/shop/current")
+    assert sh(container, f"cat {live}/.djangohost-commit") == sh(container, f"cd {WORK} && git rev-parse HEAD")
+    assert "BEGIN OPENSSH PRIVATE KEY" not in site["first"].output
+
+
+def test_unchanged_ref_changes_nothing(site):
+    assert site["deploy"]("main").changed() == []
+
+
+def test_new_commit_on_the_ref_deploys_and_a_tag_or_sha_rolls_it_back(site):
+    container, port = site["container"], site["port"]
+    first = sh(container, f"cd {WORK} && git rev-parse HEAD")
+    releases = sh(container, "ls /webapps/shop/releases")
+    pid = master_pid(container, "shop")
+
+    preview = site["deploy"]("main", "--dry")
+    second = commit(container, "Hello from djangohost", "Hello from git", "v2")
+    assert "shop: release of main" not in " ".join(preview.planned())  # nothing new when previewed
+    preview = site["deploy"]("main", "--dry")
+    assert f"shop: release of main at {second[:12]}" in " ".join(preview.planned())
+
+    site["deploy"]("main")
+    assert "Hello from git" in http_get(port, "shop.test")[1]
+    assert master_pid(container, "shop") == pid  # a graceful reload, same requirements: same venv
+    assert len(sh(container, "ls /webapps/shop/venvs").split()) == 1
+
+    # Back to the first commit by its sha: the release it had is linked again, nothing rebuilt.
+    run = site["deploy"](first)
+    assert "Hello from djangohost" in http_get(port, "shop.test")[1]
+    assert not any("release of" in name or "virtualenv" in name for name in run.changed())
+    assert len(sh(container, "ls /webapps/shop/releases").split()) == len(releases.split()) + 1
+    assert site["deploy"](first).changed() == []
+
+
+def test_unknown_ref_is_a_clear_error_before_anything_runs(site):
+    container = site["container"]
+    live = sh(container, "readlink /webapps/shop/current")
+    run = site["deploy"]("no-such-branch", check=False)
+    assert run.returncode != 0
+    assert ("host @docker/" in run.output and "app shop, field source:" in run.output
+            and "ref no-such-branch not found" in run.output)
+    assert sh(container, "readlink /webapps/shop/current") == live
