@@ -27,6 +27,7 @@ TLS_DIR = "/etc/djangohost/tls"
 # Where certbot answers ACME HTTP-01 challenges, served by every app's port-80 server.
 ACME_WEBROOT = "/var/lib/djangohost/acme"
 CERTBOT_LIVE = "/etc/letsencrypt/live"
+CERTBOT_RENEWAL = "/etc/letsencrypt/renewal"
 CERTBOT_DEPLOY_HOOKS = "/etc/letsencrypt/renewal-hooks/deploy"
 CERTBOT_DEPLOY_HOOK = f"{CERTBOT_DEPLOY_HOOKS}/djangohost-nginx-reload"
 # What each reload or restart last applied (see deploys.ops.Stamp); root only.
@@ -140,7 +141,8 @@ def app_paths(app: App) -> list[str]:
         current(app),
         venv(app),
         *([mirror(app), deploy_key(app)] if app.git else []),
-        *([tls_dir(app), tls_cert(app), tls_key(app)] if app.tls else []),
+        tls_dir(app),
+        *([tls_cert(app), tls_key(app)] if app.tls else []),
         supervisor_program(app),
         nginx_site(app),
         nginx_enabled(app),

@@ -13,7 +13,7 @@ from facts.state import State
 @deploy("Removed app")
 def remove(app: App, state: State) -> None:
     """Stop and remove the app's Supervisor program and its socket (its Nginx site goes with the
-    Nginx deploy); with purge, also its database, role, home, user and group."""
+    Nginx deploy); with purge, also its database, role, home, certificate, user and group."""
     program = state.paths.get(paths.supervisor_program(app))
     ops.command(
         name=f"{app.name}: supervisor program removed",
@@ -38,6 +38,14 @@ def remove(app: App, state: State) -> None:
         command=f"rm -rf {app.home} {stamps}",
         needed=app.home in state.paths or any(path in state.paths for path in paths.app_stamps(app)),
         reason=f"{app.home} does not exist",
+    )
+    renewal = f"{paths.CERTBOT_RENEWAL}/{app.name}.conf"
+    ops.command(
+        name=f"{app.name}: certificate removed",
+        command=(f"rm -rf {paths.tls_dir(app)} && "
+                 f"{{ [ ! -f {renewal} ] || certbot delete --non-interactive --cert-name {app.name}; }}"),
+        needed=paths.tls_dir(app) in state.paths,
+        reason=f"{app.name} has no certificate",
     )
     ops.command(
         name=f"{app.name}: user removed",

@@ -49,6 +49,9 @@ def certificate(app: App, state: State) -> list[OperationMeta]:
                   mode="700", current=state.paths.get(paths.tls_dir(app)))
     if app.tls.mode == "provided":
         assert app.tls.cert and app.tls.key
+        # Made here, not by a stamped mode: a later self-signed or ACME mode makes its own again.
+        ops.absent(name=f"{app.name}: no certificate made on the host", path=paths.stamp("tls", app),
+                   current=state.paths.get(paths.stamp("tls", app)))
         return [
             ops.file(name=f"{app.name}: TLS certificate", path=cert, content=app.tls.cert.read_text(),
                      owner="root", group="root", mode="644", current=state.paths.get(cert)),

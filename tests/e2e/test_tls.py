@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -205,7 +207,8 @@ def test_gixy_finds_no_issue_in_the_generated_configuration(site):
     # (not generated: its http-level ssl_protocols, which every djangohost server overrides, and
     # worker limits) is reported as "<stdin>"; every file djangohost writes must be clean.
     dump = sh(site["container"], "nginx -T 2>/dev/null")
-    gixy = subprocess.run(["gixy", "-f", "json", "-"], input=dump, capture_output=True, text=True)
+    gixy = subprocess.run([Path(sys.executable).parent / "gixy", "-f", "json", "-"], input=dump,
+                          capture_output=True, text=True)
     findings = json.loads(gixy.stdout)
     assert {f["file"] for f in findings} <= {"<stdin>"}, gixy.stdout
 
@@ -222,3 +225,12 @@ def test_testssl_reports_nothing_high_or_critical(site):
     assert [f["severity"] for f in findings if f["id"] == "cert_chain_of_trust"] == ["OK"], report
     bad = [(f["id"], f["severity"], f["finding"]) for f in findings if f["severity"] in ("HIGH", "CRITICAL")]
     assert bad == [], "\n".join(map(str, bad))
+
+
+def test_purge_removes_the_certificate_and_the_other_app_keeps_serving(site):
+    container = site["container"]
+    site["deploy"](goodbye={"state": "absent", "purge": True})
+    assert sh(container, "ls /etc/djangohost/tls") == "shop"
+    assert "Hello from djangohost" in curl(container, "shop.test")
+    assert "unrecognized name" in sh(
+        container, "curl -sSk --resolve goodbye.test:443:127.0.0.1 https://goodbye.test/ 2>&1", check=False)
