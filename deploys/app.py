@@ -56,12 +56,15 @@ def release_id(app: App, state: State, code: Code, now: str) -> str:
 
 
 def venv_name(app: App, state: State, key: str | None, now: str) -> str:
-    """The virtualenv for `key`: the one built for it before, or a new one named after it
-    (after the run when the key is known only on the host, see deploys.source.Code)."""
+    """The virtualenv for `key`: the live one, or another built for it before, or a new one
+    named after it (named by the time when the key is known only on the host, see Code)."""
     if key is None:
         return f"{now}-git"
-    built = state.venvs.get(app.home, {})
-    return key if key in built else next((name for name, k in sorted(built.items()) if k == key), key)
+    built = {name for name, built_key in state.venvs.get(app.home, {}).items() if built_key == key}
+    live = state.paths.get(paths.venv(app))
+    if live and live.kind == "link" and live.target.rsplit("/", 1)[-1] in built:
+        return live.target.rsplit("/", 1)[-1]
+    return key if key in built else min(built, default=key)
 
 
 def workers(app: App, state: State) -> int:
@@ -205,7 +208,8 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
     # Host keys are trusted on first use and kept with the mirror.
     ssh = (f"ssh -o IdentitiesOnly=yes -o BatchMode=yes -i {paths.deploy_key(app)} "
            f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={paths.mirror(app)}/known_hosts")
-    mirror = state.mirrors.get(app.name)
+    # Fetched again by the deploy when it could not be while planning: after a new deploy key
+    # is in place, say; a failure then stops this app only.
     guard.watch(ops.command(
         name=f"{app.name}: fetch {app.git.url}",
         command=as_app(app, "sh -c " + shlex.quote(
@@ -213,14 +217,14 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
             '{ git remote set-url origin "$3" 2>/dev/null || git remote add --mirror=fetch origin "$3"; } && '
             'git fetch --quiet --prune origin'
         ) + " sh " + " ".join(shlex.quote(arg) for arg in (paths.mirror(app), ssh, app.git.url))),
-        needed=mirror is None or mirror.url != app.git.url,
+        needed=source.commit is None,
         reason=f"fetched {app.git.ref} at {source.short}",
         _ignore_errors=True,
     ))
     release_path = paths.release(app, release)
     building = f"{release_path}.djangohost-new"
     git = as_app(app, f"git --git-dir={paths.mirror(app)}")
-    return ops.command(
+    return guard.watch(ops.command(
         name=f"{app.name}: release of {app.git.ref} at {source.short or '(fetched on the host)'}",
         command=(
             f"rm -rf {building} && mkdir -p {building} && "
@@ -231,7 +235,8 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
         ),
         needed=release not in state.releases.get(app.home, {}),
         reason=f"{release_path} is already deployed",
-    )
+        _ignore_errors=True,
+    ))
 
 
 def as_app(app: App, command: str) -> str:

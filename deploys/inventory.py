@@ -412,13 +412,12 @@ def _module_field(raw: dict, key: str, source: Path, leaf: str, fail) -> str:
 
 def check_host(host_name: str, apps: list[App], state: Any) -> None:
     """Checks that need the host (its HostState): an app name that is already a system user or
-    group which djangohost did not create; a git source that cannot be fetched."""
+    group which djangohost did not create; a git ref the repository does not have."""
     for app in apps:
         mirror = state.mirrors.get(app.name)
-        if app.git and mirror and mirror.error and mirror.url == app.git.url:
+        if app.git and mirror and mirror.ref_missing and mirror.url == app.git.url:
             raise InventoryError(
-                f"host {host_name}, app {app.name}, field source: fetching {app.git.url} "
-                f"({app.git.ref}) failed: {mirror.error}")
+                f"host {host_name}, app {app.name}, field source: {mirror.error} ({app.git.url})")
         home = state.users.get(app.name)
         if home is not None and home != app.home:
             raise InventoryError(

@@ -97,8 +97,9 @@ def venv_key_shell(python: str, packages: list[str], requirements: str | None) -
 
 @dataclass(frozen=True)
 class Code:
-    """An app's code as the plan knows it. For a git source whose mirror is not on the host yet
-    (a first deploy), commit and requirements are known only once it is fetched there."""
+    """An app's code as the plan knows it. For a git source whose mirror could not be fetched
+    while planning (a first deploy, a new URL or deploy key), commit and requirements are known
+    only once the deploy fetched it."""
 
     short: str | None  # content digest or commit, 12 characters
     commit: str | None = None  # git sources
@@ -111,6 +112,6 @@ def code(app: App, mirror: Mirror | None) -> Code:
         shipped = archive(app.source)
         requirements = (app.source / app.requirements).read_bytes() if app.requirements else None
         return Code(shipped.short, requirements_sha256=hashlib.sha256(requirements).hexdigest() if requirements else "")
-    if mirror is None or mirror.url != app.git.url:
+    if mirror is None or mirror.url != app.git.url or not mirror.commit:
         return Code(None)
     return Code(mirror.commit[:12], commit=mirror.commit, requirements_sha256=mirror.requirements_sha256)

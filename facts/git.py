@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pyinfra.api import FactBase
 
 # Run as the app's user inside its mirror: fetch, then resolve the ref at what was fetched.
-# A fetch that fails is reported, not raised: the deploy names the app and says why.
+# A fetch or a ref that fails is reported, not raised: the deploy decides what it means.
 FETCH = r"""
 cd "$1" 2>/dev/null && [ -f HEAD ] || exit 0
 url=$(git config remote.origin.url)
@@ -17,7 +17,7 @@ if ! out=$(git fetch --quiet --prune origin 2>&1); then
   printf 'error\t%s\t%s\n' "$url" "$(printf '%s' "$out" | tail -n 3 | tr '\t\n' '  ')"; exit 0
 fi
 if ! commit=$(git rev-parse --verify --quiet "$2^{commit}"); then
-  printf 'error\t%s\tref %s not found in the repository\n' "$url" "$2"; exit 0
+  printf 'noref\t%s\tref %s not found in the repository\n' "$url" "$2"; exit 0
 fi
 req=""
 git cat-file -e "$commit:$3" 2>/dev/null && req=$(git cat-file blob "$commit:$3" | sha256sum | cut -c1-64)
@@ -31,6 +31,7 @@ class Mirror:
     commit: str = ""  # what the ref resolved to after the fetch
     requirements_sha256: str = ""  # of the requirements file at that commit; "" when it has none
     error: str = ""  # why the fetch or the ref failed
+    ref_missing: bool = False  # fetched, but the repository has no such ref
 
 
 class GitMirrors(FactBase[dict[str, Mirror]]):
@@ -64,7 +65,8 @@ class GitMirrors(FactBase[dict[str, Mirror]]):
             if status == "ok":
                 mirrors[user] = Mirror(url, commit=rest[0], requirements_sha256=rest[1])
             else:
-                mirrors[user] = Mirror(url, error=rest[0] if rest else "unknown error")
+                mirrors[user] = Mirror(url, error=rest[0] if rest else "unknown error",
+                                       ref_missing=status == "noref")
         return mirrors
 
     @staticmethod

@@ -47,16 +47,16 @@ def site(container_factory, tmp_path_factory):
     key.write_text(sh(container, "cat /root/deploy_key") + "\n")
     sh(container, "rm /root/deploy_key")
 
-    def deploy(ref: str, *args: str, **kwargs):
+    def deploy(ref: str, *args: str, deploy_key=key, **kwargs):
         entry = {"name": "shop", "domains": ["shop.test"],
-                 "source": {"git": f"ssh://git@127.0.0.1{REPO}", "ref": ref, "deploy_key": str(key)},
+                 "source": {"git": f"ssh://git@127.0.0.1{REPO}", "ref": ref, "deploy_key": str(deploy_key)},
                  "wsgi_module": "hello.wsgi", "settings_module": "hello.settings"}
         inventory = write_inventory(workdir / "inventory.py", container, [entry])
         return pyinfra(inventory, *args, **kwargs)
 
     first = deploy("main")
     return {"container": container, "port": targets.published_port(container, 80), "deploy": deploy,
-            "first": first, "key": key}
+            "first": first, "key": key, "workdir": workdir}
 
 
 def test_first_deploy_clones_as_the_app_user_with_its_key(site):
@@ -111,3 +111,27 @@ def test_unknown_ref_is_a_clear_error_before_anything_runs(site):
     assert ("host @docker/" in run.output and "app shop, field source:" in run.output
             and "ref no-such-branch not found" in run.output)
     assert sh(container, "readlink /webapps/shop/current") == live
+
+
+def test_rotated_deploy_key_is_installed_before_the_fetch_needs_it(site):
+    container = site["container"]
+    new_key = site["workdir"] / "new_deploy_key"
+    sh(container, "ssh-keygen -q -t ed25519 -N '' -f /root/new_key && "
+                  "cp /root/new_key.pub ~git/.ssh/authorized_keys")  # the old key no longer opens it
+    new_key.write_text(sh(container, "cat /root/new_key; rm /root/new_key /root/new_key.pub") + "\n")
+    pid = master_pid(container, "shop")
+
+    site["deploy"]("main", deploy_key=new_key)
+    assert sh(container, "cat /webapps/shop/conf/deploy_key") == new_key.read_text().strip()
+    assert "Hello from git" in http_get(site["port"], "shop.test")[1]
+    assert master_pid(container, "shop") == pid
+    assert site["deploy"]("main", deploy_key=new_key).changed() == []
+
+    # Back to a key the server no longer knows: it is installed (nothing needed fetching); the
+    # next run cannot fetch, and only this app's deploy fails, its live release serving on.
+    site["deploy"]("main", deploy_key=site["key"])
+    live = sh(container, "readlink /webapps/shop/current")
+    run = site["deploy"]("main", deploy_key=site["key"], check=False)
+    assert run.returncode != 0 and "shop" in run.output
+    assert sh(container, "readlink /webapps/shop/current") == live
+    assert "Hello from git" in http_get(site["port"], "shop.test")[1]
