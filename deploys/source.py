@@ -83,7 +83,7 @@ def venv_packages(app: App, settings: HostSettings) -> list[str]:
 
 def venv_key(python: str, packages: list[str], requirements_sha256: str) -> str:
     """Names a virtualenv: the same python, added packages and requirements give the same one.
-    VENV_KEY_SHELL computes the same on the host."""
+    venv_key_shell computes the same on the host."""
     return hashlib.sha256("".join(f"{line}\n" for line in (python, *packages, requirements_sha256))
                           .encode()).hexdigest()[:12]
 
@@ -111,7 +111,8 @@ def code(app: App, mirror: Mirror | None) -> Code:
     if app.git is None:
         shipped = archive(app.source)
         requirements = (app.source / app.requirements).read_bytes() if app.requirements else None
-        return Code(shipped.short, requirements_sha256=hashlib.sha256(requirements).hexdigest() if requirements else "")
+        digest = "" if requirements is None else hashlib.sha256(requirements).hexdigest()
+        return Code(shipped.short, requirements_sha256=digest)
     if mirror is None or mirror.url != app.git.url or not mirror.commit:
         return Code(None)
     return Code(mirror.commit[:12], commit=mirror.commit, requirements_sha256=mirror.requirements_sha256)

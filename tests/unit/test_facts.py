@@ -7,6 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from facts.git import GitMirrors, Mirror
 from facts.gunicorn import GunicornSocket
 from facts.health import AppHealth
 from facts.nginx import Nginx
@@ -108,3 +109,17 @@ def test_fact_commands_are_valid_sh():
                 Status().command([("hello", "/webapps/hello/run/gunicorn.sock", ["hello.test"], "/")])]
     for command in commands:
         subprocess.run(["sh", "-n", "-c", command], check=True)
+
+
+def test_git_mirrors():
+    url = "ssh://git@git.test/shop.git"
+    mirrors = GitMirrors().process([
+        f"shop\tok\t{url}\t8e67ff55a4d4e0c1\t9f86d081884c7d65",
+        f"blog\tnoref\t{url}\tref v9 not found in the repository",
+        f"wiki\terror\t{url}\tgit@git.test: Permission denied (publickey). fatal: Could not read from remote",
+    ])
+    assert mirrors["shop"] == Mirror(url, commit="8e67ff55a4d4e0c1", requirements_sha256="9f86d081884c7d65")
+    assert mirrors["blog"].ref_missing and not mirrors["blog"].commit
+    assert not mirrors["wiki"].ref_missing and "Permission denied" in mirrors["wiki"].error
+    command = GitMirrors().command(apps=[("shop", "/webapps/shop", "main", "requirements.txt")])
+    assert "runuser -u shop -- env HOME=/webapps/shop sh -c" in command

@@ -49,3 +49,16 @@ def test_command_is_valid_sh_and_quotes_its_arguments(tmp_path):
                          capture_output=True, text=True, check=True).stdout.splitlines()
     state = HostState().process(out)
     assert list(state.paths) == [str(tmp_path)]
+
+
+def test_releases_know_their_commit_and_virtualenvs_their_key():
+    state = HostState().process([
+        "release\t/webapps/shop\t20261122T101500-git\t20261122T101500-git\t8e67ff55a4d4e0c1",
+        "release\t/webapps/hello\t20261122T101500-3f2a9c1d2e4f\t68a854a128a9\t",
+        "venv\t/webapps/shop\t20261122T101500-git\t68a854a128a9",
+        "venv\t/webapps/hello\t68a854a128a9\t",  # built before keys were recorded: named by its key
+    ])
+    assert state.commits == {"/webapps/shop": {"20261122T101500-git": "8e67ff55a4d4e0c1"}}
+    assert state.releases["/webapps/hello"] == {"20261122T101500-3f2a9c1d2e4f": "68a854a128a9"}
+    assert state.venvs == {"/webapps/shop": {"20261122T101500-git": "68a854a128a9"},
+                           "/webapps/hello": {"68a854a128a9": "68a854a128a9"}}

@@ -14,6 +14,7 @@ from deploys.app import environment
 from deploys.inventory import load_apps
 from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS
 from deploys.ops import mask_env
+from deploys.source import venv_key, venv_key_shell
 from deploys.templates import TEMPLATES, render
 from tests.helpers import EXAMPLES
 
@@ -141,8 +142,6 @@ def test_django_settings_with_tls(secure_hello):
 
 
 def test_host_computes_the_virtualenv_key_the_plan_computes(tmp_path):
-    from deploys.source import venv_key, venv_key_shell
-
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("Django>=5.2,<6\n")
     packages = ["gunicorn==23.0.0", "psycopg[binary]>=3.2,<4"]
