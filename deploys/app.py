@@ -22,6 +22,7 @@ from deploys.ops import Guard, Stamp, react
 from deploys.postgres import database_url
 from deploys.source import Code, archive, code, venv_key, venv_key_shell, venv_packages
 from deploys.templates import render
+from facts.git import as_user
 from facts.state import State
 
 
@@ -37,6 +38,12 @@ class AppChanges:
     start_content: str
 
 
+def linked(state: State, link: str) -> str | None:
+    """The name of the release or virtualenv the link `link` points at, if it is a link."""
+    current = state.paths.get(link)
+    return current.target.rsplit("/", 1)[-1] if current and current.kind == "link" else None
+
+
 def release_id(app: App, state: State, code: Code, now: str) -> str:
     """The release of the code: the live one, or the newest on the host with the same code
     (shipped before, or rolled back from), or a new timestamp-code name."""
@@ -48,9 +55,9 @@ def release_id(app: App, state: State, code: Code, now: str) -> str:
             return commits.get(release) == code.commit
         return code.short is not None and release.endswith(f"-{code.short}")
 
-    live = state.paths.get(paths.current(app))
-    if live and live.kind == "link" and same(live.target.rsplit("/", 1)[-1]):
-        return live.target.rsplit("/", 1)[-1]
+    live = linked(state, paths.current(app))
+    if live and same(live):
+        return live
     matching = sorted(release for release in releases if same(release))
     return matching[-1] if matching else f"{now}-{code.short or 'git'}"
 
@@ -61,9 +68,9 @@ def venv_name(app: App, state: State, key: str | None, now: str) -> str:
     if key is None:
         return f"{now}-git"
     built = {name for name, built_key in state.venvs.get(app.home, {}).items() if built_key == key}
-    live = state.paths.get(paths.venv(app))
-    if live and live.kind == "link" and live.target.rsplit("/", 1)[-1] in built:
-        return live.target.rsplit("/", 1)[-1]
+    live = linked(state, paths.venv(app))
+    if live in built:
+        return live
     return key if key in built else min(built, default=key)
 
 
@@ -212,7 +219,7 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
     # is in place, say; a failure then stops this app only.
     guard.watch(ops.command(
         name=f"{app.name}: fetch {app.git.url}",
-        command=as_app(app, "sh -c " + shlex.quote(
+        command=as_user(app.name, app.home, "sh -c " + shlex.quote(
             'cd "$1" && { [ -f HEAD ] || git init --quiet --bare .; } && git config core.sshCommand "$2" && '
             '{ git remote set-url origin "$3" 2>/dev/null || git remote add --mirror=fetch origin "$3"; } && '
             'git fetch --quiet --prune origin'
@@ -223,7 +230,7 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
     ))
     release_path = paths.release(app, release)
     building = f"{release_path}.djangohost-new"
-    git = as_app(app, f"git --git-dir={paths.mirror(app)}")
+    git = as_user(app.name, app.home, f"git --git-dir={paths.mirror(app)}")
     return guard.watch(ops.command(
         name=f"{app.name}: release of {app.git.ref} at {source.short or '(fetched on the host)'}",
         command=(
@@ -237,11 +244,6 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
         reason=f"{release_path} is already deployed",
         _ignore_errors=True,
     ))
-
-
-def as_app(app: App, command: str) -> str:
-    """A command run as the app's user, with its home as HOME."""
-    return f"runuser -u {app.name} -- env HOME={app.home} {command}"
 
 
 def config_file(app: App, state: State, path: str, content: str,

@@ -118,9 +118,14 @@ def link(path: str, target: str, current: PathState | None):
     if current and current.kind == "link" and current.target == target:
         host.noop(f"link {path} -> {target} is up to date")
         return
+    yield relink(path, target)
+
+
+def relink(path: str, target: str) -> str:
+    """Shell: point the link `path` at `target`. rename(2) over the old link: readers see either
+    the old target or the new one, never none."""
     temp = shlex.quote(f"{path}.djangohost-new")
-    # rename(2) over the old link: readers see either the old target or the new one, never none.
-    yield f"ln -sfn {shlex.quote(target)} {temp} && mv -T {temp} {shlex.quote(path)}"
+    return f"ln -sfn {shlex.quote(target)} {temp} && mv -T {temp} {shlex.quote(path)}"
 
 
 def link_state(target: str) -> PathState:

@@ -43,13 +43,14 @@ for app in host.loop(removed):
 certificates: list[OperationMeta] = []
 for app in host.loop([app for app in apps if app.tls]):
     certificates += tls.certificate(app=app, state=state)  # type: ignore[arg-type]
-if any(app.tls and app.tls.mode == "acme" for app in apps):
+acme_apps = [app for app in apps if app.tls and app.tls.mode == "acme"]
+if acme_apps:
     tls.acme_client(state=state)
 
 if apps or removed:
     nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
                                certificates=certificates)
-for app in host.loop([app for app in apps if app.tls and app.tls.mode == "acme"]):
+for app in host.loop(acme_apps):
     tls.acme(app=app, state=state, guard=guards[app.name])
 for app in host.loop(apps):
     health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,

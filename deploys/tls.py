@@ -15,7 +15,7 @@ from pyinfra.api.operation import OperationMeta
 from deploys import ops, paths
 from deploys.inventory import App
 from deploys.nginx import RELOAD
-from deploys.ops import Guard, Stamp, react
+from deploys.ops import Guard, Stamp, react, relink
 from deploys.templates import render
 from facts.state import State
 
@@ -91,8 +91,8 @@ def acme(app: App, state: State, guard: Guard) -> OperationMeta:
     assert app.tls is not None
     live = f"{paths.CERTBOT_LIVE}/{app.name}"
     links = " && ".join(
-        f"ln -sfn {live}/{name} {target}.new && mv -T {target}.new {target}"
-        for name, target in (("fullchain.pem", paths.tls_cert(app)), ("privkey.pem", paths.tls_key(app)))
+        relink(path, f"{live}/{name}")
+        for name, path in (("fullchain.pem", paths.tls_cert(app)), ("privkey.pem", paths.tls_key(app)))
     )
     domains = " ".join(f"-d {domain}" for domain in app.domains)
     certbot = (

@@ -25,6 +25,11 @@ printf 'ok\t%s\t%s\t%s\n' "$url" "$commit" "$req"
 """
 
 
+def as_user(user: str, home: str, command: str) -> str:
+    """Shell: `command` run as an app's user, with its home as HOME (git reads its config there)."""
+    return f"runuser -u {user} -- env HOME={shlex.quote(home)} {command}"
+
+
 @dataclass(frozen=True)
 class Mirror:
     url: str  # where it fetches from
@@ -50,11 +55,10 @@ class GitMirrors(FactBase[dict[str, Mirror]]):
         lines = []
         for user, home, ref, requirements in apps:
             mirror = shlex.quote(f"{home}/repo")
-            args = " ".join(shlex.quote(value) for value in (f"{home}/repo", ref, requirements))
+            fetch = f"sh -c {shlex.quote(FETCH)} sh {mirror} {shlex.quote(ref)} {shlex.quote(requirements)}"
             lines.append(
                 f"id -u {user} >/dev/null 2>&1 && [ -f {mirror}/HEAD ] && "
-                f"runuser -u {user} -- env HOME={shlex.quote(home)} sh -c {shlex.quote(FETCH)} sh {args}"
-                f" | sed 's/^/{user}\\t/'"
+                f"{as_user(user, home, fetch)} | sed 's/^/{user}\\t/'"
             )
         return "\n".join([*lines, "true"])
 
