@@ -42,6 +42,11 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         path=paths.STAMPS, owner="root", group="root", mode="700",
         current=state.paths.get(paths.STAMPS),
     )
+    ops.directory(
+        name=f"Uploads of {state.login}",
+        path=paths.UPLOADS, owner=state.login, group="root", mode="700",
+        current=state.paths.get(paths.UPLOADS),
+    )
 
     for service in host.loop(services(apps)):
         if state.systemd:

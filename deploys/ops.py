@@ -21,6 +21,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
+from deploys.paths import UPLOADS
 from facts.state import MASK, EnvFileState, MaskedEnvFile, PathState, State
 
 
@@ -57,6 +58,23 @@ def _owner_mode(path: str, owner: str, group: str, mode: str) -> str:
     return f"chown {owner}:{group} {quoted} && chmod {mode} {quoted}"
 
 
+def _upload(data: StringIO | BytesIO, dest: str) -> tuple[FileUploadCommand, str]:
+    """Ship `data` to the host, for `dest`; returns the upload and where it put the data.
+
+    The upload runs as the user pyinfra logs in as, which under `_sudo` cannot write where the
+    file belongs: it goes to that user's private directory (paths.UPLOADS, 0700) instead, and a
+    command of the caller's takes it from there (see _place).
+    """
+    staged = f"{UPLOADS}/{hashlib.sha1(dest.encode()).hexdigest()[:16]}"
+    return FileUploadCommand(data, staged, remote_temp_filename=staged, _sudo=False), staged
+
+
+def _place(staged: str, dest: str) -> str:
+    """Shell: move an upload to `dest` as a new file only root can read yet."""
+    quoted = shlex.quote(dest)
+    return f"rm -f {quoted} && (umask 077 && cp {staged} {quoted}) && rm -f {staged}"
+
+
 @operation()
 def file(
     path: str,
@@ -87,9 +105,11 @@ def file(
     elif _diffing():
         _show_diff(path, host.get_fact(FileContents, path=path) if current else None, content)
     temp = f"{path}.djangohost-new"
-    yield FileUploadCommand(StringIO(content), temp, remote_temp_filename=temp)
+    upload, staged = _upload(StringIO(content), temp)
+    yield upload
     # Owner and mode are set before the file takes its name, so it is never readable by others.
-    yield f"{_owner_mode(temp, owner, group, mode)} && mv -f {shlex.quote(temp)} {shlex.quote(path)}"
+    yield (f"{_place(staged, temp)} && {_owner_mode(temp, owner, group, mode)} && "
+           f"mv -f {shlex.quote(temp)} {shlex.quote(path)}")
 
 
 @operation()
@@ -171,13 +191,13 @@ def unpack(path: str, archive: bytes, needed: bool):
     if not needed:
         host.noop(f"{path} is already deployed")
         return
-    upload = f"{path}.tar.gz"
     building = shlex.quote(f"{path}.djangohost-new")
-    yield FileUploadCommand(BytesIO(archive), upload, remote_temp_filename=upload)
+    upload, staged = _upload(BytesIO(archive), path)
+    yield upload
     yield (
         f"rm -rf {building} && mkdir -p {building} && "
-        f"tar -xzf {shlex.quote(upload)} -C {building} --no-same-owner && "
-        f"rm -f {shlex.quote(upload)} && rm -rf {shlex.quote(path)} && mv {building} {shlex.quote(path)}"
+        f"tar -xzf {staged} -C {building} --no-same-owner && "
+        f"rm -f {staged} && rm -rf {shlex.quote(path)} && mv {building} {shlex.quote(path)}"
     )
 
 
@@ -220,13 +240,15 @@ def env_file(
     quoted = shlex.quote(path)
     temp = f"{path}.djangohost-new"
     quoted_temp = shlex.quote(temp)
-    yield FileUploadCommand(StringIO(content), temp, remote_temp_filename=temp)
+    upload, staged = _upload(StringIO(content), temp)
+    yield upload
     keep_key = (
         "" if given_key else
         f" && {{ grep '^SECRET_KEY=' {quoted} 2>/dev/null || echo \"SECRET_KEY=$({GENERATE_SECRET_KEY})\"; }}"
         f" >>{quoted_temp}"
     )
-    yield f"chown root:{group} {quoted_temp} && chmod 640 {quoted_temp}{keep_key} && mv -f {quoted_temp} {quoted}"
+    yield (f"{_place(staged, temp)} && chown root:{group} {quoted_temp} && chmod 640 {quoted_temp}{keep_key} && "
+           f"mv -f {quoted_temp} {quoted}")
 
 
 @dataclass(frozen=True)

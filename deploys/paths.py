@@ -32,6 +32,9 @@ CERTBOT_DEPLOY_HOOKS = "/etc/letsencrypt/renewal-hooks/deploy"
 CERTBOT_DEPLOY_HOOK = f"{CERTBOT_DEPLOY_HOOKS}/djangohost-nginx-reload"
 # What each reload or restart last applied (see deploys.ops.Stamp); root only.
 STAMPS = "/var/lib/djangohost/applied"
+# Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
+# as (under sudo, the SSH user can write nowhere else that others cannot read).
+UPLOADS = "/var/lib/djangohost/uploads"
 # Marks a virtualenv whose installs all succeeded; a half-built one is rebuilt.
 VENV_COMPLETE = ".djangohost-complete"
 # In a release: the key of the virtualenv it was checked with (what a rollback links back).
@@ -167,6 +170,6 @@ def app_stamps(app: App) -> list[str]:
     return [stamp(kind, app) for kind in APP_STAMPS]
 
 
-HOST_PATHS = [NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK, STAMPS, TLS_DIR, ACME_WEBROOT,
+HOST_PATHS = [NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK, STAMPS, UPLOADS, TLS_DIR, ACME_WEBROOT,
               CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
               *(stamp(kind) for kind in HOST_STAMPS)]

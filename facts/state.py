@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -60,7 +61,11 @@ class Database:
 
 @dataclass
 class State:
+    login: str = "root"  # the user pyinfra logs in as (under sudo: the SSH user)
     cores: int = 1
+    # Nginx's version (installed, or apt's candidate), e.g. (1, 26, 3); () when not known
+    nginx_version: tuple[int, ...] = ()
+    debian_version: int = 0  # VERSION_ID of /etc/os-release, 0 when not Debian
     systemd: bool = False
     packages: set[str] = field(default_factory=set)
     users: dict[str, str] = field(default_factory=dict)
@@ -84,7 +89,13 @@ class State:
 # Written for POSIX sh: pyinfra runs fact commands through `sh -c`. Every check exits 0 and
 # reports in its output, so a missing thing is an answer, not a failed host.
 SCRIPT = r"""
+printf 'login\t%s\n' "${SUDO_USER:-$(id -un)}"
 printf 'cores\t%s\n' "$(nproc 2>/dev/null || echo 1)"
+# Nginx's version as installed, or as it would be (apt's candidate; without package lists, the
+# Debian release says which syntax to expect).
+nginx=$(dpkg-query -W -f='${Version}' nginx 2>/dev/null)
+[ -n "$nginx" ] || nginx=$(apt-cache policy nginx 2>/dev/null | sed -n 's/^ *Candidate: //p')
+printf 'nginx\t%s\t%s\n' "$nginx" "$(. /etc/os-release 2>/dev/null && echo "$VERSION_ID")"
 [ -d /run/systemd/system ] && printf 'systemd\n'
 dpkg-query -W -f='package\t${Package}\t${db:Status-Abbrev}\n' $PACKAGES 2>/dev/null
 for u in $USERS; do
@@ -141,7 +152,8 @@ class HostState(FactBase[State]):
     .. code:: python
 
         State(
-            cores=2, systemd=False, packages={"nginx", "supervisor"},
+            login="deploy", cores=2, nginx_version=(1, 26, 3), debian_version=13,
+            systemd=False, packages={"nginx", "supervisor"},
             users={"hello": "/webapps/hello"}, groups={"webapps"}, running={"nginx"},
             enabled=set(),
             paths={"/webapps/hello/conf/gunicorn.conf.py": PathState(
@@ -194,7 +206,12 @@ class HostState(FactBase[State]):
         state = State()
         for line in output:
             kind, *fields = line.split("\t")
-            if kind == "cores":
+            if kind == "login":
+                state.login = fields[0]
+            elif kind == "nginx":
+                state.nginx_version = tuple(int(part) for part in re.findall(r"\d+", fields[0].split("-")[0])[:3])
+                state.debian_version = int(fields[1]) if fields[1].isdigit() else 0
+            elif kind == "cores":
                 state.cores = int(fields[0]) if fields[0].isdigit() else 1
             elif kind == "systemd":
                 state.systemd = True
