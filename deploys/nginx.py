@@ -39,6 +39,15 @@ TLS_CIPHERS = ":".join([
 ])
 
 
+def http2_directive(state: State) -> bool:
+    """Whether HTTP/2 is switched on by `http2 on;` (nginx 1.25.1 and later: Debian 13) rather than
+    a parameter of `listen`, which those versions warn about. Without a version to go by (no
+    package lists yet), Debian's release tells."""
+    if state.nginx_version:
+        return state.nginx_version >= (1, 25, 1)
+    return state.debian_version >= 13
+
+
 def _site(label: str, path: str, link: str, content: str, state: State) -> list[OperationMeta]:
     """A site in sites-available and its link in sites-enabled."""
     return [
@@ -55,8 +64,9 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
     """The sites of `apps` (the others' stay as they are), none for `removed` apps, the default
     server, and one `nginx -t`-checked reload when any of it or of the `certificates` changed.
     Returns the reload."""
+    http2_on = http2_directive(state)
     default_site = render("nginx/default.conf.j2", https=any(app.tls for app in all_apps if app.present),
-                          tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS)
+                          tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
     changes = _site("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
                     default_site, state)
 
@@ -72,7 +82,7 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
 
     app_sites = {app.name: render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT,
                                   tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
-                                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS)
+                                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
                  for app in apps}
     for app in host.loop(apps):
         changes += _site(app.name, paths.nginx_site(app), paths.nginx_enabled(app),

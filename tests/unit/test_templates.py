@@ -12,10 +12,11 @@ import pytest
 from deploys import paths
 from deploys.app import environment
 from deploys.inventory import load_apps
-from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS
+from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
 from deploys.ops import mask_env
 from deploys.source import venv_key, venv_key_shell
 from deploys.templates import TEMPLATES, render
+from facts.state import State
 from tests.helpers import EXAMPLES
 
 
@@ -121,10 +122,27 @@ def secure_hello():
     return app
 
 
+def secure_site(app, http2_on: bool) -> str:
+    return render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT,
+                  tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
+                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
+
+
+@pytest.mark.parametrize(("version", "debian", "directive"), [
+    ((1, 22, 1), 12, False), ((1, 26, 3), 13, True), ((1, 25, 1), 0, True), ((), 12, False), ((), 13, True),
+])
+def test_http2_is_switched_on_the_way_the_nginx_version_wants(version, debian, directive):
+    assert http2_directive(State(nginx_version=version, debian_version=debian)) is directive
+
+
+def test_nginx_site_with_tls_on_new_and_old_nginx(secure_hello):
+    new = secure_site(secure_hello, http2_on=True)
+    assert "listen 443 ssl;" in new and "\n    http2 on;\n" in new and "ssl http2" not in new
+    assert "http2 on;" not in secure_site(secure_hello, http2_on=False)
+
+
 def test_nginx_site_with_tls(secure_hello):
-    site = render("nginx/site.conf.j2", app=secure_hello, acme_webroot=paths.ACME_WEBROOT,
-                  tls_cert=paths.tls_cert(secure_hello), tls_key=paths.tls_key(secure_hello),
-                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS)
+    site = secure_site(secure_hello, http2_on=False)
     plain, secure = site.split("listen 443 ssl http2;")
     assert "return 301 https://$host$request_uri;" in plain and f"root {paths.ACME_WEBROOT};" in plain
     assert "proxy_pass" not in plain
