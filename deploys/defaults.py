@@ -17,9 +17,12 @@ An app entry (a dict in host data `apps`):
                       the app's user only; SSH host keys are trusted on first use)}.
                       A branch deploys its newest commit on every run.
     wsgi_module       str. Default (local sources): <package>.wsgi, where <package> is the only
-                      directory of the source holding both wsgi.py and settings.py. Required
-                      with a git source, as is settings_module.
-    settings_module   str. Default: <package>.settings, found the same way.
+                      directory of the source holding a wsgi.py. Required with a git source, as
+                      is settings_module.
+    settings_module   str. Default: what the project serves with: the module its wsgi.py names
+                      as DJANGO_SETTINGS_MODULE's default, else <package>.settings, else
+                      <package>.settings.production (or .prod) of a settings package. When none
+                      is found, the error lists the settings modules there are.
     requirements      str. Requirements file inside the source. Default: requirements.txt when
                       the source has one (for git: at the deployed commit), otherwise none
                       (Gunicorn is installed either way).

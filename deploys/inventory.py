@@ -22,6 +22,8 @@ DOMAIN_RE = re.compile(
     r"^(\*\.)?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$"
 )
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings.production") in a wsgi.py
+SETTINGS_DEFAULT_RE = re.compile(r"""["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']""")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Branch, tag or commit names git accepts, without shell or option meaning.
 REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}$")
@@ -269,8 +271,8 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     else:
         raise fail("source", "must be a local directory or {\"git\": URL, \"ref\": BRANCH_TAG_OR_SHA}")
 
-    wsgi_module = _module_field(raw, "wsgi_module", source, "wsgi", fail)
-    settings_module = _module_field(raw, "settings_module", source, "settings", fail)
+    wsgi_module = _module_field(raw, "wsgi_module", source, fail)
+    settings_module = _module_field(raw, "settings_module", source, fail)
 
     requirements = raw.get("requirements")
     if git:
@@ -393,21 +395,56 @@ def _environment(raw: dict, key: str, reserved: set[str], fail) -> dict[str, str
     return {name: str(value) for name, value in values.items()}
 
 
-def _module_field(raw: dict, key: str, source: Path, leaf: str, fail) -> str:
+def _module_field(raw: dict, key: str, source: Path, fail) -> str:
+    """A given module path, checked; or the one found in the source."""
     value = raw.get(key)
     if value is not None:
         if not isinstance(value, str) or not MODULE_RE.match(value):
             raise fail(key, f"{value!r} is not a dotted Python module path")
         return value
-    packages = sorted(
-        path.name
-        for path in source.iterdir()
-        if (path / "wsgi.py").is_file() and (path / "settings.py").is_file()
-    )
-    if len(packages) != 1:
-        found = ", ".join(packages) or "none"
-        raise fail(key, f"cannot be guessed (project packages with wsgi.py and settings.py: {found})")
-    return f"{packages[0]}.{leaf}"
+    if key == "wsgi_module":
+        found, seen = default_wsgi_module(source)
+    else:
+        found, seen = default_settings_module(source, _module_field(raw, "wsgi_module", source, fail))
+    if found is None:
+        raise fail(key, f"cannot be guessed (found: {seen}); set it")
+    return found
+
+
+def _module_file(source: Path, module: str) -> Path:
+    *package, leaf = module.split(".")
+    return source.joinpath(*package, f"{leaf}.py")
+
+
+def default_wsgi_module(source: Path) -> tuple[str | None, str]:
+    """<package>.wsgi of the only package of the project holding a wsgi.py; else None and what
+    was found."""
+    packages = sorted(path.parent.name for path in source.glob("*/wsgi.py"))
+    if len(packages) == 1:
+        return f"{packages[0]}.wsgi", ""
+    return None, ", ".join(f"{package}/wsgi.py" for package in packages) or "no package with a wsgi.py"
+
+
+def default_settings_module(source: Path, wsgi_module: str) -> tuple[str | None, str]:
+    """The settings the project serves with; else None and the settings modules found.
+
+    That is the module its WSGI file names as DJANGO_SETTINGS_MODULE's default, else
+    <package>.settings, else the production module of a settings package
+    (<package>/settings/production.py or prod.py).
+    """
+    wsgi_file = _module_file(source, wsgi_module)
+    named = SETTINGS_DEFAULT_RE.search(wsgi_file.read_text(errors="replace")) if wsgi_file.is_file() else None
+    package = wsgi_module.rpartition(".")[0]
+    if named and (_module_file(source, named.group(1)).is_file()
+                  or _module_file(source, f"{named.group(1)}.__init__").is_file()):
+        return named.group(1), ""
+    for candidate in (f"{package}.settings", f"{package}.settings.production", f"{package}.settings.prod"):
+        if _module_file(source, candidate).is_file():
+            return candidate, ""
+    settings_dir = _module_file(source, f"{package}.settings").with_suffix("")
+    modules = sorted(f"{package}.settings.{path.stem}" for path in settings_dir.glob("*.py")
+                     if path.stem != "__init__")
+    return None, ", ".join(modules) or f"no {package}/settings.py"
 
 
 def check_host(host_name: str, apps: list[App], state: Any) -> None:

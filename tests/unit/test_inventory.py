@@ -197,3 +197,38 @@ def test_git_source(tmp_path):
         wsgi_module="hello.wsgi", settings_module="hello.settings")]})
     assert hello.git == GitSource("ssh://git@git.test/hello.git", "v1.2", key)
     assert hello.requirements == "requirements.txt"  # looked for at the deployed commit
+
+
+def project(root, files: dict[str, str]):
+    """A Django project at `root` with these files (and a manage.py)."""
+    for name, text in {"manage.py": "", **files}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return str(root)
+
+
+def test_a_settings_package_is_found_through_wsgi_py_or_by_its_production_module(tmp_path):
+    (store,) = load_apps("web1", {"apps": [app(source=str(EXAMPLES / "store"))]})
+    assert (store.wsgi_module, store.settings_module) == ("store.wsgi", "store.settings.production")
+    # wsgi.py names no settings: the settings package's production module.
+    source = project(tmp_path / "a", {"site/wsgi.py": "", "site/settings/__init__.py": "",
+                                      "site/settings/base.py": "", "site/settings/prod.py": ""})
+    (found,) = load_apps("web1", {"apps": [app(source=source)]})
+    assert found.settings_module == "site.settings.prod"
+    # What wsgi.py names wins over a settings.py.
+    source = project(tmp_path / "b", {
+        "site/wsgi.py": "os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'site.conf.live')",
+        "site/settings.py": "", "site/conf/__init__.py": "", "site/conf/live.py": ""})
+    (found,) = load_apps("web1", {"apps": [app(source=source)]})
+    assert found.settings_module == "site.conf.live"
+
+
+def test_settings_that_cannot_be_guessed_name_the_field_and_what_was_found(tmp_path):
+    source = project(tmp_path, {"site/wsgi.py": "", "site/settings/__init__.py": "",
+                                "site/settings/base.py": "", "site/settings/dev.py": ""})
+    assert error([app(source=source)]) == (
+        "host web1, app hello, field settings_module: cannot be guessed (found: site.settings.base, "
+        "site.settings.dev); set it")
+    two = project(tmp_path / "two", {"a/wsgi.py": "", "b/wsgi.py": ""})
+    assert error([app(source=two)]) == (
+        "host web1, app hello, field wsgi_module: cannot be guessed (found: a/wsgi.py, b/wsgi.py); set it")

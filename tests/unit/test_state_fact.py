@@ -62,3 +62,21 @@ def test_releases_know_their_commit_and_virtualenvs_their_key():
     assert state.releases["/webapps/hello"] == {"20261122T101500-3f2a9c1d2e4f": "68a854a128a9"}
     assert state.venvs == {"/webapps/shop": {"20261122T101500-git": "68a854a128a9"},
                            "/webapps/hello": {"68a854a128a9": "68a854a128a9"}}
+
+
+def test_login_user_and_nginx_version_on_debian_12_and_13():
+    # As printed under sudo on Debian 13 (nginx installed), and as root on a Debian 12 host
+    # before nginx is installed: apt's candidate, or nothing without package lists.
+    trixie = HostState().process(["login\tdeploy", "nginx\t1.26.3-3+deb13u1\t13"])
+    assert (trixie.login, trixie.nginx_version, trixie.debian_version) == ("deploy", (1, 26, 3), 13)
+    bookworm = HostState().process(["login\troot", "nginx\t1.22.1-9+deb12u3\t12"])
+    assert (bookworm.login, bookworm.nginx_version, bookworm.debian_version) == ("root", (1, 22, 1), 12)
+    unknown = HostState().process(["nginx\t\t12"])
+    assert (unknown.nginx_version, unknown.debian_version) == ((), 12)
+
+
+def test_login_is_the_sudo_user_when_there_is_one():
+    command = HostState().command()
+    run = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "SUDO_USER": "deploy"})
+    assert HostState().process(run.stdout.splitlines()).login == "deploy"
