@@ -120,29 +120,7 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
             needed=release not in state.releases.get(app.home, {}),
         )
 
-    packages = venv_packages(app, settings)
-    if source.requirements_sha256 is None:  # in the release once it is fetched, on the host
-        requirements = app.requirements and f"{release_path}/{app.requirements}"
-        key = None
-        key_text = venv_key_shell(settings.python, packages, requirements)
-        install = f"$([ -f {requirements} ] && echo -r {requirements}) " if requirements else ""
-    else:
-        key = key_text = venv_key(settings.python, packages, source.requirements_sha256)
-        install = f"-r {release_path}/{app.requirements} " if source.requirements_sha256 else ""
-    venv = venv_name(app, state, key, now)
-    venv_dir = paths.venv_dir(app, venv)
-    quoted_packages = " ".join(shlex.quote(package) for package in packages)
-    build_venv = guard.watch(ops.command(
-        name=f"{app.name}: virtualenv {venv}",
-        command=(
-            f"rm -rf {venv_dir} && {settings.python} -m venv {venv_dir} && "
-            f"{venv_dir}/bin/pip install --quiet --disable-pip-version-check --no-input "
-            f"{install}{quoted_packages} && echo {key_text} > {venv_dir}/{paths.VENV_COMPLETE}"
-        ),
-        needed=venv not in state.venvs.get(app.home, {}),
-        reason=f"virtualenv {venv} is built",
-        _ignore_errors=True,
-    ))
+    venv, venv_dir, build_venv = virtualenv(app, settings, state, source, release_path, now, guard)
 
     env_content = render("app/env.j2", app=app, env=environment(app))
     env = ops.env_file(
@@ -197,6 +175,37 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
         start_script=start_script,
         start_content=start_content,
     )
+
+
+def virtualenv(app: App, settings: HostSettings, state: State, source: Code, release_path: str, now: str,
+               guard: Guard) -> tuple[str, str, OperationMeta]:
+    """The virtualenv for the release's requirements (built unless one exists for them): its
+    name, its directory and the operation building it."""
+    packages = venv_packages(app, settings)
+    if source.requirements_sha256 is None:  # in the release once it is fetched, on the host
+        requirements = app.requirements and f"{release_path}/{app.requirements}"
+        key = None
+        key_text = venv_key_shell(settings.python, packages, requirements)
+        install = f"$([ -f {requirements} ] && echo -r {requirements}) " if requirements else ""
+    else:
+        key = key_text = venv_key(settings.python, packages, source.requirements_sha256)
+        install = f"-r {release_path}/{app.requirements} " if source.requirements_sha256 else ""
+    venv = venv_name(app, state, key, now)
+    venv_dir = paths.venv_dir(app, venv)
+    quoted_packages = " ".join(shlex.quote(package) for package in packages)
+    pip = f"{venv_dir}/bin/pip install --quiet --disable-pip-version-check --no-input {install}{quoted_packages}"
+    # pip's own reason comes first (an unavailable version, a Python too old, a failed build).
+    refused = (f"echo \"djangohost: app {app.name}: pip cannot install its requirements with "
+               f"$({settings.python} --version 2>&1); pip's reason is above\" >&2; exit 1")
+    build = guard.watch(ops.command(
+        name=f"{app.name}: virtualenv {venv}",
+        command=(f"rm -rf {venv_dir} && {settings.python} -m venv {venv_dir} && {{ {pip} || {{ {refused}; }}; }} "
+                 f"&& echo {key_text} > {venv_dir}/{paths.VENV_COMPLETE}"),
+        needed=venv not in state.venvs.get(app.home, {}),
+        reason=f"virtualenv {venv} is built",
+        _ignore_errors=True,
+    ))
+    return venv, venv_dir, build
 
 
 def git_source(app: App, state: State, source: Code, release: str, guard: Guard) -> OperationMeta:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra import host, logger
+from pyinfra.api import BaseStateCallback, Host, deploy
+from pyinfra.api import State as Run
 from pyinfra.api.operation import OperationMeta
 
 from deploys import paths
@@ -114,14 +115,38 @@ def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMe
     )
 
 
-@deploy("Failed apps")
+@deploy("Result")
 def failures(guards: list[Guard]) -> None:
-    """Fail the host, after every app had its chance, for each app whose deploy failed."""
+    """Fail the host, after every app had its chance, for each app whose deploy failed; and name
+    those apps in the very last lines of the run (see Summary)."""
+    Summary.watch(host, guards)
     for guard in host.loop(guards):
         command(
-            name=f"{guard.app}: deploy failed",
+            name=f"{guard.app}: all steps succeeded",
             command=f"echo 'djangohost: the deploy of {guard.app} failed; its error is above' >&2; exit 1",
             needed=guard.failed,
             reason=f"{guard.app} deployed",
             _if=guard.failed,
         )
+
+
+class Summary(BaseStateCallback):
+    """Says, as each host disconnects (the last thing pyinfra prints), which apps failed to
+    deploy there, so a failed run names them after the results table, not only above it."""
+
+    guards: dict[str, list[Guard]] = {}
+
+    @classmethod
+    def watch(cls, host: Host, guards: list[Guard]) -> None:
+        if not any(isinstance(handler, cls) for handler in host.state.callback_handlers):
+            host.state.add_callback_handler(cls())
+        cls.guards[host.name] = guards
+
+    @staticmethod
+    def host_disconnect(state: Run, host: Host) -> None:
+        guards = Summary.guards.get(host.name, [])
+        failed = [guard.app for guard in guards if guard.failed()]
+        if failed:
+            deployed = [guard.app for guard in guards if guard.ok()]
+            logger.error(f"djangohost: {host.name}: the deploy of {', '.join(failed)} FAILED (the error is "
+                         f"above); {', '.join(deployed) or 'no app'} deployed")
