@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -62,9 +63,29 @@ def pyinfra(inventory: Path, *args: str, deploy: str = "deploys/site.py", check:
     return run
 
 
-def write_inventory(path: Path, container: str, apps: list[dict], **host_data: object) -> Path:
-    data = {"apps": apps, **host_data}
-    path.write_text(f"targets = [({f'@docker/{container}'!r}, {data!r})]\n")
+@dataclass(frozen=True)
+class Login:
+    """How pyinfra reaches a target over SSH: as root, or as the sudo user with `_sudo`."""
+
+    user: str
+    port: int
+    key: Path
+
+    def host_data(self) -> dict:
+        data = {"ssh_hostname": "127.0.0.1", "ssh_port": self.port, "ssh_user": self.user,
+                "ssh_key": str(self.key), "ssh_strict_host_key_checking": "no",
+                "ssh_known_hosts_file": "/dev/null"}
+        return data if self.user == "root" else {**data, "_sudo": True}
+
+
+def write_inventory(path: Path, container: str, apps: list[dict], login: Login | None = None,
+                    **host_data: object) -> Path:
+    """An inventory of one host: the container through @docker, or over SSH with `login`."""
+    if login is None:
+        name, data = f"@docker/{container}", {"apps": apps, **host_data}
+    else:
+        name, data = container, {**login.host_data(), "apps": apps, **host_data}
+    path.write_text(f"targets = [({name!r}, {data!r})]\n")
     return path
 
 
@@ -111,3 +132,45 @@ def wait_for(condition, timeout: float = 30, interval: float = 0.5):
 def master_pid(container: str, app: str) -> int:
     """The pid of the app's Gunicorn master, as Supervisor reports it."""
     return int(sh(container, f"supervisorctl pid {app}"))
+
+
+# A git server on a target, for apps with a git source: SSH, a `git` user that only the test's
+# deploy key opens, a repository of the hello example, and a work tree to commit from.
+GIT_REPO = "/srv/git/shop.git"
+GIT_WORK = "/root/shop-work"
+
+
+def git_server(container: str, workdir: Path) -> Path:
+    """Serve the hello example from a git repository on `container`; return the deploy key."""
+    sh(container, "apt-get install -y -q git >/dev/null && "
+                  "useradd --create-home --shell /bin/sh git && mkdir -p /srv/git /run/sshd && "
+                  f"git init --quiet --bare --initial-branch=main {GIT_REPO} && chown -R git: /srv/git && "
+                  "chmod 700 /srv/git && { pgrep -x sshd >/dev/null || /usr/sbin/sshd; } && "
+                  "git config --global safe.directory '*'")
+    subprocess.run(["docker", "cp", f"{EXAMPLES / 'hello'}/.", f"{container}:{GIT_WORK}"], check=True)
+    sh(container, f"cd {GIT_WORK} && rm -rf $(find . -name __pycache__) && git init --quiet -b main && "
+                  "git -c user.name=t -c user.email=t@test add -A && "
+                  "git -c user.name=t -c user.email=t@test commit --quiet -m v1 && "
+                  "git config user.name t && git config user.email t@test && "
+                  f"git remote add origin {GIT_REPO} && git push --quiet origin main && chown -R git: /srv/git")
+    sh(container, "ssh-keygen -q -t ed25519 -N '' -f /root/deploy_key && "
+                  "mkdir -p ~git/.ssh && cp /root/deploy_key.pub ~git/.ssh/authorized_keys && "
+                  "chown -R git: ~git/.ssh && chmod 700 ~git/.ssh")
+    key = workdir / "deploy_key"
+    key.write_text(sh(container, "cat /root/deploy_key") + "\n")
+    sh(container, "rm /root/deploy_key")
+    return key
+
+
+def git_app(ref: str, deploy_key: Path) -> dict:
+    """The source and modules of an app entry deploying `ref` of the git server's repository."""
+    return {"source": {"git": f"ssh://git@127.0.0.1{GIT_REPO}", "ref": ref, "deploy_key": str(deploy_key)},
+            "wsgi_module": "hello.wsgi", "settings_module": "hello.settings"}
+
+
+def commit(container: str, old: str, new: str, message: str) -> str:
+    """Change the page text in the git server's work tree, push it to main; return the commit."""
+    sh(container, f"cd {GIT_WORK} && sed -i {shlex.quote(f's/{old}/{new}/')} hello/views.py && "
+                  f"git commit --quiet -am {shlex.quote(message)} && git push --quiet origin HEAD:main && "
+                  "chown -R git: /srv/git")
+    return sh(container, f"cd {GIT_WORK} && git rev-parse HEAD")

@@ -8,6 +8,7 @@ apt sources and CA bundle, read at run time (nothing about the mirror is written
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -17,13 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-IMAGE = "djangohost-target:{suite}"
+IMAGE = "djangohost-target:{suite}-{digest}"
 HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 HOST_APT_CONF = Path("/etc/apt/apt.conf.d/99artifact-registry")
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 # What a minimal server has before djangohost touches it; systemd so the same image boots
-# either as a plain container (`sleep infinity`) or as a real init-managed host.
-BOOTSTRAP_PACKAGES = "ca-certificates,systemd,systemd-sysv,dbus,procps,iproute2,curl"
+# either as a plain container (`sleep infinity`) or as a real init-managed host; sshd and sudo
+# so that it can be reached as real servers are (see start_sshd).
+BOOTSTRAP_PACKAGES = "ca-certificates,systemd,systemd-sysv,dbus,procps,iproute2,curl,openssh-server,sudo"
+# The non-root SSH user of the targets, with passwordless sudo, as on a fresh cloud server.
+SSH_USER = "deploy"
 SYSTEMD_RUN_ARGS = [
     "--cap-add", "SYS_ADMIN",
     "--security-opt", "seccomp=unconfined",
@@ -68,27 +72,38 @@ def host_mirror() -> str:
     return match.group(1)
 
 
+# Run inside a new image: the SSH user with passwordless sudo, as cloud images of Debian have it.
+PREPARE_IMAGE = f"""
+useradd --create-home --shell /bin/bash {SSH_USER}
+echo '{SSH_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/{SSH_USER}
+chmod 440 /etc/sudoers.d/{SSH_USER}
+"""
+
+
+def image_name(suite: str) -> str:
+    """The image of `suite`, named after what goes into it: a changed recipe builds a new one."""
+    digest = hashlib.sha256((BOOTSTRAP_PACKAGES + PREPARE_IMAGE).encode()).hexdigest()[:8]
+    return IMAGE.format(suite=suite, digest=digest)
+
+
 def ensure_image(suite: str = "bookworm") -> str:
     """Return the name of a Debian `suite` target image, building it the first time."""
-    image = IMAGE.format(suite=suite)
+    image = image_name(suite)
     if image_exists(image):
         return image
     with tempfile.TemporaryDirectory() as tmp:
         rootfs = Path(tmp) / "rootfs"
         pulled = subprocess.run(["docker", "pull", f"debian:{suite}"], capture_output=True)
         if pulled.returncode == 0:
-            base = f"debian:{suite}"
-        else:
-            run("debootstrap", "--variant=minbase", f"--include={BOOTSTRAP_PACKAGES}",
-                suite, str(rootfs), host_mirror(), stdout=subprocess.DEVNULL)
-            base = None
-        if base is None:
-            _configure_rootfs(rootfs, suite)
-            tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-            run("docker", "import", "-", image, stdin=tar.stdout, stdout=subprocess.DEVNULL)
-            tar.wait()
-        else:
-            _build_from_pulled(base, image, suite, Path(tmp))
+            _build_from_pulled(f"debian:{suite}", image, suite)
+            return image
+        run("debootstrap", "--variant=minbase", f"--include={BOOTSTRAP_PACKAGES}",
+            suite, str(rootfs), host_mirror(), stdout=subprocess.DEVNULL)
+        _configure_rootfs(rootfs, suite)
+        run("chroot", str(rootfs), "sh", "-ec", PREPARE_IMAGE)
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        run("docker", "import", "-", image, stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        tar.wait()
     return image
 
 
@@ -109,7 +124,7 @@ def _configure_rootfs(rootfs: Path, suite: str) -> None:
     (rootfs / "etc/pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
 
 
-def _build_from_pulled(base: str, image: str, suite: str, tmp: Path) -> None:
+def _build_from_pulled(base: str, image: str, suite: str) -> None:
     name = f"djangohost-build-{suite}"
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     run("docker", "run", "-d", "--name", name, base, "sleep", "infinity", stdout=subprocess.DEVNULL)
@@ -117,16 +132,19 @@ def _build_from_pulled(base: str, image: str, suite: str, tmp: Path) -> None:
         run("docker", "exec", name, "sh", "-c",
             "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
             + BOOTSTRAP_PACKAGES.replace(",", " "), stdout=subprocess.DEVNULL)
+        run("docker", "exec", name, "sh", "-ec", PREPARE_IMAGE)
         run("docker", "commit", name, image, stdout=subprocess.DEVNULL)
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
 def start_container(name: str, *, systemd: bool = False, ports: dict[int, int] | None = None,
-                    suite: str = "bookworm", network: str | None = None) -> str:
+                    suite: str = "bookworm", network: str | None = None,
+                    ssh_public_key: str | None = None) -> str:
     """Start a fresh target container called `name` (replacing any old one) and return its name.
 
-    ports maps container ports to host ports published on 127.0.0.1 (0 picks a free port).
+    ports maps container ports to host ports published on 127.0.0.1 (0 picks a free port). With
+    ssh_public_key, sshd runs and lets that key in as root and as SSH_USER (publish port 22).
     """
     image = ensure_image(suite)
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
@@ -142,7 +160,22 @@ def start_container(name: str, *, systemd: bool = False, ports: dict[int, int] |
     run(*args, stdout=subprocess.DEVNULL)
     if systemd:
         wait_for_systemd(name)
+    if ssh_public_key:
+        start_sshd(name, ssh_public_key, systemd)
     return name
+
+
+def start_sshd(name: str, public_key: str, systemd: bool) -> None:
+    """Let `public_key` log in as root and as SSH_USER, and start sshd."""
+    script = f"""
+for home in /root /home/{SSH_USER}; do
+    mkdir -p $home/.ssh && echo "$1" > $home/.ssh/authorized_keys
+    chmod 700 $home/.ssh && chmod 600 $home/.ssh/authorized_keys
+done
+chown -R {SSH_USER}: /home/{SSH_USER}/.ssh
+{"systemctl start ssh" if systemd else "service ssh start >/dev/null"}
+"""
+    run("docker", "exec", name, "sh", "-ec", script, "sh", public_key)
 
 
 def wait_for_systemd(name: str, timeout: float = 60) -> None:

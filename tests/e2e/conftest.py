@@ -6,11 +6,12 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests import targets
-from tests.helpers import copy_example, pyinfra, write_inventory
+from tests.helpers import Login, copy_example, pyinfra, write_inventory
 
 
 @pytest.fixture(scope="session")
@@ -19,20 +20,37 @@ def docker_ready() -> None:
     targets.ensure_image()
 
 
+@pytest.fixture(scope="session")
+def ssh_key(tmp_path_factory) -> Path:
+    """A key pair made for this test session: the targets started with ssh=True let it in."""
+    key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key
+
+
 @pytest.fixture(scope="module")
-def container_factory(docker_ready) -> Iterator[Callable[..., str]]:
-    """Start fresh target containers (ports published on 127.0.0.1); removed after the module."""
+def container_factory(docker_ready, ssh_key) -> Iterator[Callable[..., str]]:
+    """Start fresh target containers (ports published on 127.0.0.1); removed after the module.
+    With ssh=True, sshd runs and publishes its port 22 too (see login)."""
     started: list[str] = []
 
-    def start(systemd: bool = False) -> str:
+    def start(systemd: bool = False, suite: str = "bookworm", ssh: bool = False) -> str:
         name = f"djangohost-test-{uuid.uuid4().hex[:8]}"
-        targets.start_container(name, systemd=systemd, ports={80: 0})
+        targets.start_container(name, systemd=systemd, suite=suite, ports={80: 0, **({22: 0} if ssh else {})},
+                                ssh_public_key=ssh_key.with_suffix(".pub").read_text().strip() if ssh else None)
         started.append(name)
         return name
 
     yield start
     for name in started:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def login(ssh_key) -> Callable[[str, str], Login]:
+    """login(container, user): how pyinfra reaches a container started with ssh=True as `user`
+    (root, or targets.SSH_USER with sudo)."""
+    return lambda container, user: Login(user, targets.published_port(container, 22), ssh_key)
 
 
 @pytest.fixture(scope="module")

@@ -3,54 +3,21 @@ an SSH server on the target itself, to a `git` user whose only key is the test's
 
 from __future__ import annotations
 
-import shlex
-import subprocess
-
 import pytest
 
 from tests import targets
-from tests.helpers import EXAMPLES, http_get, master_pid, pyinfra, sh, write_inventory
+from tests.helpers import GIT_WORK, commit, git_app, git_server, http_get, master_pid, pyinfra, sh, write_inventory
 
 pytestmark = pytest.mark.e2e
-
-REPO = "/srv/git/shop.git"
-WORK = "/root/shop-work"
-
-
-def commit(container: str, old: str, new: str, message: str) -> str:
-    """Change the shop's page text in the work tree, push it to main; return the commit."""
-    sh(container, f"cd {WORK} && sed -i {shlex.quote(f's/{old}/{new}/')} hello/views.py && "
-                  f"git commit --quiet -am {shlex.quote(message)} && git push --quiet origin HEAD:main && "
-                  "chown -R git: /srv/git")
-    return sh(container, f"cd {WORK} && git rev-parse HEAD")
-
 
 @pytest.fixture(scope="module")
 def site(container_factory, tmp_path_factory):
     container = container_factory()
     workdir = tmp_path_factory.mktemp("git")
-    # An SSH git server on the target: the repository is readable by its `git` user only.
-    sh(container, "apt-get install -y -q git openssh-server >/dev/null && "
-                  "useradd --create-home --shell /bin/sh git && mkdir -p /srv/git /run/sshd && "
-                  f"git init --quiet --bare --initial-branch=main {REPO} && chown -R git: /srv/git && "
-                  "chmod 700 /srv/git && /usr/sbin/sshd && git config --global safe.directory '*'")
-    subprocess.run(["docker", "cp", f"{EXAMPLES / 'hello'}/.", f"{container}:{WORK}"], check=True)
-    sh(container, f"cd {WORK} && rm -rf $(find . -name __pycache__) && git init --quiet -b main && "
-                  "git -c user.name=t -c user.email=t@test add -A && "
-                  "git -c user.name=t -c user.email=t@test commit --quiet -m v1 && "
-                  "git config user.name t && git config user.email t@test && "
-                  f"git remote add origin {REPO} && git push --quiet origin main && chown -R git: /srv/git")
-    sh(container, "ssh-keygen -q -t ed25519 -N '' -f /root/deploy_key && "
-                  "mkdir -p ~git/.ssh && cp /root/deploy_key.pub ~git/.ssh/authorized_keys && "
-                  "chown -R git: ~git/.ssh && chmod 700 ~git/.ssh")
-    key = workdir / "deploy_key"
-    key.write_text(sh(container, "cat /root/deploy_key") + "\n")
-    sh(container, "rm /root/deploy_key")
+    key = git_server(container, workdir)
 
     def deploy(ref: str, *args: str, deploy_key=key, **kwargs):
-        entry = {"name": "shop", "domains": ["shop.test"],
-                 "source": {"git": f"ssh://git@127.0.0.1{REPO}", "ref": ref, "deploy_key": str(deploy_key)},
-                 "wsgi_module": "hello.wsgi", "settings_module": "hello.settings"}
+        entry = {**git_app(ref, deploy_key), "name": "shop", "domains": ["shop.test"]}
         inventory = write_inventory(workdir / "inventory.py", container, [entry])
         return pyinfra(inventory, *args, **kwargs)
 
@@ -70,7 +37,7 @@ def test_first_deploy_clones_as_the_app_user_with_its_key(site):
                                      check=False)
     assert sh(container, "cat /webapps/shop/conf/deploy_key") == site["key"].read_text().strip()
     live = sh(container, "readlink -f /webapps/shop/current")
-    assert sh(container, f"cat {live}/.djangohost-commit") == sh(container, f"cd {WORK} && git rev-parse HEAD")
+    assert sh(container, f"cat {live}/.djangohost-commit") == sh(container, f"cd {GIT_WORK} && git rev-parse HEAD")
     assert "BEGIN OPENSSH PRIVATE KEY" not in site["first"].output
 
 
@@ -80,7 +47,7 @@ def test_unchanged_ref_changes_nothing(site):
 
 def test_new_commit_on_the_ref_deploys_and_a_tag_or_sha_rolls_it_back(site):
     container, port = site["container"], site["port"]
-    first = sh(container, f"cd {WORK} && git rev-parse HEAD")
+    first = sh(container, f"cd {GIT_WORK} && git rev-parse HEAD")
     releases = sh(container, "ls /webapps/shop/releases")
     pid = master_pid(container, "shop")
 
