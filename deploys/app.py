@@ -15,11 +15,10 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys import ops, paths
+from deploys import mariadb, ops, paths, postgres
 from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import Guard, Stamp, react
-from deploys.postgres import database_url
 from deploys.source import Code, archive, code, venv_key, venv_key_shell, venv_packages
 from deploys.templates import render
 from facts.git import as_user
@@ -82,7 +81,7 @@ def environment(app: App) -> dict[str, str]:
     """Every variable of the app's environment file but the generated SECRET_KEY."""
     env = {"DJANGO_SETTINGS_MODULE": "djangohost_settings", "PYTHONPATH": app.path("conf")}
     if app.database:
-        env["DATABASE_URL"] = database_url(app)
+        env["DATABASE_URL"] = {"postgresql": postgres, "mariadb": mariadb}[app.database].database_url(app)
     return {**env, **app.env, **app.secrets}
 
 

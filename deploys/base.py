@@ -7,25 +7,34 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt
 
 from deploys import ops, paths, tls
-from deploys.defaults import POSTGRESQL_PACKAGE
+from deploys.defaults import MARIADB_PACKAGE, POSTGRESQL_PACKAGE
 from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
 
+# The database server of each engine: its Debian package and its service.
+DATABASE_SERVERS = {"postgresql": (POSTGRESQL_PACKAGE, "postgresql"), "mariadb": (MARIADB_PACKAGE, "mariadb")}
+
+
+def engines(apps: list[App]) -> list[str]:
+    """The database engines the apps need, each installed only where an app chooses it."""
+    return [engine for engine in DATABASE_SERVERS if any(app.database == engine for app in apps)]
+
 
 def packages(apps: list[App], settings: HostSettings) -> list[str]:
-    with_database = [POSTGRESQL_PACKAGE] if any(app.database for app in apps) else []
+    with_database = [DATABASE_SERVERS[engine][0] for engine in engines(apps)]
     with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
     return [*settings.packages, *with_database, *with_git, *tls.packages(apps)]
 
 
 def services(apps: list[App]) -> list[str]:
-    return [name for name in SERVICES if name != "postgresql" or any(app.database for app in apps)]
+    unused = {service for engine, (_, service) in DATABASE_SERVERS.items() if engine not in engines(apps)}
+    return [name for name in SERVICES if name not in unused]
 
 
 @deploy("Host base")
 def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
-    """Install the packages, create the group of app users, start Nginx, Supervisor and, when an
-    app has a database, PostgreSQL."""
+    """Install the packages, create the group of app users, start Nginx, Supervisor and the
+    database servers the apps choose (PostgreSQL, MariaDB)."""
     missing = [package for package in packages(apps, settings) if package not in state.packages]
     if missing:
         apt.packages(name="Install packages", packages=missing, update=True)

@@ -31,8 +31,11 @@ An app entry (a dict in host data `apps`):
     secrets           dict[str, str]. Environment variables whose values are secret: written to
                       the same environment file, masked in every diff and never printed.
                       SECRET_KEY may be given here; otherwise it is generated on the host once.
-    database          bool. Default true: a PostgreSQL role and database named after the app,
-                      reached over the local socket with peer authentication, DATABASE_URL set.
+    database          true, false or {"engine": "postgresql" | "mariadb"}. Default true, which
+                      is PostgreSQL: a role and database named after the app, reached over the
+                      local socket with peer authentication. "mariadb": an account and database
+                      named after the app, reached over the local socket with the unix_socket
+                      plugin (see deploys.mariadb). DATABASE_URL is set either way.
     client_max_body_size  str. Nginx's upload limit for the app, e.g. "10m". Default below.
     health_path       str starting with "/". What the health gate and the status view request
                       through Nginx on each domain. Default "/".
@@ -65,10 +68,19 @@ PYTHON = "python3"
 GUNICORN_VERSION = "23.0.0"
 #: Releases kept per app (the live one always among them), for rollback.
 KEEP_RELEASES = 5
+#: Database engines an app may choose.
+DATABASE_ENGINES = ("postgresql", "mariadb")
 #: PostgreSQL driver added to the virtualenv of every app with a database.
 DATABASE_DRIVER = "psycopg[binary]>=3.2,<4"
 #: Debian package of the database server, installed on hosts where an app has a database.
 POSTGRESQL_PACKAGE = "postgresql"
+#: MariaDB driver added to the virtualenv of every app with a MariaDB database: pure Python,
+#: so it needs no compiler or client library (see the README).
+MARIADB_DRIVER = "PyMySQL>=1.1,<2"
+#: Debian package of MariaDB, installed on hosts where an app chooses it.
+MARIADB_PACKAGE = "mariadb-server"
+#: MariaDB's socket on Debian 12 and 13.
+MARIADB_SOCKET = "/run/mysqld/mysqld.sock"
 #: Debian packages every host needs: the servers, venv, and what pip needs to build wheels.
 PACKAGES = (
     "nginx",
@@ -86,6 +98,7 @@ HOST_DEFAULTS: dict[str, object] = {
     "djangohost_gunicorn_version": GUNICORN_VERSION,
     "djangohost_packages": list(PACKAGES),
     "djangohost_database_driver": DATABASE_DRIVER,
+    "djangohost_mariadb_driver": MARIADB_DRIVER,
     "djangohost_keep_releases": KEEP_RELEASES,
 }
 

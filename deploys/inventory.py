@@ -67,6 +67,7 @@ class HostSettings:
     gunicorn_version: str
     packages: tuple[str, ...]
     database_driver: str
+    mariadb_driver: str
     keep_releases: int
 
 
@@ -104,7 +105,7 @@ class App:
     workers: int | None
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
-    database: bool = True
+    database: str | None = "postgresql"  # the engine (defaults.DATABASE_ENGINES), None without
     client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
     health_path: str = defaults.HEALTH_PATH
     health_timeout: float = defaults.HEALTH_TIMEOUT
@@ -145,6 +146,7 @@ def host_settings(data: Any) -> HostSettings:
         gunicorn_version=str(get("djangohost_gunicorn_version")),
         packages=tuple(get("djangohost_packages")),
         database_driver=str(get("djangohost_database_driver")),
+        mariadb_driver=str(get("djangohost_mariadb_driver")),
         keep_releases=max(1, int(get("djangohost_keep_releases"))),
     )
 
@@ -230,13 +232,11 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     purge = raw.get("purge", False)
     if not isinstance(purge, bool) or (purge and state != "absent"):
         raise fail("purge", "must be true or false, and true only with state absent")
+    database = _database(raw.get("database", True), fail)
     if state == "absent":
         name = raw.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise fail("name", f"{name!r} must match {NAME_RE.pattern}")
-        database = raw.get("database", True)
-        if not isinstance(database, bool):
-            raise fail("database", f"{database!r} must be true or false")
         return App(name=name, domains=(), source=Path(), wsgi_module="", settings_module="",
                    requirements=None, workers=None, database=database, present=False, purge=purge,
                    root=root)
@@ -290,9 +290,6 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     if workers is not None and (type(workers) is not int or workers < 1):
         raise fail("workers", f"{workers!r} must be a whole number of at least 1")
 
-    database = raw.get("database", True)
-    if not isinstance(database, bool):
-        raise fail("database", f"{database!r} must be true or false")
     reserved = RESERVED_ENV | ({"DATABASE_URL"} if database else set())
     env = _environment(raw, "env", reserved, fail)
     secrets = _environment(raw, "secrets", reserved, fail)
@@ -333,6 +330,16 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
         git=git,
         tls=tls,
     )
+
+
+def _database(raw: Any, fail) -> str | None:
+    """The engine of `database`: true is PostgreSQL, false none."""
+    if isinstance(raw, bool):
+        return "postgresql" if raw else None
+    engines = " or ".join(defaults.DATABASE_ENGINES)
+    if not isinstance(raw, dict) or set(raw) != {"engine"} or raw["engine"] not in defaults.DATABASE_ENGINES:
+        raise fail("database", f"{raw!r} must be true, false or {{\"engine\": {engines}}}")
+    return str(raw["engine"])
 
 
 def _git_source(raw: dict, fail) -> GitSource:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.api import deploy
 
-from deploys import ops, paths
+from deploys import mariadb, ops, paths
 from deploys.inventory import App
 from deploys.postgres import PSQL
 from facts.state import State
@@ -30,7 +30,13 @@ def remove(app: App, state: State) -> None:
         name=f"{app.name}: database and role dropped",
         command=f'{PSQL} -c \'DROP DATABASE IF EXISTS "{app.name}"\' -c \'DROP ROLE IF EXISTS "{app.name}"\'',
         needed=app.name in state.databases or app.name in state.roles,
-        reason=f"{app.name} has no database",
+        reason=f"{app.name} has no PostgreSQL database",
+    )
+    ops.command(
+        name=f"{app.name}: MariaDB database and account dropped",
+        command=mariadb.drop(app),
+        needed=app.name in state.mariadb_databases or app.name in state.mariadb_accounts,
+        reason=f"{app.name} has no MariaDB database",
     )
     stamps = " ".join(paths.app_stamps(app))
     ops.command(

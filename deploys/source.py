@@ -74,11 +74,9 @@ def archive(source: Path) -> SourceArchive:
 
 
 def venv_packages(app: App, settings: HostSettings) -> list[str]:
-    """What the deploy adds to an app's requirements: Gunicorn, and the PostgreSQL driver."""
-    packages = [f"gunicorn=={settings.gunicorn_version}"]
-    if app.database:
-        packages.append(settings.database_driver)
-    return packages
+    """What the deploy adds to an app's requirements: Gunicorn, and its database's driver."""
+    drivers = {"postgresql": settings.database_driver, "mariadb": settings.mariadb_driver}
+    return [f"gunicorn=={settings.gunicorn_version}", *([drivers[app.database]] if app.database else [])]
 
 
 def venv_key(python: str, packages: list[str], requirements_sha256: str) -> str:

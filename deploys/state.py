@@ -25,7 +25,9 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
         users=[app.name for app in apps],
         groups=[settings.group, *(app.name for app in apps)],
         packages=base.packages(apps, settings),
-        databases=[app.name for app in apps if app.database],
+        databases=[app.name for app in apps if app.database == "postgresql" or not app.present],
+        # An absent app's database may be either engine's: both are asked.
+        mariadb=[app.name for app in apps if app.database == "mariadb" or not app.present],
         homes=[app.home for app in apps if app.present],
     )
     state.mirrors = mirrors

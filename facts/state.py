@@ -21,6 +21,7 @@ SERVICES = {
     "nginx": "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null",
     "supervisor": "kill -0 $(cat /run/supervisord.pid 2>/dev/null) 2>/dev/null",
     "postgresql": "pg_isready -q 2>/dev/null",
+    "mariadb": "mariadb-admin ping --silent >/dev/null 2>&1",
 }
 
 
@@ -76,6 +77,11 @@ class State:
     env_files: dict[str, EnvFileState] = field(default_factory=dict)
     roles: dict[str, Role] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
+    # MariaDB: account -> its authentication plugin; databases; account -> the database pattern
+    # of its grant
+    mariadb_accounts: dict[str, str] = field(default_factory=dict)
+    mariadb_databases: set[str] = field(default_factory=set)
+    mariadb_grants: dict[str, str] = field(default_factory=dict)
     # app home -> release id -> key of the virtualenv it passed its candidate check with (or "")
     releases: dict[str, dict[str, str]] = field(default_factory=dict)
     # app home -> release id -> the git commit it was exported from (git sources)
@@ -133,6 +139,12 @@ if [ -n "$ROLES" ] && command -v psql >/dev/null && pg_isready -q 2>/dev/null; t
     -c "select 'database', datname, pg_get_userbyid(datdba),
         has_database_privilege('public', datname, 'CONNECT')::int from pg_database where datname in ($ROLES)"
 fi
+if [ -n "$MARIADB" ] && command -v mariadb >/dev/null && mariadb-admin ping --silent >/dev/null 2>&1; then
+  mariadb --batch --raw --skip-column-names -e "
+    select 'maccount', User, plugin from mysql.user where Host = 'localhost' and User in ($MARIADB);
+    select 'mdatabase', schema_name from information_schema.schemata where schema_name in ($MARIADB);
+    select 'mgrant', User, Db from mysql.db where Host = 'localhost' and User in ($MARIADB)"
+fi
 true
 """
 
@@ -145,9 +157,10 @@ class HostState(FactBase[State]):
     """
     The state of a host as far as djangohost manages it, in one round trip: CPU cores, init
     system, installed packages, users, groups, running and enabled services, PostgreSQL roles and
-    databases, the releases in each app home, and for every path asked about its kind, owner,
-    group, mode, sha256 (files) or target (links). Environment files are hashed without their
-    SECRET_KEY line, so the fact never carries a secret.
+    databases, MariaDB accounts, databases and grants, the releases in each app home, and for
+    every path asked about its kind, owner, group, mode, sha256 (files) or target (links).
+    Environment files are hashed without their SECRET_KEY line, so the fact never carries a
+    secret.
 
     .. code:: python
 
@@ -163,6 +176,8 @@ class HostState(FactBase[State]):
             env_files={"/webapps/hello/conf/env": EnvFileState("0a1b...", "7c8d...", True)},
             roles={"hello": Role(superuser=False, createdb=False, createrole=False, login=True)},
             databases={"hello": Database(owner="hello", public_connect=False)},
+            mariadb_accounts={"shop": "unix_socket"}, mariadb_databases={"shop"},
+            mariadb_grants={"shop": "shop"},
             releases={"/webapps/hello": {"20261122T101500-3f2a9c": "68a854a128a9"}},
             commits={},
             venvs={"/webapps/hello": {"68a854a128a9": "68a854a128a9"}},
@@ -178,6 +193,7 @@ class HostState(FactBase[State]):
         packages: Iterable[str] = (),
         databases: Iterable[str] = (),
         homes: Iterable[str] = (),
+        mariadb: Iterable[str] = (),
     ) -> str:
         assignments = {
             "PATHS": _words(paths),
@@ -194,6 +210,7 @@ class HostState(FactBase[State]):
             ),
             # Role and database names are app names (^[a-z][a-z0-9_]*$): safe as SQL literals.
             "ROLES": ", ".join(f"'{name}'" for name in databases),
+            "MARIADB": ", ".join(f"'{name}'" for name in mariadb),
         }
         # Values are substituted into the script text (not exported) so that word splitting of
         # the quoted lists works in plain sh.
@@ -247,6 +264,12 @@ class HostState(FactBase[State]):
             elif kind == "database":
                 name, owner, public_connect = fields
                 state.databases[name] = Database(owner, public_connect == "1")
+            elif kind == "maccount":
+                state.mariadb_accounts[fields[0]] = fields[1]
+            elif kind == "mdatabase":
+                state.mariadb_databases.add(fields[0])
+            elif kind == "mgrant":
+                state.mariadb_grants[fields[0]] = fields[1]
             elif kind == "env":
                 path, public_digest, digest, key_lines = fields
                 state.env_files[path] = EnvFileState(public_digest, digest, key_lines != "0")

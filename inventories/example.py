@@ -4,7 +4,8 @@
     pyinfra inventories/example.py deploys/site.py                # converge
 
 pyinfra connects as `ssh_user`; djangohost needs root on the server, so either connect as root
-or as a user with passwordless sudo and set `_sudo` (see pyinfra's documentation).
+or as a user with passwordless sudo and set `_sudo` (the README's *Real servers* says what a
+fresh Debian 12 or 13 server needs).
 """
 
 web = [
@@ -36,6 +37,7 @@ web = [
                     "wsgi_module": "config.wsgi",
                     "settings_module": "config.settings.production",
                     "requirements": "requirements/production.txt",
+                    "database": {"engine": "mariadb"},  # an account identified by the app's user
                     "tls": {"mode": "provided", "cert": "certs/blog.pem", "key": "certs/blog.key"},
                 },
             ],

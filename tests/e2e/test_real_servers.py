@@ -72,6 +72,8 @@ def test_first_deploy_serves_every_app_with_the_right_owners(server):
     # Uploads went through the login user's private directory, and nothing stayed there.
     assert sh(container, "stat -c '%U %a' /var/lib/djangohost/uploads") == f"{user} 700"
     assert sh(container, "ls -A /var/lib/djangohost/uploads") == ""
+    # No app chose MariaDB: it is not installed.
+    assert "ok installed" not in sh(container, "dpkg-query -W -f='${Status}' mariadb-server 2>&1", check=False)
     # Nginx takes the configuration as written for its version, without a warning.
     assert "[warn]" not in sh(container, "nginx -t 2>&1")
     http2_on = server["suite"] != "bookworm"

@@ -151,7 +151,8 @@ def test_database_secrets_and_reserved_names():
     assert hello.secrets == {"TOKEN": "x"} and not hello.database
     assert "field env: DATABASE_URL is set by djangohost" in error([app(env={"DATABASE_URL": "x"})])
     assert "field secrets: TOKEN is also in env" in error([app(env={"TOKEN": "a"}, secrets={"TOKEN": "b"})])
-    assert "field database: 'yes' must be true or false" in error([app(database="yes")])
+    assert ('field database: \'yes\' must be true, false or {"engine": postgresql or mariadb}'
+            in error([app(database="yes")]))
     assert "field health_path" in error([app(health_path="health")])
     assert "field health_timeout" in error([app(health_timeout=0)])
 
@@ -232,3 +233,14 @@ def test_settings_that_cannot_be_guessed_name_the_field_and_what_was_found(tmp_p
     two = project(tmp_path / "two", {"a/wsgi.py": "", "b/wsgi.py": ""})
     assert error([app(source=two)]) == (
         "host web1, app hello, field wsgi_module: cannot be guessed (found: a/wsgi.py, b/wsgi.py); set it")
+
+
+def test_the_database_engine_is_chosen_per_app():
+    apps = load_apps("web1", {"apps": [app(), app(name="shop", domains=["shop.test"], database={"engine": "mariadb"}),
+                                       app(name="blog", domains=["blog.test"], database={"engine": "postgresql"}),
+                                       app(name="wiki", domains=["wiki.test"], database=False)]})
+    assert [found.database for found in apps] == ["postgresql", "mariadb", "postgresql", None]
+    for bad in ({"engine": "mysql"}, {"engine": "mariadb", "host": "db1"}, {}):
+        assert "host web1, app hello, field database:" in error([app(database=bad)])
+    assert "DATABASE_URL is set by djangohost" in error([app(database={"engine": "mariadb"},
+                                                              env={"DATABASE_URL": "x"})])

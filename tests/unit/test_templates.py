@@ -168,3 +168,14 @@ def test_host_computes_the_virtualenv_key_the_plan_computes(tmp_path):
         shell = subprocess.run(["sh", "-c", f"echo {venv_key_shell('python3', packages, path)}"],
                                capture_output=True, text=True, check=True).stdout.strip()
         assert shell == venv_key("python3", packages, digest)
+
+
+def test_django_settings_for_mariadb_use_the_socket_strict_mode_and_utf8mb4():
+    (shop,) = load_apps("web1", {"apps": [{"name": "shop", "domains": ["shop.test"], "source": str(EXAMPLES / "hello"),
+                                           "database": {"engine": "mariadb"}}]})
+    settings = render("app/djangohost_settings.py.j2", app=shop)
+    ast.parse(settings)
+    assert '"ENGINE": "django.db.backends.mysql"' in settings and "pymysql.install_as_MySQLdb()" in settings
+    assert "STRICT_TRANS_TABLES" in settings and '"charset": "utf8mb4"' in settings
+    assert "django.contrib.postgres" not in settings
+    assert environment(shop)["DATABASE_URL"] == "mysql://shop@/shop?unix_socket=/run/mysqld/mysqld.sock"
