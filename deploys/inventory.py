@@ -7,7 +7,7 @@ host stops the run on all hosts, with a message naming the host, the app and the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -271,8 +271,9 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     else:
         raise fail("source", "must be a local directory or {\"git\": URL, \"ref\": BRANCH_TAG_OR_SHA}")
 
-    wsgi_module = _module_field(raw, "wsgi_module", source, fail)
-    settings_module = _module_field(raw, "settings_module", source, fail)
+    wsgi_module = _module_field(raw, "wsgi_module", lambda: default_wsgi_module(source), fail)
+    settings_module = _module_field(raw, "settings_module",
+                                    lambda: default_settings_module(source, wsgi_module), fail)
 
     requirements = raw.get("requirements")
     if git:
@@ -402,17 +403,14 @@ def _environment(raw: dict, key: str, reserved: set[str], fail) -> dict[str, str
     return {name: str(value) for name, value in values.items()}
 
 
-def _module_field(raw: dict, key: str, source: Path, fail) -> str:
-    """A given module path, checked; or the one found in the source."""
+def _module_field(raw: dict, key: str, guess: Callable[[], tuple[str | None, str]], fail) -> str:
+    """A given module path, checked; or the one `guess` finds in the source."""
     value = raw.get(key)
     if value is not None:
         if not isinstance(value, str) or not MODULE_RE.match(value):
             raise fail(key, f"{value!r} is not a dotted Python module path")
         return value
-    if key == "wsgi_module":
-        found, seen = default_wsgi_module(source)
-    else:
-        found, seen = default_settings_module(source, _module_field(raw, "wsgi_module", source, fail))
+    found, seen = guess()
     if found is None:
         raise fail(key, f"cannot be guessed (found: {seen}); set it")
     return found
