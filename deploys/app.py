@@ -182,13 +182,14 @@ def virtualenv(app: App, settings: HostSettings, state: State, source: Code, rel
     name, its directory and the operation building it."""
     packages = venv_packages(app, settings)
     if source.requirements_sha256 is None:  # in the release once it is fetched, on the host
-        requirements = app.requirements and f"{release_path}/{app.requirements}"
+        requirements = app.requirements and shlex.quote(f"{release_path}/{app.requirements}")
         key = None
         key_text = venv_key_shell(settings.python, packages, requirements)
         install = f"$([ -f {requirements} ] && echo -r {requirements}) " if requirements else ""
     else:
         key = key_text = venv_key(settings.python, packages, source.requirements_sha256)
-        install = f"-r {release_path}/{app.requirements} " if source.requirements_sha256 else ""
+        install = (f"-r {shlex.quote(f'{release_path}/{app.requirements}')} "
+                   if source.requirements_sha256 else "")
     venv = venv_name(app, state, key, now)
     venv_dir = paths.venv_dir(app, venv)
     quoted_packages = " ".join(shlex.quote(package) for package in packages)

@@ -6,6 +6,7 @@ host stops the run on all hosts, with a message naming the host, the app and the
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,17 @@ REF_RE = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}$")
 RELATIVE_RE = re.compile(r"^(?!/)(?!.*\.\.)[A-Za-z0-9._/+-]+$")
 EMAIL_RE = re.compile(r"^[^@\s'\"]+@[^@\s'\"]+\.[^@\s'\"]+$")
 SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
+# Host-level settings that end up in commands run as root: their forms.
+ROOT_RE = re.compile(r"(/[A-Za-z0-9._-]+)+/?")
+GROUP_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+COMMAND_RE = re.compile(r"[A-Za-z0-9._/+-]+")
+VERSION_RE = re.compile(r"[0-9]+(\.[0-9A-Za-z]+)*")
+PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+REQUIREMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\[\],<>=!~-]*")
+# Names the host already gives a meaning: PostgreSQL's own databases and roles (and its pg_
+# prefix), MariaDB's own, and Nginx's default site. An app of that name would take them over.
+RESERVED_NAMES = {"postgres", "template0", "template1", "public", "mysql", "sys", "root",
+                  "information_schema", "performance_schema", "default"}
 # Names the deploy itself sets in an app's environment (DATABASE_URL too when it has a database).
 RESERVED_ENV = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
 APP_FIELDS = {
@@ -133,21 +145,38 @@ class App:
         return self.path("run", "gunicorn.sock")
 
 
-def host_settings(data: Any) -> HostSettings:
-    """Host-level settings from host data (a mapping or pyinfra's HostData)."""
-    def get(key: str) -> Any:
+def host_settings(host_name: str, data: Any) -> HostSettings:
+    """Host-level settings from host data (a mapping or pyinfra's HostData), each checked for the
+    form it must have: they end up in commands run as root."""
+    def get(key: str, pattern: re.Pattern[str] | None = None, what: str = "") -> Any:
         value = data.get(key)
-        return defaults.HOST_DEFAULTS[key] if value is None else value
+        value = defaults.HOST_DEFAULTS[key] if value is None else value
+        if pattern and (not isinstance(value, str) or not pattern.fullmatch(value)):
+            raise InventoryError(f"host {host_name}, field {key}: {value!r} must be {what}")
+        return value
 
+    root = get("djangohost_root", ROOT_RE, "an absolute path of letters, digits, . _ and -")
+    if ".." in root.split("/"):
+        raise InventoryError(f"host {host_name}, field djangohost_root: {root!r} must not hold ..")
+    packages = get("djangohost_packages")
+    if not isinstance(packages, (list, tuple)) or not all(
+            isinstance(package, str) and PACKAGE_RE.fullmatch(package) for package in packages):
+        raise InventoryError(f"host {host_name}, field djangohost_packages: {packages!r} must be a list "
+                             "of Debian package names")
+    keep = get("djangohost_keep_releases")
+    if type(keep) is not int or keep < 1:
+        raise InventoryError(f"host {host_name}, field djangohost_keep_releases: {keep!r} must be a whole "
+                             "number of at least 1")
+    requirement = "a pip requirement without spaces, e.g. PyMySQL>=1.1,<2"
     return HostSettings(
-        root=str(get("djangohost_root")).rstrip("/"),
-        group=str(get("djangohost_group")),
-        python=str(get("djangohost_python")),
-        gunicorn_version=str(get("djangohost_gunicorn_version")),
-        packages=tuple(get("djangohost_packages")),
-        database_driver=str(get("djangohost_database_driver")),
-        mariadb_driver=str(get("djangohost_mariadb_driver")),
-        keep_releases=max(1, int(get("djangohost_keep_releases"))),
+        root=root.rstrip("/"),
+        group=get("djangohost_group", GROUP_RE, "a group name: lowercase letters, digits, _ and -"),
+        python=get("djangohost_python", COMMAND_RE, "a command or path such as python3"),
+        gunicorn_version=get("djangohost_gunicorn_version", VERSION_RE, "a version such as 23.0.0"),
+        packages=tuple(packages),
+        database_driver=get("djangohost_database_driver", REQUIREMENT_RE, requirement),
+        mariadb_driver=get("djangohost_mariadb_driver", REQUIREMENT_RE, requirement),
+        keep_releases=keep,
     )
 
 
@@ -185,7 +214,7 @@ def selected(apps: list[App], data: Any) -> list[App]:
 
 def load_apps(host_name: str, data: Any) -> list[App]:
     """Validate and resolve the `apps` list of one host's data."""
-    settings = host_settings(data)
+    settings = host_settings(host_name, data)
     raw_apps = data.get("apps") or []
     if not isinstance(raw_apps, list):
         raise InventoryError(f"host {host_name}: `apps` must be a list of app entries")
@@ -234,9 +263,7 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
         raise fail("purge", "must be true or false, and true only with state absent")
     database = _database(raw.get("database", True), fail)
     if state == "absent":
-        name = raw.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise fail("name", f"{name!r} must match {NAME_RE.pattern}")
+        name = _name(raw.get("name"), fail)
         return App(name=name, domains=(), source=Path(), wsgi_module="", settings_module="",
                    requirements=None, workers=None, database=database, present=False, purge=purge,
                    root=root)
@@ -244,15 +271,13 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
         if raw.get(key) in (None, "", []):
             raise fail(key, "is required")
 
-    name = raw["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise fail("name", f"{name!r} must match {NAME_RE.pattern}")
+    name = _name(raw["name"], fail)
 
     domains = raw["domains"]
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         raise fail("domains", "must be a list of host names")
     for domain in domains:
-        if not DOMAIN_RE.match(domain):
+        if not DOMAIN_RE.fullmatch(domain):
             raise fail("domains", f"{domain!r} is not a valid host name")
     if len(set(domains)) != len(domains):
         raise fail("domains", "lists a host name twice")
@@ -279,13 +304,15 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     if git:
         # Looked for at the deployed commit: a repository without it gets no requirements.
         requirements = requirements or defaults.REQUIREMENTS_FILE
-        if not isinstance(requirements, str) or not RELATIVE_RE.match(requirements):
+        if not isinstance(requirements, str) or not RELATIVE_RE.fullmatch(requirements):
             raise fail("requirements", f"{requirements!r} must be a path inside the repository")
     elif requirements is None:
         if (source / defaults.REQUIREMENTS_FILE).is_file():
             requirements = defaults.REQUIREMENTS_FILE
-    elif not isinstance(requirements, str) or not (source / requirements).is_file():
-        raise fail("requirements", f"{requirements!r} is not a file inside {source}")
+    elif (not isinstance(requirements, str) or not RELATIVE_RE.fullmatch(requirements)
+          or not (source / requirements).resolve().is_relative_to(source) or not (source / requirements).is_file()):
+        raise fail("requirements", f"{requirements!r} is not a file inside {source} (letters, digits, . _ / + - "
+                                   "only)")
 
     workers = raw.get("workers")
     if workers is not None and (type(workers) is not int or workers < 1):
@@ -299,15 +326,15 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
         raise fail("secrets", f"{both[0]} is also in env")
 
     body_size = raw.get("client_max_body_size", defaults.CLIENT_MAX_BODY_SIZE)
-    if not isinstance(body_size, str) or not SIZE_RE.match(body_size):
+    if not isinstance(body_size, str) or not SIZE_RE.fullmatch(body_size):
         raise fail("client_max_body_size", f"{body_size!r} must look like 10m, 512k or 1g")
 
     health_path = raw.get("health_path", defaults.HEALTH_PATH)
     if not isinstance(health_path, str) or not health_path.startswith("/") or any(c.isspace() for c in health_path):
         raise fail("health_path", f"{health_path!r} must be a URL path starting with /")
     health_timeout = raw.get("health_timeout", defaults.HEALTH_TIMEOUT)
-    if type(health_timeout) not in (int, float) or health_timeout <= 0:
-        raise fail("health_timeout", f"{health_timeout!r} must be a number of seconds above 0")
+    if type(health_timeout) not in (int, float) or not 0 < health_timeout < math.inf:
+        raise fail("health_timeout", f"{health_timeout!r} must be a finite number of seconds above 0")
 
     tls = _tls(raw["tls"], fail) if raw.get("tls") is not None else None
     if tls and tls.mode == "acme" and any(domain.startswith("*.") for domain in domains):
@@ -333,6 +360,15 @@ def _load_app(host_name: str, index: int, raw: Any, root: str) -> App:
     )
 
 
+def _name(name: Any, fail) -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise fail("name", f"{name!r} must match {NAME_RE.pattern}")
+    if name in RESERVED_NAMES or name.startswith("pg_"):
+        raise fail("name", f"{name!r} is a name the host already uses (PostgreSQL's, MariaDB's or "
+                           "Nginx's own); choose another")
+    return name
+
+
 def _database(raw: Any, fail) -> str | None:
     """The engine of `database`: true is PostgreSQL, false none."""
     if isinstance(raw, bool):
@@ -350,7 +386,7 @@ def _git_source(raw: dict, fail) -> GitSource:
     url, ref, key = raw.get("git"), raw.get("ref"), raw.get("deploy_key")
     if not isinstance(url, str) or not url or url.startswith("-") or any(c.isspace() for c in url):
         raise fail("source", f"git: {url!r} must be a repository URL")
-    if not isinstance(ref, str) or not REF_RE.match(ref):
+    if not isinstance(ref, str) or not REF_RE.fullmatch(ref):
         raise fail("source", f"ref: {ref!r} must name a branch, tag or commit")
     deploy_key = None
     if key is not None:
@@ -381,7 +417,7 @@ def _tls(raw: Any, fail) -> Tls:
         return Tls(mode, cert=files["cert"], key=files["key"], hsts_max_age=hsts)
     if mode == "acme":
         email, directory = raw.get("email"), raw.get("directory", defaults.ACME_DIRECTORY)
-        if not isinstance(email, str) or not EMAIL_RE.match(email):
+        if not isinstance(email, str) or not EMAIL_RE.fullmatch(email):
             raise fail("tls", f"email: {email!r} is not an email address")
         if not isinstance(directory, str) or not directory.startswith("https://"):
             raise fail("tls", f"directory: {directory!r} must be an https:// URL")
@@ -394,12 +430,15 @@ def _environment(raw: dict, key: str, reserved: set[str], fail) -> dict[str, str
     if not isinstance(values, dict):
         raise fail(key, "must be a dict of variable names to values")
     for name, value in values.items():
-        if not isinstance(name, str) or not ENV_KEY_RE.match(name):
+        if not isinstance(name, str) or not ENV_KEY_RE.fullmatch(name):
             raise fail(key, f"{name!r} is not a valid environment variable name")
         if name in reserved:
             raise fail(key, f"{name} is set by djangohost and cannot be overridden")
         if not isinstance(value, (str, int, float, bool)):
             raise fail(key, f"{name}: value must be a string or a number")
+        if any(c in str(value) for c in "\n\r\0"):
+            # The environment file is read line by line: a line break would add a variable.
+            raise fail(key, f"{name}: value must not hold a line break or a NUL")
     return {name: str(value) for name, value in values.items()}
 
 
@@ -407,7 +446,7 @@ def _module_field(raw: dict, key: str, guess: Callable[[], tuple[str | None, str
     """A given module path, checked; or the one `guess` finds in the source."""
     value = raw.get(key)
     if value is not None:
-        if not isinstance(value, str) or not MODULE_RE.match(value):
+        if not isinstance(value, str) or not MODULE_RE.fullmatch(value):
             raise fail(key, f"{value!r} is not a dotted Python module path")
         return value
     found, seen = guess()

@@ -16,7 +16,7 @@ from deploys.supervisor import Reactions
 
 # Every host's apps are checked before any operation is prepared on any host.
 all_apps = load_inventory(inventory)[host.name]
-settings = host_settings(host.data)
+settings = host_settings(host.name, host.data)
 state = read_state(all_apps, settings)
 check_host(host.name, all_apps, state)
 apps = [app for app in selected(all_apps, host.data) if app.present]

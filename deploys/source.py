@@ -87,7 +87,8 @@ def venv_key(python: str, packages: list[str], requirements_sha256: str) -> str:
 
 
 def venv_key_shell(python: str, packages: list[str], requirements: str | None) -> str:
-    """A shell expression for venv_key, for a requirements file known only on the host."""
+    """A shell expression for venv_key, for a requirements file known only on the host
+    (`requirements`: its path, quoted for the shell)."""
     words = " ".join(shlex.quote(word) for word in (python, *packages))
     digest = f'"$([ -f {requirements} ] && sha256sum <{requirements} | cut -c1-64)"' if requirements else "''"
     return f"$(printf '%s\\n' {words} {digest} | sha256sum | cut -c1-12)"

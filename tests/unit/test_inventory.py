@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -43,10 +44,10 @@ def test_relative_source_resolves_against_the_working_directory(monkeypatch):
 
 
 def test_host_settings_have_documented_defaults_and_can_be_overridden():
-    settings = host_settings({})
+    settings = host_settings("web1", {})
     assert settings.root == defaults.ROOT and settings.python == defaults.PYTHON
     assert settings.gunicorn_version == defaults.GUNICORN_VERSION
-    assert host_settings({"djangohost_root": "/srv/apps/"}).root == "/srv/apps"
+    assert host_settings("web1", {"djangohost_root": "/srv/apps/"}).root == "/srv/apps"
     (hello,) = load_apps("web1", {"apps": [app()], "djangohost_root": "/srv/apps"})
     assert hello.home == "/srv/apps/hello"
 
@@ -244,3 +245,46 @@ def test_the_database_engine_is_chosen_per_app():
         assert "host web1, app hello, field database:" in error([app(database=bad)])
     assert "DATABASE_URL is set by djangohost" in error([app(database={"engine": "mariadb"},
                                                               env={"DATABASE_URL": "x"})])
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("djangohost_group", "webapps;id"), ("djangohost_root", "/srv/web apps"), ("djangohost_root", "srv"),
+    ("djangohost_root", "/srv/../etc"), ("djangohost_python", "python3 -c 'import os'"),
+    ("djangohost_gunicorn_version", "23.0.0; id"), ("djangohost_packages", ["nginx", "curl|sh"]),
+    ("djangohost_packages", "nginx"), ("djangohost_database_driver", "psycopg --index-url x"),
+    ("djangohost_mariadb_driver", "PyMySQL\n"), ("djangohost_keep_releases", "abc"),
+    ("djangohost_keep_releases", 0), ("djangohost_keep_releases", True),
+])
+def test_host_settings_that_reach_root_commands_are_checked(key, value):
+    with pytest.raises(InventoryError, match=f"^host web1, field {key}: "):
+        load_apps("web1", {key: value, "apps": [app()]})
+
+
+def test_patterns_match_whole_values_and_env_values_stay_on_their_line():
+    assert "field name:" in error([app(name="hello\n")])
+    assert "field domains:" in error([app(domains=["hello.test\n"])])
+    assert "field source: ref:" in error([app(source={"git": "/srv/a.git", "ref": "main\n"},
+                                              wsgi_module="a.wsgi", settings_module="a.settings")])
+    for value in ("hi\nSECRET_KEY=known", "hi\rthere", "a\0b"):
+        assert "field env: GREETING: value must not hold a line break" in error([app(env={"GREETING": value})])
+        assert "field secrets: TOKEN: value must not hold" in error([app(secrets={"TOKEN": value})])
+    assert "field health_timeout:" in error([app(health_timeout=float("inf"))])
+    assert "field health_timeout:" in error([app(health_timeout=float("nan"))])
+
+
+@pytest.mark.parametrize("name", ["postgres", "template0", "template1", "public", "pg_signal_backend", "default",
+                                  "mysql", "sys", "information_schema"])
+def test_names_the_host_already_uses_are_refused(name):
+    assert f"host web1, app {name}, field name: {name!r} is a name the host already uses" in error(
+        [app(name=name)])
+    assert f"app {name}, field name:" in error([{"name": name, "state": "absent"}])
+
+
+def test_a_requirements_file_must_lie_inside_the_source(tmp_path):
+    source = tmp_path / "site"
+    shutil.copytree(HELLO, source)
+    (tmp_path / "outside.txt").write_text("Django\n")
+    (source / "r.txt;id;#").write_text("Django\n")
+    (source / "link.txt").symlink_to(tmp_path / "outside.txt")
+    for requirements in ("../outside.txt", "link.txt", "r.txt;id;#", "/etc/hostname"):
+        assert "field requirements:" in error([app(source=str(source), requirements=requirements)]), requirements

@@ -1,0 +1,69 @@
+"""Attacks through the inventory: each hostile entry must stop the run before anything runs on
+the host, with the host, the app and the field named, and leave no trace of what it smuggled in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import copy_example, pyinfra, sh, write_inventory
+
+pytestmark = pytest.mark.e2e
+
+# What a command smuggled into a root shell leaves behind (wherever it runs, when it cannot name
+# a path: a file name holds no slash).
+PWNED = "djangohost-pwned"
+SMUGGLED = f"touch /tmp/{PWNED}"
+
+
+@pytest.fixture(scope="module")
+def target(container_factory, tmp_path_factory):
+    return {"container": container_factory(), "workdir": tmp_path_factory.mktemp("isolation")}
+
+
+def hello(target, **fields) -> dict:
+    source = target["workdir"] / "hello"
+    if not source.exists():
+        copy_example("hello", target["workdir"])
+    return {"name": "hello", "domains": ["hello.test"], "source": str(source), **fields}
+
+
+def attack(target, apps: list[dict], **host_data) -> str:
+    """Run the hostile inventory; it must fail without touching the host. Returns its output."""
+    container = target["container"]
+    inventory = write_inventory(target["workdir"] / "inventory.py", container, apps, **host_data)
+    run = pyinfra(inventory, check=False, json_results=False)
+    assert run.returncode != 0
+    assert sh(container, f"find / -xdev -name {PWNED}; ls /webapps 2>/dev/null; getent group webapps; "
+                         "dpkg-query -W -f='${Status}' nginx 2>/dev/null", check=False) == ""
+    return run.output
+
+
+def test_a_host_setting_cannot_reach_a_root_shell(target):
+    out = attack(target, [hello(target)], djangohost_group=f"webapps;{SMUGGLED}")
+    assert f"host @docker/{target['container']}, field djangohost_group:" in out
+
+
+def test_a_requirements_path_cannot_reach_a_root_shell(target):
+    # The inventory's author may name any file of the source, however it is called.
+    name = f"r.txt;touch {PWNED}"
+    (Path(hello(target)["source"]) / name).write_text("Django>=5.2,<5.3\n")
+    out = attack(target, [hello(target, requirements=name)])
+    assert "app hello, field requirements:" in out
+
+
+def test_a_requirements_path_must_lie_inside_the_source(target):
+    out = attack(target, [hello(target, requirements="../../../../etc/hostname")])
+    assert "app hello, field requirements:" in out
+
+
+@pytest.mark.parametrize("name", ["template1", "postgres", "pg_monitor", "default", "mysql"])
+def test_names_the_host_already_uses_are_refused(target, name):
+    out = attack(target, [hello(target, name=name)])
+    assert f"app {name}, field name:" in out
+
+
+def test_an_environment_value_cannot_add_a_line(target):
+    out = attack(target, [hello(target, env={"GREETING": "hi\nSECRET_KEY=known"})])
+    assert "app hello, field env: GREETING" in out
