@@ -3,11 +3,12 @@ the host, with the host, the app and the field named, and leave no trace of what
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import copy_example, pyinfra, sh, write_inventory
+from tests.helpers import copy_example, http_get, pyinfra, sh, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -67,3 +68,35 @@ def test_names_the_host_already_uses_are_refused(target, name):
 def test_an_environment_value_cannot_add_a_line(target):
     out = attack(target, [hello(target, env={"GREETING": "hi\nSECRET_KEY=known"})])
     assert "app hello, field env: GREETING" in out
+
+
+@pytest.fixture(scope="module")
+def site(deploy_examples):
+    return deploy_examples("isolation-site", {"hello": {}, "goodbye": {}})
+
+
+def test_nginx_follows_no_link_to_another_apps_files(site):
+    container, port = site["container"], site["port"]
+    sh(container, "runuser -u hello -- sh -c 'echo hello-private > /webapps/hello/media/private.txt'")
+    assert http_get(port, "hello.test", "/media/private.txt") == (200, "hello-private\n")
+    # goodbye's user cannot read hello's media, but Nginx (www-data) could, through goodbye's link.
+    sh(container, "runuser -u goodbye -- ln -s /webapps/hello/media/private.txt /webapps/goodbye/media/stolen.txt && "
+                  "runuser -u goodbye -- ln -s /webapps/hello/static /webapps/goodbye/static/stolen")
+    for path in ("/media/stolen.txt", "/static/stolen/hello/site.css"):
+        status, body = http_get(port, "goodbye.test", path)
+        assert status == 403 and "hello" not in body, (path, status, body)
+    # A link of the app to its own file is followed.
+    sh(container, "runuser -u goodbye -- sh -c 'echo mine > /webapps/goodbye/media/own.txt && "
+                  "ln -s own.txt /webapps/goodbye/media/alias.txt'")
+    assert http_get(port, "goodbye.test", "/media/alias.txt") == (200, "mine\n")
+
+
+def test_uploaded_html_or_svg_cannot_run_script_in_the_apps_origin(site):
+    container = site["container"]
+    sh(container, "runuser -u hello -- sh -c \"echo '<svg xmlns=\\\"http://www.w3.org/2000/svg\\\">"
+                  "<script>alert(document.cookie)</script></svg>' > /webapps/hello/media/avatar.svg\"")
+    headers = sh(container, "curl -sI -H 'Host: hello.test' http://127.0.0.1/media/avatar.svg")
+    assert re.search(r"^X-Content-Type-Options: nosniff\r?$", headers, re.M | re.I), headers
+    assert re.search(r"^Content-Security-Policy: .*\bsandbox\b", headers, re.M | re.I), headers
+    # Static files (the app's own) stay as they were.
+    assert "sandbox" not in sh(container, "curl -sI -H 'Host: hello.test' http://127.0.0.1/static/hello/site.css")
