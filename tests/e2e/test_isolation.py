@@ -100,3 +100,14 @@ def test_uploaded_html_or_svg_cannot_run_script_in_the_apps_origin(site):
     assert re.search(r"^Content-Security-Policy: .*\bsandbox\b", headers, re.M | re.I), headers
     # Static files (the app's own) stay as they were.
     assert "sandbox" not in sh(container, "curl -sI -H 'Host: hello.test' http://127.0.0.1/static/hello/site.css")
+
+
+def test_manage_started_from_roots_terminal_gets_a_terminal_of_its_own(site):
+    # Root runs bin/manage in a terminal; the app's code must hold no descriptor of that
+    # terminal, through which it could type into root's session (TIOCSTI) or read it.
+    program = "import os; print('app:', *sorted({os.ttyname(fd) for fd in (0, 1, 2) if os.isatty(fd)}))"
+    out = sh(site["container"], f"script -qec \"tty; /webapps/hello/bin/manage shell -c \\\"{program}\\\"\" /dev/null")
+    root_tty = out.splitlines()[0].strip()
+    app_ttys = re.search(r"app: (.*)$", out, re.M)
+    assert root_tty.startswith("/dev/pts/") and app_ttys and app_ttys.group(1).split(), out
+    assert root_tty not in app_ttys.group(1).split(), out
