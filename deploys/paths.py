@@ -155,7 +155,7 @@ def app_paths(app: App) -> list[str]:
 
 
 # The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.
-APP_STAMPS = ("release", "program", "restart", "reload", "healthy", "tls")
+APP_STAMPS = ("release", "program", "restart", "reload", "healthy", "tls", "rollback")
 HOST_STAMPS = ("nginx",)
 
 

@@ -3,10 +3,12 @@
     pyinfra INVENTORY deploys/rollback.py --data app=hello
     pyinfra INVENTORY deploys/rollback.py --data app=hello --data release=20261122T101500-3f2a9c1d2e4f
 
-The database is left as it is: a rollback does not reverse migrations (see the README).
+The same command run twice steps back once: the second run finds the app where the first put it
+and changes nothing (a named release still goes anywhere). The database is left as it is: a
+rollback does not reverse migrations (see the README).
 """
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, logger
 
 from deploys import ops, paths
 from deploys.health import gate_command
@@ -20,7 +22,8 @@ if host.data.get("app") in (None, ""):
 wanted = host.data.get("release")
 
 for app in host.loop([app for app in selected(all_apps, host.data) if app.present]):
-    found = host.get_fact(AppReleases, home=app.home)
+    recorded = paths.stamp("rollback", app)
+    found = host.get_fact(AppReleases, home=app.home, rollback=recorded)
     # Only releases that passed their candidate check know their virtualenv.
     checked = [release for release, venv in found["releases"].items() if venv]
     if wanted:
@@ -28,6 +31,11 @@ for app in host.loop([app for app in selected(all_apps, host.data) if app.presen
             raise InventoryError(f"host {host.name}, app {app.name}: no release {wanted} "
                                  f"(releases: {', '.join(checked) or 'none'})")
         target = wanted
+    elif found["rolled_back"] and found["rolled_back"][1] == found["live"]:
+        # The same command again: the app stays where the first run put it.
+        host.log(f"{app.name} is already rolled back from {found['rolled_back'][0]} to {found['live']}; "
+                 "name a release to go further back (--data release=...)", logger.warning)
+        continue
     else:
         older = [release for release in checked if found["live"] and release < found["live"]]
         if not older:
@@ -43,3 +51,4 @@ for app in host.loop([app for app in selected(all_apps, host.data) if app.presen
     ]
     ops.react(f"{app.name}: reload gunicorn", graceful_reload(app), [], switched)
     ops.react(f"{app.name}: health gate", gate_command(app), [], switched)
+    ops.react(f"{app.name}: rollback recorded", f"echo {found['live']} {target} > {recorded}", [], switched)

@@ -95,8 +95,12 @@ def test_rollback_under_load_and_back(hello):
         run = pyinfra(hello["inventory"], "--data", "app=hello", deploy="deploys/rollback.py")
     assert load.failed == {} and load.order == ["Hello, six 1.16.0", "Hello, second release"]
     assert run.changed() == ["hello: live release", "hello: live virtualenv", "hello: reload gunicorn",
-                             "hello: health gate"]
+                             "hello: health gate", "hello: rollback recorded"]
     assert visits(hello) > rows  # the database is left as it is
+    # The same command again does not step back a second time.
+    stepped_back = live(hello)
+    again = pyinfra(hello["inventory"], "--data", "app=hello", deploy="deploys/rollback.py", json_results=False)
+    assert live(hello) == stepped_back and "hello is already rolled back from" in again.output
     with Load(hello["port"], "hello.test", ("Hello, second release", "Hello, six 1.16.0")) as load:
         pyinfra(hello["inventory"], "--data", "app=hello", "--data", f"release={newest}",
                 deploy="deploys/rollback.py")
