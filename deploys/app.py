@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys import mariadb, ops, paths, postgres
+from deploys import base, ops, paths
 from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import Guard, Stamp, react
@@ -81,7 +81,7 @@ def environment(app: App) -> dict[str, str]:
     """Every variable of the app's environment file but the generated SECRET_KEY."""
     env = {"DJANGO_SETTINGS_MODULE": "djangohost_settings", "PYTHONPATH": app.path("conf")}
     if app.database:
-        env["DATABASE_URL"] = {"postgresql": postgres, "mariadb": mariadb}[app.database].database_url(app)
+        env["DATABASE_URL"] = base.ENGINES[app.database].database_url(app)
     return {**env, **app.env, **app.secrets}
 
 

@@ -6,11 +6,13 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys import ops, paths, tls
+from deploys import mariadb, ops, paths, postgres, tls
 from deploys.defaults import MARIADB_PACKAGE, POSTGRESQL_PACKAGE
 from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
 
+# The deploy module of each engine, with its database() and database_url().
+ENGINES = {"postgresql": postgres, "mariadb": mariadb}
 # The database server of each engine: its Debian package and its service.
 DATABASE_SERVERS = {"postgresql": (POSTGRESQL_PACKAGE, "postgresql"), "mariadb": (MARIADB_PACKAGE, "mariadb")}
 

@@ -7,7 +7,7 @@
 from pyinfra import host, inventory
 from pyinfra.api.operation import OperationMeta
 
-from deploys import base, health, mariadb, nginx, postgres, removal, supervisor, tls
+from deploys import base, health, nginx, removal, supervisor, tls
 from deploys.app import AppChanges, django_app
 from deploys.inventory import check_host, host_settings, load_inventory, selected
 from deploys.ops import Guard
@@ -31,10 +31,8 @@ guards = {app.name: Guard(app.name) for app in apps}
 reactions: dict[str, Reactions] = {}
 for app in host.loop(apps):
     guard = guards[app.name]
-    if app.database == "postgresql":
-        postgres.database(app=app, state=state, _if=guard.ok)
-    elif app.database == "mariadb":
-        mariadb.database(app=app, state=state, _if=guard.ok)
+    if app.database:  # PostgreSQL's or MariaDB's
+        base.ENGINES[app.database].database(app=app, state=state, _if=guard.ok)
     changes: AppChanges = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
                                      _if=guard.ok)
     reactions[app.name] = supervisor.program(app=app, state=state, changes=changes,  # type: ignore[assignment]
