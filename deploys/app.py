@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys import base, ops, paths
+from deploys import backups, base, ops, paths
 from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import Guard, Stamp, react
@@ -35,6 +35,11 @@ class AppChanges:
     # only a new master sees it
     start_script: OperationMeta
     start_content: str
+
+    @property
+    def attempt(self) -> str:
+        """What this run tries: its release and a digest of every input."""
+        return f"{self.inputs[0]} {ops.sha256(chr(0).join(self.inputs))}"
 
 
 def linked(state: State, link: str) -> str | None:
@@ -88,6 +93,60 @@ def environment(app: App) -> dict[str, str]:
 @deploy("Django app")
 def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> AppChanges:
     """User, directories, code, virtualenv, settings, environment, migrations and static files."""
+    home(app, settings, state)
+    build_identity(app, state)
+
+    now = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    source = code(app, state.mirrors.get(app.name))
+    release = release_id(app, state, source, now)
+    release_path = paths.release(app, release)
+    if app.git:
+        fetch = git_source(app, state, source, release, guard)
+    else:
+        fetch = ops.unpack(
+            name=f"{app.name}: release of code {source.short}",
+            path=release_path,
+            archive=archive(app.source).data,
+            needed=release not in state.releases.get(app.home, {}),
+        )
+    venv, venv_dir, build_venv = virtualenv(app, settings, state, source, release_path, now, guard)
+    config = configuration(app, state)
+    changes = AppChanges([], [release, venv, *config.contents], config.start_script, config.start_content)
+    refused(app, state, changes, guard)
+    candidate(app, state, release, venv, config, [fetch, build_venv], guard)
+
+    venv_link = ops.link(
+        name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv}",
+        current=state.paths.get(paths.venv(app)),
+    )
+    release_link = ops.link(
+        name=f"{app.name}: live release", path=paths.current(app), target=f"releases/{release}",
+        current=state.paths.get(paths.current(app)),
+    )
+    changes.ops = [release_link, venv_link, *config.ops]
+    return changes
+
+
+def refused(app: App, state: State, changes: AppChanges, guard: Guard) -> None:
+    """Stop the app's deploy when what it would link failed its health gate before, unchanged
+    (recorded by the gate, see deploys.health): it would fail again, and serve errors until it did."""
+    record = state.paths.get(paths.stamp("refused", app))
+    release = changes.inputs[0]
+    failed = (record is not None and record.sha256 == ops.sha256(changes.attempt + "\n")
+              and linked(state, paths.current(app)) != release)
+    message = (f"djangohost: app {app.name}: release {release} failed its health gate before, with the same "
+               "code, virtualenv, settings and environment; it is not linked again until one of them changes")
+    guard.watch(ops.command(
+        name=f"{app.name}: release not refused by an earlier health gate",
+        command=f"echo {shlex.quote(message)} >&2; exit 1",
+        needed=failed,
+        reason=f"{release} did not fail its health gate with these inputs",
+        _ignore_errors=True,
+    ))
+
+
+def home(app: App, settings: HostSettings, state: State) -> None:
+    """The app's system user and the directories of its home."""
     ops.command(
         name=f"{app.name}: system user",
         command=(
@@ -104,119 +163,146 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
             current=state.paths.get(directory),
         )
 
-    now = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    source = code(app, state.mirrors.get(app.name))
-    release = release_id(app, state, source, now)
-    release_path = paths.release(app, release)
-    current = state.paths.get(paths.current(app))
-    if app.git:
-        fetch = git_source(app, state, source, release, guard)
-    else:
-        fetch = ops.unpack(
-            name=f"{app.name}: release of code {source.short}",
-            path=release_path,
-            archive=archive(app.source).data,
-            needed=release not in state.releases.get(app.home, {}),
-        )
 
-    venv, venv_dir, build_venv = virtualenv(app, settings, state, source, release_path, now, guard)
+@dataclass
+class Configuration:
+    """What a release runs with: the staged configuration files (the operations writing them
+    and their contents), and the start script, which only a new Gunicorn master reads."""
 
+    ops: list[OperationMeta]
+    contents: list[str]
+    start_script: OperationMeta
+    start_content: str
+
+
+def configuration(app: App, state: State) -> Configuration:
+    """The environment, settings and Gunicorn config, written to conf/next/ (live once the
+    candidate check passed, see candidate()), and bin/manage and bin/gunicorn-start."""
     env_content = render("app/env.j2", app=app, env=environment(app))
     env = ops.env_file(
         name=f"{app.name}: environment",
-        path=paths.env_file(app),
+        path=paths.env_file(app, staged=True),
         content=env_content,
         group=app.name,
-        current=state.env_files.get(paths.env_file(app)),
+        current=state.env_files.get(paths.env_file(app, staged=True)),
         secrets=app.secrets,
+        key_from=paths.env_file(app),
     )
     settings_content = render("app/djangohost_settings.py.j2", app=app)
-    settings_file = config_file(app, state, paths.settings_file(app), settings_content)
+    settings_file = config_file(app, state, paths.settings_file(app, staged=True), settings_content)
     gunicorn_content = render("app/gunicorn.conf.py.j2", app=app, current=paths.current(app),
-                              workers=workers(app, state), env_file=paths.env_file(app))
-    gunicorn_config = config_file(app, state, paths.gunicorn_config(app), gunicorn_content)
-    manage = render("app/manage.j2", app=app, env_file=paths.env_file(app),
-                    current=paths.current(app), venv=paths.venv(app))
-    config_file(app, state, paths.manage(app), manage, mode="750")
-    start_content = render(
-        "app/gunicorn-start.j2", app=app, env_file=paths.env_file(app),
-        current=paths.current(app), venv=paths.venv(app), gunicorn_config=paths.gunicorn_config(app),
-    )
+                              workers=workers(app, state), conf=paths.conf(app))
+    gunicorn_config = config_file(app, state, paths.gunicorn_config(app, staged=True), gunicorn_content)
+    scripts = {"app": app, "conf": paths.conf(app), "current": paths.current(app), "venv": paths.venv(app)}
+    config_file(app, state, paths.manage(app), render("app/manage.j2", **scripts), mode="750")
+    start_content = render("app/gunicorn-start.j2", **scripts)
     start_script = config_file(app, state, paths.gunicorn_start(app), start_content, mode="750")
+    return Configuration([settings_file, gunicorn_config, env], [settings_content, gunicorn_content, env_content],
+                         start_script, start_content)
 
-    # Against the new release and virtualenv, before either goes live: migrations, static files,
-    # then the candidate check (see deploys.health); the release remembers its virtualenv.
-    with_release = f"DJANGOHOST_RELEASE={release_path} DJANGOHOST_VENV={venv_dir} {paths.manage(app)}"
-    tasks = [f"{with_release} migrate --noinput"] if app.database else []
+
+def candidate(app: App, state: State, release: str, venv: str, config: Configuration,
+              built: list[OperationMeta], guard: Guard) -> OperationMeta:
+    """Against the new release, virtualenv and staged configuration, before any goes live:
+    a dump if it has migrations to apply, migrations, static files, then the candidate check
+    (see deploys.candidate). Then the release remembers its virtualenv, and the staged
+    configuration becomes the live one. A refused release leaves the live configuration as it was."""
+    release_path, venv_dir = paths.release(app, release), paths.venv_dir(app, venv)
+    with_release = (f"DJANGOHOST_RELEASE={release_path} DJANGOHOST_VENV={venv_dir} "
+                    f"DJANGOHOST_CONF={paths.conf(app, staged=True)} {paths.manage(app)}")
+    tasks = []
+    if app.database:  # with migrations to apply, a dump named after the release first
+        migrated = f"{with_release} migrate --check --noinput >/dev/null 2>&1"
+        tasks += [f"{{ {migrated} || {backups.take(app, release)}; }}", f"{with_release} migrate --noinput"]
+    marker = f"{release_path}/{paths.RELEASE_VENV}"
     tasks += [f"{with_release} collectstatic --noinput --verbosity 0",
               candidate_check(app, release_path, venv_dir),
-              f"echo {venv} > {release_path}/{paths.RELEASE_VENV}"]
-    react(
+              f"rm -rf {marker} && echo {venv} > {marker}",
+              *(f"cp -p {paths.conf(app, staged=True)}/{name} {paths.conf(app)}/{name}.djangohost-new && "
+                f"mv -f {paths.conf(app)}/{name}.djangohost-new {paths.conf(app)}/{name}" for name in paths.CONF_FILES)]
+    return react(
         f"{app.name}: {'migrate, ' if app.database else ''}collectstatic, candidate check",
         " && ".join(tasks),
-        [Stamp.of(state, paths.stamp("release", app), release, venv, settings_content, env_content)],
-        [fetch, build_venv, settings_file, env],
+        [Stamp.of(state, paths.stamp("release", app), release, venv, *config.contents)],
+        [*built, *config.ops],
         guard,
         risky=True,
     )
 
-    venv_link = ops.link(
-        name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv}",
-        current=state.paths.get(paths.venv(app)),
+
+def build_identity(app: App, state: State) -> None:
+    """The user that fetches the app's code and builds its virtualenvs (paths.builder), in a
+    home of its own that neither the app nor another app's builder can enter."""
+    builder = paths.builder(app)
+    ops.command(
+        name=f"{app.name}: build user {builder}",
+        command=(f"useradd --system --user-group --home-dir {paths.build_home(app)} --no-create-home "
+                 f"--shell /usr/sbin/nologin {builder}"),
+        needed=builder not in state.users,
+        reason=f"user {builder} exists",
     )
-    release_link = ops.link(
-        name=f"{app.name}: live release", path=paths.current(app), target=f"releases/{release}",
-        current=current,
-    )
-    return AppChanges(
-        ops=[release_link, venv_link, settings_file, gunicorn_config, env],
-        inputs=[release, venv, settings_content, gunicorn_content, env_content],
-        start_script=start_script,
-        start_content=start_content,
-    )
+    ops.directory(name=f"{app.name}: build home", path=paths.build_home(app), owner=builder, group=builder,
+                  mode="700", current=state.paths.get(paths.build_home(app)))
+    # Kept by djangohost before there was a build identity, where the app's user could write.
+    for path in host.loop(paths.app_owned_mirror(app)):
+        ops.command(name=f"{app.name}: {path} removed", command=f"rm -rf {path}", needed=path in state.paths,
+                    reason=f"{path} does not exist")
 
 
 def virtualenv(app: App, settings: HostSettings, state: State, source: Code, release_path: str, now: str,
                guard: Guard) -> tuple[str, str, OperationMeta]:
     """The virtualenv for the release's requirements (built unless one exists for them): its
-    name, its directory and the operation building it."""
+    name, its directory and the operation building it.
+
+    The build identity builds it, from its own copy of the release: what pip runs (setup.py,
+    build backends) runs as that user. Then root takes it: root-owned, read-only to the app."""
     packages = venv_packages(app, settings)
+    work = paths.build_work(app)
     if source.requirements_sha256 is None:  # in the release once it is fetched, on the host
         requirements = app.requirements and shlex.quote(f"{release_path}/{app.requirements}")
         key = None
         key_text = venv_key_shell(settings.python, packages, requirements)
-        install = f"$([ -f {requirements} ] && echo -r {requirements}) " if requirements else ""
+        copied = app.requirements and shlex.quote(f"{work}/{app.requirements}")
+        install = f"$([ -f {copied} ] && echo -r {copied}) " if copied else ""
     else:
         key = key_text = venv_key(settings.python, packages, source.requirements_sha256)
-        install = (f"-r {shlex.quote(f'{release_path}/{app.requirements}')} "
-                   if source.requirements_sha256 else "")
+        install = f"-r {shlex.quote(f'{work}/{app.requirements}')} " if source.requirements_sha256 else ""
     venv = venv_name(app, state, key, now)
     venv_dir = paths.venv_dir(app, venv)
+    builder = paths.builder(app)
     quoted_packages = " ".join(shlex.quote(package) for package in packages)
     pip = f"{venv_dir}/bin/pip install --quiet --disable-pip-version-check --no-input {install}{quoted_packages}"
+    build = as_user(builder, paths.build_home(app),
+                    "sh -c " + shlex.quote(f"cd {work} && {settings.python} -m venv {venv_dir} && {pip}"))
     # pip's own reason comes first (an unavailable version, a Python too old, a failed build).
     refused = (f"echo \"djangohost: app {app.name}: pip cannot install its requirements with "
                f"$({settings.python} --version 2>&1); pip's reason is above\" >&2; exit 1")
-    build = guard.watch(ops.command(
+    marker = f"{venv_dir}/{paths.VENV_COMPLETE}"
+    built = guard.watch(ops.command(
         name=f"{app.name}: virtualenv {venv}",
-        command=(f"rm -rf {venv_dir} && {settings.python} -m venv {venv_dir} && {{ {pip} || {{ {refused}; }}; }} "
-                 f"&& echo {key_text} > {venv_dir}/{paths.VENV_COMPLETE}"),
+        command=(f"rm -rf {venv_dir} {work} && install -d -o {builder} -g {builder} -m 700 {venv_dir} && "
+                 f"cp -R {release_path} {work} && chown -R {builder}: {work} && "
+                 f"{{ {build} || {{ {refused}; }}; }} && rm -rf {work} && "
+                 f"chown -R root:root {venv_dir} && chmod -R go-w {venv_dir} && "
+                 f"chgrp {app.name} {venv_dir} && chmod 750 {venv_dir} && "
+                 f"rm -rf {marker} && echo {key_text} > {marker}"),
         needed=venv not in state.venvs.get(app.home, {}),
         reason=f"virtualenv {venv} is built",
         _ignore_errors=True,
     ))
-    return venv, venv_dir, build
+    return venv, venv_dir, built
 
 
 def git_source(app: App, state: State, source: Code, release: str, guard: Guard) -> OperationMeta:
-    """The app's mirror of its repository (fetched as the app's user, with its deploy key) and
-    the release exported from the commit its ref resolves to."""
+    """The app's mirror of its repository (fetched by its build identity, with its deploy key)
+    and the release exported from the commit its ref resolves to."""
     assert app.git is not None
-    ops.directory(name=f"{app.name}: mirror directory", path=paths.mirror(app), owner=app.name,
-                  group=app.name, mode="700", current=state.paths.get(paths.mirror(app)))
+    builder, build_home = paths.builder(app), paths.build_home(app)
+    ops.directory(name=f"{app.name}: mirror directory", path=paths.mirror(app), owner=builder,
+                  group=builder, mode="700", current=state.paths.get(paths.mirror(app)))
     if app.git.deploy_key:
         ops.file(name=f"{app.name}: deploy key", path=paths.deploy_key(app),
-                 content=app.git.deploy_key.read_text(), owner=app.name, group=app.name, mode="400",
+                 content=app.git.deploy_key.read_text(), owner=builder, group=builder, mode="400",
                  current=state.paths.get(paths.deploy_key(app)), secret=True)
     else:
         ops.absent(name=f"{app.name}: no deploy key", path=paths.deploy_key(app),
@@ -228,7 +314,7 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
     # is in place, say; a failure then stops this app only.
     guard.watch(ops.command(
         name=f"{app.name}: fetch {app.git.url}",
-        command=as_user(app.name, app.home, "sh -c " + shlex.quote(
+        command=as_user(builder, build_home, "sh -c " + shlex.quote(
             'cd "$1" && { [ -f HEAD ] || git init --quiet --bare .; } && git config core.sshCommand "$2" && '
             '{ git remote set-url origin "$3" 2>/dev/null || git remote add --mirror=fetch origin "$3"; } && '
             'git fetch --quiet --prune origin'
@@ -239,13 +325,14 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
     ))
     release_path = paths.release(app, release)
     building = f"{release_path}.djangohost-new"
-    git = as_user(app.name, app.home, f"git --git-dir={paths.mirror(app)}")
+    unmarked = " ".join(f"--exclude={marker}" for marker in paths.RELEASE_MARKERS)
+    git = as_user(builder, build_home, f"git --git-dir={paths.mirror(app)}")
     return guard.watch(ops.command(
         name=f"{app.name}: release of {app.git.ref} at {source.short or '(fetched on the host)'}",
         command=(
             f"rm -rf {building} && mkdir -p {building} && "
             f"commit=$({git} rev-parse --verify {shlex.quote((source.commit or app.git.ref) + '^{commit}')}) && "
-            f"{git} archive --format=tar \"$commit\" | tar -x -C {building} --no-same-owner && "
+            f"{git} archive --format=tar \"$commit\" | tar -x -C {building} --no-same-owner {unmarked} && "
             f"echo \"$commit\" > {building}/{paths.RELEASE_COMMIT} && "
             f"rm -rf {release_path} && mv {building} {release_path}"
         ),

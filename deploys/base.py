@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys import mariadb, ops, paths, postgres, tls
+from deploys import backups, mariadb, ops, paths, postgres, tls
 from deploys.defaults import MARIADB_PACKAGE, POSTGRESQL_PACKAGE
 from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
@@ -25,7 +25,7 @@ def engines(apps: list[App]) -> list[str]:
 def packages(apps: list[App], settings: HostSettings) -> list[str]:
     with_database = [DATABASE_SERVERS[engine][0] for engine in engines(apps)]
     with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
-    return [*settings.packages, *with_database, *with_git, *tls.packages(apps)]
+    return [*settings.packages, *backups.packages(apps), *with_database, *with_git, *tls.packages(apps)]
 
 
 def services(apps: list[App]) -> list[str]:
@@ -35,8 +35,8 @@ def services(apps: list[App]) -> list[str]:
 
 @deploy("Host base")
 def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
-    """Install the packages, create the group of app users, start Nginx, Supervisor and the
-    database servers the apps choose (PostgreSQL, MariaDB)."""
+    """Install the packages, create the group of app users, start Nginx, Supervisor, cron and
+    the database servers the apps choose (PostgreSQL, MariaDB)."""
     missing = [package for package in packages(apps, settings) if package not in state.packages]
     if missing:
         apt.packages(name="Install packages", packages=missing, update=True)
@@ -52,6 +52,11 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         name="Stamps of applied reloads",
         path=paths.STAMPS, owner="root", group="root", mode="700",
         current=state.paths.get(paths.STAMPS),
+    )
+    ops.directory(
+        name="Homes of the build identities",
+        path=paths.BUILD, owner="root", group="root", mode="755",
+        current=state.paths.get(paths.BUILD),
     )
     ops.directory(
         name=f"Uploads of {state.login}",

@@ -11,8 +11,8 @@ from facts.health import python
 # not start or answers 500 is refused before it goes live.
 CANDIDATE = r"""
 import os, signal, subprocess
-app, start, release, venv, sock, path, timeout, *origins = sys.argv[1:]
-env = dict(os.environ, DJANGOHOST_RELEASE=release, DJANGOHOST_VENV=venv)
+app, start, release, venv, conf, sock, path, timeout, *origins = sys.argv[1:]
+env = dict(os.environ, DJANGOHOST_RELEASE=release, DJANGOHOST_VENV=venv, DJANGOHOST_CONF=conf)
 if os.path.exists(sock):
     os.unlink(sock)
 proc = subprocess.Popen(
@@ -46,7 +46,8 @@ sys.exit(1)
 
 
 def candidate_check(app: App, release: str, venv: str) -> str:
-    """The shell command that tries the release at `release` with the virtualenv `venv`."""
-    return python(CANDIDATE, app.name, paths.gunicorn_start(app), release, venv,
-                  app.path("run", "candidate.sock"), app.health_path, str(app.health_timeout),
+    """The shell command that tries the release at `release` with the virtualenv `venv` and the
+    staged configuration."""
+    return python(CANDIDATE, app.name, paths.gunicorn_start(app), release, venv, paths.conf(app, staged=True),
+                  app.path("run", "candidate.sock"), app.health_path, f"{app.health_timeout:g}",
                   *app.origins)

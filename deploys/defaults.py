@@ -41,6 +41,10 @@ An app entry (a dict in host data `apps`):
                       through Nginx on each domain. Default "/".
     health_timeout    number > 0. Seconds the health gate waits for the app to answer below 500
                       after it was (re)started or reloaded. Default below.
+    backup            false or dict. When the app's backups are taken and how many are kept; the
+                      keys and defaults are djangohost_backup's (below), whose values the entry's
+                      override one by one. false: no scheduled backups (a dump is still taken
+                      before every migration that changes the schema).
     tls               dict. HTTPS for all the app's domains; port 80 then redirects (301) to
                       https, except ACME challenges. One of:
                         {"mode": "provided", "cert": PATH, "key": PATH}  files on this machine
@@ -91,16 +95,19 @@ PACKAGES = (
     "build-essential",
 )
 
-HOST_DEFAULTS: dict[str, object] = {
-    "djangohost_root": ROOT,
-    "djangohost_group": GROUP,
-    "djangohost_python": PYTHON,
-    "djangohost_gunicorn_version": GUNICORN_VERSION,
-    "djangohost_packages": list(PACKAGES),
-    "djangohost_database_driver": DATABASE_DRIVER,
-    "djangohost_mariadb_driver": MARIADB_DRIVER,
-    "djangohost_keep_releases": KEEP_RELEASES,
-}
+#: Backups of every app (see deploys.backups and the README's Backups): each key can be set per
+#: host (host data `djangohost_backup`, merged over these) and per app (its `backup` entry).
+#:   at               hourly, daily (03:MM) or weekly (Sundays 03:MM), MM spread by app name;
+#:   cron             or five cron fields ("30 2 * * *") instead of `at`;
+#:   keep_daily       the newest backup of each of the last N days that have one;
+#:   keep_weekly      and of each of the last N ISO weeks;
+#:   keep_migrations  dumps taken before a migration, the newest N;
+#:   media            whether the media directory is archived with the database;
+#:   age_recipient    an age public key (age1...): pulled backups are encrypted to it on the host
+#:                    before they leave it (see deploys/backup.py).
+BACKUP: dict[str, object] = {"at": "daily", "keep_daily": 7, "keep_weekly": 4, "keep_migrations": 5,
+                             "media": True, "age_recipient": None}
+
 
 # --- app level --------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from facts.state import State
 # app's log tail.
 GATE = r"""
 import os, re, subprocess
-app, sock, log, path, timeout, current, previous, venv, previous_venv, reload, *origins = sys.argv[1:]
+app, sock, log, path, timeout, current, previous, venv, previous_venv, reload, record, attempt, *origins = sys.argv[1:]
 
 def healthy(timeout):
     global error, bad
@@ -38,7 +38,10 @@ if healthy(float(timeout)):
     sys.exit(0)
 rollback = ""
 if previous != "-" and os.readlink(current) != previous:
-    # This run switched releases: link the previous release and virtualenv back and reload.
+    # This run switched releases: link the previous release and virtualenv back and reload, and
+    # record what failed, so that the next run does not link it again (see deploys.app.refused).
+    with open(record, "w") as f:
+        f.write(attempt + "\n")
     for link, target in ((current, previous), (venv, previous_venv)):
         if target != "-":
             if os.path.lexists(link + ".djangohost-new"):
@@ -72,12 +75,14 @@ sys.exit(1)
 """
 
 
-def gate_command(app: App, previous: str | None = None, previous_venv: str | None = None) -> str:
+def gate_command(app: App, previous: str | None = None, previous_venv: str | None = None,
+                 attempt: str = "-") -> str:
     """Shell: wait for the app to answer; when it does not and the live release is not
-    `previous` (a link target), link `previous` and `previous_venv` back and reload."""
+    `previous` (a link target), link `previous` and `previous_venv` back, reload, and record
+    `attempt` (what the run tried, see AppChanges.attempt) as refused."""
     return python(GATE, app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
-                  str(app.health_timeout), paths.current(app), previous or "-", paths.venv(app),
-                  previous_venv or "-", graceful_reload(app), *app.origins)
+                  f"{app.health_timeout:g}", paths.current(app), previous or "-", paths.venv(app),
+                  previous_venv or "-", graceful_reload(app), paths.stamp("refused", app), attempt, *app.origins)
 
 
 def prune(app: App, keep: int) -> str:
@@ -95,7 +100,7 @@ def prune(app: App, keep: int) -> str:
 
 @deploy("Health gate")
 def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMeta, guard: Guard,
-         keep: int) -> None:
+         keep: int, attempt: str) -> None:
     """Wait for the app to answer after it was (re)started or reloaded, or Nginx reloaded; when
     it does not and this run switched its release, switch back to the previous one. Until it has
     passed once for what the app now runs, every run checks again. After it passes, all but the
@@ -104,7 +109,7 @@ def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMe
     live_release = state.paths.get(paths.current(app))
     live_venv = state.paths.get(paths.venv(app))
     check = gate_command(app, live_release.target if live_release else None,
-                         live_venv.target if live_venv else None)
+                         live_venv.target if live_venv else None, attempt)
     react(
         f"{app.name}: health gate",
         f"{check} && {prune(app, keep)}",

@@ -11,6 +11,7 @@ from pyinfra.api import deploy
 
 from deploys import defaults, ops
 from deploys.inventory import App
+from deploys.ops import Guard
 from facts.state import State
 
 # SQL as root, which Debian's MariaDB identifies by unix_socket too. Statements go in single
@@ -30,9 +31,9 @@ def grant_pattern(app: App) -> str:
 
 
 @deploy("MariaDB")
-def database(app: App, state: State) -> None:
+def database(app: App, state: State, guard: Guard) -> None:
     """The app's account (unix_socket, no global privilege) and its own utf8mb4 database, on
-    which it has every privilege but GRANT."""
+    which it has every privilege but GRANT. A failure stops this app's deploy only."""
     account = f'"{app.name}"@"localhost"'
     statements = []
     plugin = state.mariadb_accounts.get(app.name)
@@ -44,12 +45,13 @@ def database(app: App, state: State) -> None:
         statements.append(f"CREATE DATABASE `{app.name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     if state.mariadb_grants.get(app.name) != grant_pattern(app):
         statements.append(f"GRANT ALL PRIVILEGES ON `{grant_pattern(app)}`.* TO {account}")
-    ops.command(
+    guard.watch(ops.command(
         name=f"{app.name}: MariaDB account and database",
         command=f"{MARIADB} '{'; '.join(statements)}'",
         needed=bool(statements),
         reason=f"account and database {app.name} exist, the account identified by its system user",
-    )
+        _ignore_errors=True,
+    ))
 
 
 def drop(app: App) -> str:

@@ -8,7 +8,7 @@ from pyinfra.api.operation import OperationMeta
 
 from deploys import ops, paths
 from deploys.inventory import App
-from deploys.ops import Stamp, react, sha256
+from deploys.ops import Guard, Stamp, react, relink, sha256
 from deploys.templates import render
 from facts.state import PathState, State
 
@@ -30,6 +30,9 @@ done
 echo "nginx: old workers still accepting 5 s after the reload" >&2
 exit 1"""
 
+
+# Connections per Nginx worker (Debian's nginx.conf has 768).
+WORKER_CONNECTIONS = 2048
 
 # Mozilla's "intermediate" TLS policy: TLS 1.2 and 1.3, forward-secret AEAD ciphers only.
 TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
@@ -60,15 +63,27 @@ def _site(label: str, path: str, link: str, content: str, state: State) -> list[
 
 @deploy("Nginx sites")
 def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State,
-          certificates: list[OperationMeta]) -> OperationMeta:
-    """The sites of `apps` (the others' stay as they are), none for `removed` apps, the default
-    server, and one `nginx -t`-checked reload when any of it or of the `certificates` changed.
-    Returns the reload."""
+          certificates: dict[str, list[OperationMeta]], guards: dict[str, Guard]) -> OperationMeta:
+    """Nginx's own configuration, the sites of `apps` (the others' stay as they are), none for
+    `removed` apps, the default server, and one `nginx -t`-checked reload when any of it or of the
+    `certificates` changed. Each app's new site is checked with the rest before it is enabled: one
+    that Nginx refuses fails its app only and leaves the site it had. Returns the reload."""
     http2_on = http2_directive(state)
+    changes = [
+        ops.file(name="Nginx configuration", path=paths.NGINX_CONF,
+                 content=render("nginx/nginx.conf.j2", worker_connections=WORKER_CONNECTIONS,
+                                tls_protocols=TLS_PROTOCOLS),
+                 owner="root", group="root", mode="644", current=state.paths.get(paths.NGINX_CONF)),
+    ]
+    check = ops.file(name="Nginx site check", path=paths.NGINX_CHECK,
+                     content=render("nginx/djangohost-nginx-check.j2", enabled=paths.NGINX_ENABLED,
+                                    nginx_conf=paths.NGINX_CONF),
+                     owner="root", group="root", mode="755", current=state.paths.get(paths.NGINX_CHECK))
+    ops.directory(name="Nginx sites to check", path=paths.NGINX_STAGED, owner="root", group="root", mode="700",
+                  current=state.paths.get(paths.NGINX_STAGED))
     default_site = render("nginx/default.conf.j2", https=any(app.tls for app in all_apps if app.present),
                           tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
-    changes = _site("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
-                    default_site, state)
+    changes += _site("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, default_site, state)
 
     debian_default = state.paths.get(paths.NGINX_DEBIAN_DEFAULT)
     if "nginx" not in state.packages:
@@ -85,10 +100,10 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
                                   tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
                  for app in apps}
     for app in host.loop(apps):
-        changes += _site(app.name, paths.nginx_site(app), paths.nginx_enabled(app),
-                         app_sites[app.name], state)
+        changes.append(app_site(app, app_sites[app.name], state,
+                                [changes[0], check, *certificates.get(app.name, [])], guards[app.name]))
     for app in host.loop(removed):
-        for path in (paths.nginx_enabled(app), paths.nginx_site(app)):
+        for path in (paths.nginx_enabled(app), paths.nginx_site(app), paths.nginx_staged(app)):
             changes.append(ops.absent(name=f"{app.name}: nginx {path.split('/')[-2]} entry removed", path=path,
                                       current=state.paths.get(path)))
 
@@ -100,4 +115,37 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         if app.name not in app_sites and app not in removed and site is not None:
             enabled.append(f"{app.name}\0{site.sha256}")
     applied = Stamp.of(state, paths.stamp("nginx"), *sorted(enabled))
-    return react("Nginx reload", RELOAD, [applied], [*changes, *certificates])
+    return react("Nginx reload", RELOAD, [applied], [*changes, *(op for ops_ in certificates.values() for op in ops_)])
+
+
+def app_site(app: App, content: str, state: State, checked_with: list[OperationMeta], guard: Guard) -> OperationMeta:
+    """The app's site, written where Nginx does not read it, checked with the whole configuration
+    (djangohost-nginx-check) and its provided certificate files, and only then copied to
+    sites-available and enabled, the certificate files put in place."""
+    staged = ops.file(name=f"{app.name}: nginx site", path=paths.nginx_staged(app), content=content,
+                      owner="root", group="root", mode="644", current=state.paths.get(paths.nginx_staged(app)))
+    site, link = paths.nginx_site(app), paths.nginx_enabled(app)
+    enabled = state.paths.get(link)
+    provided = app.tls is not None and app.tls.mode == "provided"
+    steps = [
+        f"{paths.NGINX_CHECK} {app.name} {paths.nginx_staged(app)}{f' {paths.tls_dir(app)}' if provided else ''}",
+        *(_replace(f"{paths.tls_staged(app)}/{name}", live) for name, live in
+          (("fullchain.pem", paths.tls_cert(app)), ("privkey.pem", paths.tls_key(app))) if provided),
+        _replace(paths.nginx_staged(app), site),
+        *([] if enabled and enabled.target == site else [relink(link, site)]),
+    ]
+    return react(
+        f"{app.name}: nginx site checked and enabled",
+        " && ".join(steps),
+        [Stamp.of(state, paths.stamp("site", app), content, *(
+            [sha256(app.tls.cert.read_text()), sha256(app.tls.key.read_text())]
+            if provided and app.tls and app.tls.cert and app.tls.key else []))],
+        [staged, *checked_with],
+        guard,
+        risky=True,
+    )
+
+
+def _replace(source: str, target: str) -> str:
+    """Shell: a copy of `source` (owner and mode kept) takes the place of `target` at once."""
+    return f"cp -p {source} {target}.new && mv -f {target}.new {target}"

@@ -10,13 +10,14 @@ would write, including files whose directory does not exist yet, with secret val
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from io import BytesIO, StringIO
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api import FileDownloadCommand, FileUploadCommand, FunctionCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
@@ -65,8 +66,13 @@ def _upload(data: StringIO | BytesIO, dest: str) -> tuple[FileUploadCommand, str
     file belongs: it goes to that user's private directory (paths.UPLOADS, 0700) instead, and a
     command of the caller's takes it from there (see _place).
     """
-    staged = f"{UPLOADS}/{hashlib.sha1(dest.encode()).hexdigest()[:16]}"
+    staged = _staged(dest)
     return FileUploadCommand(data, staged, remote_temp_filename=staged, _sudo=False), staged
+
+
+def _staged(path: str) -> str:
+    """Where a file for or from `path` waits in the login user's private directory."""
+    return f"{UPLOADS}/{hashlib.sha1(path.encode()).hexdigest()[:16]}"
 
 
 def _place(staged: str, dest: str) -> str:
@@ -212,14 +218,18 @@ def env_file(
     group: str,
     current: EnvFileState | None,
     secrets: Mapping[str, str],
+    key_from: str | None = None,
 ):
     """
     Write an app's environment file (root:group, 0640). Unless `content` sets SECRET_KEY, the file
-    keeps the SECRET_KEY line it has, or gets one generated on the host the first time.
+    keeps the SECRET_KEY line it has (or else `key_from` has), or gets one generated on the host
+    the first time.
 
     + content: KEY=value lines, SECRET_KEY among them only when the inventory gives it
     + current: the file's EnvFileState from HostState, or None when it does not exist
     + secrets: the secret variables among the content's: masked in --diff output, on both sides
+    + key_from: another file whose SECRET_KEY line is kept when this one has none (the live file
+      of a staged one)
     """
     given_key = any(line.startswith("SECRET_KEY=") for line in content.splitlines())
     if current is not None:
@@ -242,10 +252,11 @@ def env_file(
     quoted_temp = shlex.quote(temp)
     upload, staged = _upload(StringIO(content), temp)
     yield upload
+    sources = " ".join([quoted, *([shlex.quote(key_from)] if key_from else [])])
     keep_key = (
         "" if given_key else
-        f" && {{ grep '^SECRET_KEY=' {quoted} 2>/dev/null || echo \"SECRET_KEY=$({GENERATE_SECRET_KEY})\"; }}"
-        f" >>{quoted_temp}"
+        f" && {{ grep -h -m1 '^SECRET_KEY=' {sources} 2>/dev/null | head -n 1 | grep . || "
+        f"echo \"SECRET_KEY=$({GENERATE_SECRET_KEY})\"; }} >>{quoted_temp}"
     )
     yield (f"{_place(staged, temp)} && chown root:{group} {quoted_temp} && chmod 640 {quoted_temp}{keep_key} && "
            f"mv -f {quoted_temp} {quoted}")
@@ -320,3 +331,42 @@ def react(name: str, action: str, stamps: Iterable[Stamp], changes: Iterable[Ope
     op = command(name=name, command=script, needed=due, reason="nothing to react to",
                  _if=due, _ignore_errors=risky)
     return guard.watch(op) if guard and risky else op
+
+
+@operation(is_idempotent=False)
+def download(files: Mapping[str, str], into: str, ready: Callable[[], None], recipient: str | None = None):
+    """
+    Copy files of the host to this machine, then call `ready`.
+
+    + files: host path -> local file name in `into` (created when missing); a name ending in
+      .age is the file encrypted on the host to `recipient`, an age public key
+    + ready: run once every file arrived (checks them, moves them into place)
+
+    Under sudo, pyinfra would copy each file to /tmp readable by all for the download; root
+    copies (or encrypts) it into the login user's private directory (paths.UPLOADS) instead.
+    """
+    yield FunctionCommand(os.makedirs, (into,), {"mode": 0o700, "exist_ok": True})
+    for source, name in files.items():
+        staged = _staged(source)
+        copy = (f"age -r {shlex.quote(recipient or '')} -o {staged} {shlex.quote(source)}" if name.endswith(".age")
+                else f"cp {shlex.quote(source)} {staged}")
+        yield f"{copy} && chown \"$(stat -c %U {UPLOADS})\" {staged}"
+        yield FileDownloadCommand(staged, os.path.join(into, name), _sudo=False)
+        yield f"rm -f {staged}"
+    yield FunctionCommand(ready, (), {})
+
+
+@operation(is_idempotent=False)
+def tell(op: OperationMeta):
+    """
+    Show what `op` printed, as the run goes (pyinfra shows a command's output only with -vvv).
+
+    + op: an operation of this host that ran before
+    """
+
+    def show(state, host) -> bool:
+        for line in op.stdout_lines:
+            host.log(line, logger.warning)
+        return True
+
+    yield FunctionCommand(show, (), {})

@@ -5,18 +5,28 @@ An app's home (<root>/<app>) holds:
     releases/<id>/   one directory per deployed code version (id: timestamp-contenthash)
     current          link to the live release
     venvs/<key>/     one virtualenv per requirements (key: hash of python, gunicorn, requirements)
-    repo/            git sources: a bare mirror of the repository, the app user's only
     venv             link to the live virtualenv
-    conf/            env (environment file), djangohost_settings.py, gunicorn.conf.py
+    conf/            env (environment file), djangohost_settings.py, gunicorn.conf.py; next/: the
+                     same, staged for a release until its candidate check passed
     bin/             gunicorn-start (what Supervisor runs), manage (manage.py with the app's env)
     logs/ run/ static/ media/
+
+Its build identity, the user `_<app>` (a name no app can have), has a home of its own,
+/var/lib/djangohost/build/<app> (0700), holding the git mirror (repo/), the deploy key and the
+build caches: it fetches the app's code and builds its virtualenvs, so no build script runs as
+root, and the app's user, which cannot write there, cannot choose the code root deploys.
 """
 
 from __future__ import annotations
 
+from deploys import backup_tool
 from deploys.inventory import App
 
+NGINX_CONF = "/etc/nginx/nginx.conf"
 NGINX_AVAILABLE = "/etc/nginx/sites-available"
+# Each app's new site, before it is checked and enabled (Nginx does not read it).
+NGINX_STAGED = "/etc/nginx/djangohost-staged"
+NGINX_CHECK = "/usr/local/sbin/djangohost-nginx-check"
 NGINX_ENABLED = "/etc/nginx/sites-enabled"
 NGINX_DEBIAN_DEFAULT = f"{NGINX_ENABLED}/default"
 NGINX_DEFAULT_SITE = f"{NGINX_AVAILABLE}/djangohost-default"
@@ -32,22 +42,36 @@ CERTBOT_DEPLOY_HOOKS = "/etc/letsencrypt/renewal-hooks/deploy"
 CERTBOT_DEPLOY_HOOK = f"{CERTBOT_DEPLOY_HOOKS}/djangohost-nginx-reload"
 # What each reload or restart last applied (see deploys.ops.Stamp); root only.
 STAMPS = "/var/lib/djangohost/applied"
+# The homes of the apps' build identities (see builder()).
+BUILD = "/var/lib/djangohost/build"
 # Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
 # as (under sudo, the SSH user can write nowhere else that others cannot read).
 UPLOADS = "/var/lib/djangohost/uploads"
+# Backups: one directory per app (root only), the tool that takes and restores them, each app's
+# backup settings (root only) and the schedule.
+BACKUPS = str(backup_tool.BACKUPS)
+BACKUP_TOOL = "/usr/local/sbin/djangohost-backup"
+BACKUP_CONFIG = str(backup_tool.CONFIG)
+BACKUP_CRON = "/etc/cron.d/djangohost-backup"
+BACKUP_LOG = "/var/log/djangohost-backup.log"
 # Marks a virtualenv whose installs all succeeded; a half-built one is rebuilt.
 VENV_COMPLETE = ".djangohost-complete"
 # In a release: the key of the virtualenv it was checked with (what a rollback links back).
 RELEASE_VENV = ".djangohost-venv"
 # In a release of a git source: the commit it was exported from.
 RELEASE_COMMIT = ".djangohost-commit"
+# Root writes these into releases: a source's own files of these names are never shipped or
+# unpacked, so none can be a link that redirects the write (to /etc/passwd, say).
+RELEASE_MARKERS = (RELEASE_VENV, RELEASE_COMMIT)
 # Directories of an app's home: (name, owner, group, mode). "app" stands for the app's user and
 # group. Nginx (www-data) traverses the home (o+x) to reach run/, static/ and media/ only.
 APP_DIRS = (
     ("", "root", "app", "751"),
     ("releases", "root", "app", "750"),
-    ("venvs", "root", "app", "750"),
+    # o+x: the build identity reaches the virtualenv it builds (then root's, 0750)
+    ("venvs", "root", "app", "751"),
     ("conf", "root", "app", "750"),
+    ("conf/next", "root", "app", "750"),
     ("bin", "root", "app", "750"),
     ("logs", "root", "app", "750"),
     ("run", "app", "www-data", "750"),
@@ -65,16 +89,26 @@ def app_dirs(app: App) -> list[tuple[str, str, str, str]]:
     return [(app.path(name), who(owner), who(group), mode) for name, owner, group, mode in APP_DIRS]
 
 
-def env_file(app: App) -> str:
-    return app.path("conf", "env")
+# The configuration a release runs with, in conf/: the environment file, the settings module and
+# Gunicorn's settings. A deploy writes them to conf/next/ first; the new release's migrations and
+# candidate check run with those, and only when the check passed are they copied into conf/.
+CONF_FILES = ("env", "djangohost_settings.py", "gunicorn.conf.py")
 
 
-def settings_file(app: App) -> str:
-    return app.path("conf", "djangohost_settings.py")
+def conf(app: App, staged: bool = False) -> str:
+    return app.path("conf", "next") if staged else app.path("conf")
 
 
-def gunicorn_config(app: App) -> str:
-    return app.path("conf", "gunicorn.conf.py")
+def env_file(app: App, staged: bool = False) -> str:
+    return f"{conf(app, staged)}/env"
+
+
+def settings_file(app: App, staged: bool = False) -> str:
+    return f"{conf(app, staged)}/djangohost_settings.py"
+
+
+def gunicorn_config(app: App, staged: bool = False) -> str:
+    return f"{conf(app, staged)}/gunicorn.conf.py"
 
 
 def gunicorn_start(app: App) -> str:
@@ -93,12 +127,30 @@ def release(app: App, release_id: str) -> str:
     return app.path("releases", release_id)
 
 
+def builder(app: App) -> str:
+    return f"_{app.name}"
+
+
+def build_home(app: App) -> str:
+    return f"{BUILD}/{app.name}"
+
+
 def mirror(app: App) -> str:
-    return app.path("repo")
+    return f"{build_home(app)}/repo"
 
 
 def deploy_key(app: App) -> str:
-    return app.path("conf", "deploy_key")
+    return f"{build_home(app)}/deploy_key"
+
+
+def build_work(app: App) -> str:
+    """Where the builder gets a copy of the release to build its virtualenv from."""
+    return f"{build_home(app)}/src"
+
+
+def app_owned_mirror(app: App) -> list[str]:
+    """Where djangohost kept an app's mirror and deploy key when the app's user owned them."""
+    return [app.path("repo"), app.path("conf", "deploy_key")]
 
 
 def venv(app: App) -> str:
@@ -113,6 +165,10 @@ def supervisor_program(app: App) -> str:
     return f"{SUPERVISOR_CONF_D}/{app.name}.conf"
 
 
+def backup_config(app: App) -> str:
+    return f"{BACKUP_CONFIG}/{app.name}.json"
+
+
 def tls_dir(app: App) -> str:
     return f"{TLS_DIR}/{app.name}"
 
@@ -125,6 +181,11 @@ def tls_key(app: App) -> str:
     return f"{tls_dir(app)}/privkey.pem"
 
 
+def tls_staged(app: App) -> str:
+    """Where provided certificate files wait until Nginx accepted them (see deploys.nginx)."""
+    return f"{tls_dir(app)}/next"
+
+
 def nginx_site(app: App) -> str:
     return f"{NGINX_AVAILABLE}/{app.name}"
 
@@ -133,29 +194,38 @@ def nginx_enabled(app: App) -> str:
     return f"{NGINX_ENABLED}/{app.name}"
 
 
+def nginx_staged(app: App) -> str:
+    return f"{NGINX_STAGED}/{app.name}"
+
+
 def app_paths(app: App) -> list[str]:
     """Every path of an app that HostState reports on."""
     return [
         *(path for path, *_ in app_dirs(app)),
-        settings_file(app),
-        gunicorn_config(app),
+        settings_file(app, staged=True),
+        gunicorn_config(app, staged=True),
         gunicorn_start(app),
         manage(app),
         current(app),
         venv(app),
+        build_home(app),
         *([mirror(app), deploy_key(app)] if app.git else []),
+        *app_owned_mirror(app),
         tls_dir(app),
-        *([tls_cert(app), tls_key(app)] if app.tls else []),
+        *([tls_cert(app), tls_key(app), tls_staged(app), f"{tls_staged(app)}/fullchain.pem",
+           f"{tls_staged(app)}/privkey.pem"] if app.tls else []),
         supervisor_program(app),
+        backup_config(app),
         nginx_site(app),
         nginx_enabled(app),
+        nginx_staged(app),
         app.socket,
         *app_stamps(app),
     ]
 
 
 # The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.
-APP_STAMPS = ("release", "program", "restart", "reload", "healthy", "tls", "rollback")
+APP_STAMPS = ("release", "program", "restart", "reload", "healthy", "tls", "rollback", "refused", "site")
 HOST_STAMPS = ("nginx",)
 
 
@@ -170,6 +240,6 @@ def app_stamps(app: App) -> list[str]:
     return [stamp(kind, app) for kind in APP_STAMPS]
 
 
-HOST_PATHS = [NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK, STAMPS, UPLOADS, TLS_DIR, ACME_WEBROOT,
-              CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
-              *(stamp(kind) for kind in HOST_STAMPS)]
+HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
+              STAMPS, UPLOADS, BUILD, TLS_DIR, ACME_WEBROOT, CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
+              BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, *(stamp(kind) for kind in HOST_STAMPS)]

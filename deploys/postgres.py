@@ -10,6 +10,7 @@ from pyinfra.api import deploy
 
 from deploys import ops
 from deploys.inventory import App
+from deploys.ops import Guard
 from facts.state import State
 
 # psql as the postgres superuser, stopping at the first error.
@@ -22,18 +23,19 @@ def database_url(app: App) -> str:
 
 
 @deploy("PostgreSQL")
-def database(app: App, state: State) -> None:
+def database(app: App, state: State, guard: Guard) -> None:
     """The app's login role (no superuser, createdb or createrole) and its own database, which
-    only that role may connect to."""
+    only that role may connect to. A failure stops this app's deploy only."""
     role = state.roles.get(app.name)
     wanted = f'"{app.name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
-    ops.command(
+    guard.watch(ops.command(
         name=f"{app.name}: database role",
         command=f"{PSQL} -c 'CREATE ROLE {wanted}'" if role is None else f"{PSQL} -c 'ALTER ROLE {wanted}'",
         needed=role is None or (role.superuser, role.createdb, role.createrole, role.login)
         != (False, False, False, True),
         reason=f"role {app.name} exists with login only",
-    )
+        _ignore_errors=True,
+    ))
 
     db = state.databases.get(app.name)
     statements = []
@@ -44,9 +46,10 @@ def database(app: App, state: State) -> None:
     if db is None or db.public_connect:
         # PostgreSQL lets every role connect to every database unless told otherwise.
         statements.append(f'REVOKE CONNECT ON DATABASE "{app.name}" FROM PUBLIC')
-    ops.command(
+    guard.watch(ops.command(
         name=f"{app.name}: database",
         command=" ".join([PSQL, *(f"-c '{statement}'" for statement in statements)]),
         needed=bool(statements),
         reason=f"database {app.name} exists, owned by {app.name}, closed to others",
-    )
+        _ignore_errors=True,
+    ))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pyinfra import host
 from pyinfra.api import deploy
 
 from deploys import mariadb, ops, paths
@@ -41,8 +42,8 @@ def remove(app: App, state: State) -> None:
     stamps = " ".join(paths.app_stamps(app))
     ops.command(
         name=f"{app.name}: home removed",
-        command=f"rm -rf {app.home} {stamps}",
-        needed=app.home in state.paths or any(path in state.paths for path in paths.app_stamps(app)),
+        command=f"rm -rf {app.home} {paths.build_home(app)} {stamps}",
+        needed=any(path in state.paths for path in (app.home, paths.build_home(app), *paths.app_stamps(app))),
         reason=f"{app.home} does not exist",
     )
     renewal = f"{paths.CERTBOT_RENEWAL}/{app.name}.conf"
@@ -53,10 +54,11 @@ def remove(app: App, state: State) -> None:
         needed=paths.tls_dir(app) in state.paths,
         reason=f"{app.name} has no certificate",
     )
-    ops.command(
-        name=f"{app.name}: user removed",
-        # userdel removes the user's own group too (USERGROUPS_ENAB).
-        command=f"userdel {app.name}",
-        needed=app.name in state.users,
-        reason=f"user {app.name} does not exist",
-    )
+    for user in host.loop([app.name, paths.builder(app)]):
+        ops.command(
+            name=f"{app.name}: user {user} removed",
+            # userdel removes the user's own group too (USERGROUPS_ENAB).
+            command=f"userdel {user}",
+            needed=user in state.users,
+            reason=f"user {user} does not exist",
+        )

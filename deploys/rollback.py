@@ -5,15 +5,17 @@
 
 The same command run twice steps back once: the second run finds the app where the first put it
 and changes nothing (a named release still goes anywhere). The database is left as it is: a
-rollback does not reverse migrations (see the README).
+rollback does not reverse migrations (see the README); when the release rolled back from migrated
+the database, the output names the dump taken before it, which deploys/restore.py restores.
 """
 
 from pyinfra import host, inventory, logger
 
-from deploys import ops, paths
+from deploys import lock, ops, paths
 from deploys.health import gate_command
 from deploys.inventory import InventoryError, load_inventory, selected
 from deploys.supervisor import graceful_reload
+from facts.backups import Backups
 from facts.releases import AppReleases
 
 all_apps = load_inventory(inventory)[host.name]
@@ -21,34 +23,42 @@ if host.data.get("app") in (None, ""):
     raise InventoryError("rollback: name the apps with --data app=NAME[,NAME]")
 wanted = host.data.get("release")
 
-for app in host.loop([app for app in selected(all_apps, host.data) if app.present]):
-    recorded = paths.stamp("rollback", app)
-    found = host.get_fact(AppReleases, home=app.home, rollback=recorded)
-    # Only releases that passed their candidate check know their virtualenv.
-    checked = [release for release, venv in found["releases"].items() if venv]
-    if wanted:
-        if wanted not in checked:
-            raise InventoryError(f"host {host.name}, app {app.name}: no release {wanted} "
-                                 f"(releases: {', '.join(checked) or 'none'})")
-        target = wanted
-    elif found["rolled_back"] and found["rolled_back"][1] == found["live"]:
-        # The same command again: the app stays where the first run put it.
-        host.log(f"{app.name} is already rolled back from {found['rolled_back'][0]} to {found['live']}; "
-                 "name a release to go further back (--data release=...)", logger.warning)
-        continue
-    else:
-        older = [release for release in checked if found["live"] and release < found["live"]]
-        if not older:
-            raise InventoryError(f"host {host.name}, app {app.name}: no release older than {found['live']}")
-        target = older[-1]
-    venv_key = found["releases"][target]
+apps = [app for app in selected(all_apps, host.data) if app.present]
+with lock.held(apps):
+    for app in host.loop(apps):
+        recorded = paths.stamp("rollback", app)
+        found = host.get_fact(AppReleases, home=app.home, rollback=recorded)
+        # Only releases that passed their candidate check know their virtualenv.
+        checked = [release for release, venv in found["releases"].items() if venv]
+        if wanted:
+            if wanted not in checked:
+                raise InventoryError(f"host {host.name}, app {app.name}: no release {wanted} "
+                                     f"(releases: {', '.join(checked) or 'none'})")
+            target = wanted
+        elif found["rolled_back"] and found["rolled_back"][1] == found["live"]:
+            # The same command again: the app stays where the first run put it.
+            host.log(f"{app.name} is already rolled back from {found['rolled_back'][0]} to {found['live']}; "
+                     "name a release to go further back (--data release=...)", logger.warning)
+            continue
+        else:
+            older = [release for release in checked if found["live"] and release < found["live"]]
+            if not older:
+                raise InventoryError(f"host {host.name}, app {app.name}: no release older than {found['live']}")
+            target = older[-1]
+        venv_key = found["releases"][target]
+        before = [backup["name"] for backup in host.get_fact(Backups, app=app.name)["backups"]
+                  if backup["name"].endswith(f"-before-{found['live']}")]
+        if before:
+            host.log(f"{app.name}: release {found['live']} migrated the database, which the rollback leaves as it "
+                     f"is; the dump taken before it is {before[-1]}. To restore it: pyinfra INVENTORY "
+                     f"deploys/restore.py --data app={app.name} --data backup={before[-1]}", logger.warning)
 
-    switched = [
-        ops.link(name=f"{app.name}: live release", path=paths.current(app), target=f"releases/{target}",
-                 current=ops.link_state(f"releases/{found['live']}")),
-        ops.link(name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv_key}",
-                 current=ops.link_state(f"venvs/{found['live_venv']}")),
-    ]
-    ops.react(f"{app.name}: reload gunicorn", graceful_reload(app), [], switched)
-    ops.react(f"{app.name}: health gate", gate_command(app), [], switched)
-    ops.react(f"{app.name}: rollback recorded", f"echo {found['live']} {target} > {recorded}", [], switched)
+        switched = [
+            ops.link(name=f"{app.name}: live release", path=paths.current(app), target=f"releases/{target}",
+                     current=ops.link_state(f"releases/{found['live']}")),
+            ops.link(name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv_key}",
+                     current=ops.link_state(f"venvs/{found['live_venv']}")),
+        ]
+        ops.react(f"{app.name}: reload gunicorn", graceful_reload(app), [], switched)
+        ops.react(f"{app.name}: health gate", gate_command(app), [], switched)
+        ops.react(f"{app.name}: rollback recorded", f"echo {found['live']} {target} > {recorded}", [], switched)

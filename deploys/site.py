@@ -7,7 +7,7 @@
 from pyinfra import host, inventory
 from pyinfra.api.operation import OperationMeta
 
-from deploys import base, health, nginx, removal, supervisor, tls
+from deploys import backups, base, health, lock, nginx, removal, supervisor, tls
 from deploys.app import AppChanges, django_app
 from deploys.inventory import check_host, host_settings, load_inventory, selected
 from deploys.ops import Guard
@@ -22,38 +22,46 @@ check_host(host.name, all_apps, state)
 apps = [app for app in selected(all_apps, host.data) if app.present]
 removed = [app for app in selected(all_apps, host.data) if not app.present]
 
-if apps or removed:  # a targeted run leaves hosts without its apps alone
-    base.host_base(apps=apps, settings=settings, state=state)
+# One run at a time; a targeted run leaves hosts without its apps alone.
+with lock.held(apps or removed):
+    if apps or removed:
+        base.host_base(apps=apps, settings=settings, state=state)
+        # The schedule keeps every app the host has; the settings are those of the apps deployed now.
+        backups.backups(apps=apps, state=state,
+                        scheduled=[app for app in all_apps if app.present and (app in apps or app.name in state.users)])
 
-# Each app's deploy stops at its first failed step (see Guard) and leaves the others going.
-# pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
-guards = {app.name: Guard(app.name) for app in apps}
-reactions: dict[str, Reactions] = {}
-for app in host.loop(apps):
-    guard = guards[app.name]
-    if app.database:  # PostgreSQL's or MariaDB's
-        base.ENGINES[app.database].database(app=app, state=state, _if=guard.ok)
-    changes: AppChanges = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
-                                     _if=guard.ok)
-    reactions[app.name] = supervisor.program(app=app, state=state, changes=changes,  # type: ignore[assignment]
-                                             guard=guard, _if=guard.ok)
-for app in host.loop(removed):
-    removal.remove(app=app, state=state)
+    # Each app's deploy stops at its first failed step (see Guard) and leaves the others going.
+    # pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
+    guards = {app.name: Guard(app.name) for app in apps}
+    reactions: dict[str, Reactions] = {}
+    attempts: dict[str, str] = {}
+    for app in host.loop(apps):
+        guard = guards[app.name]
+        if app.database:  # PostgreSQL's or MariaDB's
+            base.ENGINES[app.database].database(app=app, state=state, guard=guard, _if=guard.ok)
+        changes: AppChanges = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
+                                         _if=guard.ok)
+        attempts[app.name] = changes.attempt
+        reactions[app.name] = supervisor.program(app=app, state=state, changes=changes,  # type: ignore[assignment]
+                                                 guard=guard, _if=guard.ok)
+    for app in host.loop(removed):
+        removal.remove(app=app, state=state)
 
-certificates: list[OperationMeta] = []
-for app in host.loop([app for app in apps if app.tls]):
-    certificates += tls.certificate(app=app, state=state)  # type: ignore[arg-type]
-acme_apps = [app for app in apps if app.tls and app.tls.mode == "acme"]
-if acme_apps:
-    tls.acme_client(state=state)
+    certificates: dict[str, list[OperationMeta]] = {}
+    for app in host.loop([app for app in apps if app.tls]):
+        certificates[app.name] = tls.certificate(app=app, state=state, guard=guards[app.name],  # type: ignore[assignment]
+                                                 _if=guards[app.name].ok)
+    acme_apps = [app for app in apps if app.tls and app.tls.mode == "acme"]
+    if acme_apps:
+        tls.acme_client(state=state)
 
-if apps or removed:
-    nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
-                               certificates=certificates)
-for app in host.loop(acme_apps):
-    tls.acme(app=app, state=state, guard=guards[app.name])
-for app in host.loop(apps):
-    health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
-                guard=guards[app.name], keep=settings.keep_releases)
+    if apps or removed:
+        nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
+                                   certificates=certificates, guards=guards)
+    for app in host.loop(acme_apps):
+        tls.acme(app=app, state=state, guard=guards[app.name])
+    for app in host.loop(apps):
+        health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
+                    guard=guards[app.name], keep=settings.keep_releases, attempt=attempts[app.name])
 
-health.failures(guards=list(guards.values()))
+    health.failures(guards=list(guards.values()))

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploys.inventory import App, HostSettings
+from deploys.paths import RELEASE_MARKERS
 from facts.git import Mirror
 
-# Never shipped: caches, version control, local virtualenvs, local databases.
+# Never shipped: caches, version control, local virtualenvs, local databases, djangohost's markers.
 EXCLUDED_NAMES = {"__pycache__", ".git", ".hg", ".venv", "venv", "node_modules", ".mypy_cache",
-                  ".pytest_cache", ".ruff_cache", "db.sqlite3"}
+                  ".pytest_cache", ".ruff_cache", "db.sqlite3", *RELEASE_MARKERS}
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 
 

@@ -12,7 +12,7 @@ from facts.state import HostState, State
 
 def read_state(apps: list[App], settings: HostSettings) -> State:
     """The HostState fact, with the git apps' mirrors fetched first (one more round trip)."""
-    git_apps = [(app.name, app.home, app.git.ref, app.requirements or "")
+    git_apps = [(app.name, paths.builder(app), paths.build_home(app), app.git.ref, app.requirements or "")
                 for app in apps if app.git and app.present]
     mirrors = host.get_fact(GitMirrors, apps=git_apps) if git_apps else {}
     state: State = host.get_fact(
@@ -21,8 +21,8 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
             *paths.HOST_PATHS,
             *(path for app in apps for path in paths.app_paths(app)),
         ],
-        env_files=[paths.env_file(app) for app in apps],
-        users=[app.name for app in apps],
+        env_files=[paths.env_file(app, staged=True) for app in apps],
+        users=[name for app in apps for name in (app.name, paths.builder(app))],
         groups=[settings.group, *(app.name for app in apps)],
         packages=base.packages(apps, settings),
         databases=[app.name for app in apps if app.database == "postgresql" or not app.present],

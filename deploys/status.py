@@ -21,6 +21,26 @@ def uptime(seconds: int | None) -> str:
     return f"{days}d {text}" if days else text
 
 
+def ago(seconds: int) -> str:
+    days, rest = divmod(seconds, 86400)
+    if days:
+        return f"{days}d {rest // 3600}h"
+    return f"{rest // 3600}h {rest % 3600 // 60}m" if rest >= 3600 else f"{rest // 60}m"
+
+
+def backup(app: App, status: AppStatus) -> str:
+    """The newest good backup and its age; WARNING when there is none within the schedule."""
+    listed = status["backups"]
+    scheduled = app.backup is not None and app.backup.cron is not None
+    if not listed["backups"]:
+        return "backup NONE (WARNING: no good backup yet)" if scheduled else "backup none (not scheduled)"
+    newest = listed["backups"][-1]
+    age = max(0, listed["now"] - newest["created"])
+    # An hour of grace: a backup takes time, and cron starts it on the minute.
+    late = scheduled and app.backup is not None and age > app.backup.period + 3600
+    return f"backup {newest['name']} ({ago(age)} ago{'; WARNING: older than its schedule' if late else ''})"
+
+
 def app_line(app: App, status: AppStatus | None) -> str:
     if status is None:
         return f"  {app.name:<16} not deployed"
@@ -30,7 +50,7 @@ def app_line(app: App, status: AppStatus | None) -> str:
     sock = "accepting" if socket["accepting"] else f"not accepting ({socket['error']})"
     http = " ".join(f"{domain}={code or 'none'}" for domain, code in status["health"].items())
     up = uptime(program["uptime"]) if program else "-"
-    return f"  {app.name:<16} {state:<10} pid {pid!s:<7} up {up:<10} socket {sock:<10} {http}"
+    return f"  {app.name:<16} {state:<10} pid {pid!s:<7} up {up:<10} socket {sock:<10} {http}  {backup(app, status)}"
 
 
 def report(apps: list[App], status: HostStatus) -> str:

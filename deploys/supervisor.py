@@ -47,14 +47,15 @@ def program(app: App, state: State, changes: AppChanges, guard: Guard) -> Reacti
     reload_stamp = Stamp.of(state, paths.stamp("reload", app), *changes.inputs)
 
     # `update NAME` adds a new program or restarts a changed one, and leaves the others alone.
+    # A failed supervisorctl stops this app's deploy only.
     update = react(
         f"{app.name}: supervisor update", f"supervisorctl update {app.name}",
-        [program_stamp, restart_stamp, reload_stamp], [program_conf], guard,
+        [program_stamp, restart_stamp, reload_stamp], [program_conf], guard, risky=True,
     )
     restart = react(
         f"{app.name}: restart gunicorn", f"supervisorctl restart {app.name}",
         [restart_stamp, reload_stamp], [changes.start_script], guard,
-        unless=[update],
+        unless=[update], risky=True,
     )
     # HUP: the master stays and re-reads its config (environment included); new workers import
     # the release and virtualenv the links now point at while the old workers finish their
@@ -63,6 +64,6 @@ def program(app: App, state: State, changes: AppChanges, guard: Guard) -> Reacti
         f"{app.name}: reload gunicorn",
         graceful_reload(app),
         [reload_stamp], changes.ops, guard,
-        unless=[update, restart],
+        unless=[update, restart], risky=True,
     )
     return Reactions([update, restart, reload], [program_stamp, restart_stamp, reload_stamp])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 
+from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
@@ -40,34 +41,41 @@ def self_signed(app: App) -> str:
 
 
 @deploy("TLS certificate")
-def certificate(app: App, state: State) -> list[OperationMeta]:
+def certificate(app: App, state: State, guard: Guard) -> list[OperationMeta]:
     """The app's certificate and key in place for Nginx (for ACME, a placeholder until it is
-    issued). Returns the operations that change what Nginx serves."""
+    issued; provided files wait in next/ until Nginx accepted them with the app's site, see
+    deploys.nginx). Returns the operations that change what Nginx serves."""
     assert app.tls is not None
-    cert, key = paths.tls_cert(app), paths.tls_key(app)
-    ops.directory(name=f"{app.name}: TLS directory", path=paths.tls_dir(app), owner="root", group="root",
-                  mode="700", current=state.paths.get(paths.tls_dir(app)))
+    cert = paths.tls_cert(app)
+    for directory in host.loop([paths.tls_dir(app), paths.tls_staged(app)] if app.tls.mode == "provided"
+                               else [paths.tls_dir(app)]):
+        ops.directory(name=f"{app.name}: directory {directory}", path=directory, owner="root", group="root",
+                      mode="700", current=state.paths.get(directory))
     if app.tls.mode == "provided":
         assert app.tls.cert and app.tls.key
         # Made here, not by a stamped mode: a later self-signed or ACME mode makes its own again.
         ops.absent(name=f"{app.name}: no certificate made on the host", path=paths.stamp("tls", app),
                    current=state.paths.get(paths.stamp("tls", app)))
+        staged = paths.tls_staged(app)
         return [
-            ops.file(name=f"{app.name}: TLS certificate", path=cert, content=app.tls.cert.read_text(),
-                     owner="root", group="root", mode="644", current=state.paths.get(cert)),
-            ops.file(name=f"{app.name}: TLS key", path=key, content=app.tls.key.read_text(),
-                     owner="root", group="root", mode="600", current=state.paths.get(key), secret=True),
+            ops.file(name=f"{app.name}: TLS certificate", path=f"{staged}/fullchain.pem",
+                     content=app.tls.cert.read_text(), owner="root", group="root", mode="644",
+                     current=state.paths.get(f"{staged}/fullchain.pem")),
+            ops.file(name=f"{app.name}: TLS key", path=f"{staged}/privkey.pem", content=app.tls.key.read_text(),
+                     owner="root", group="root", mode="600", current=state.paths.get(f"{staged}/privkey.pem"),
+                     secret=True),
         ]
     if app.tls.mode == "self-signed":
         # Made again only when the domains change.
         stamp = Stamp.of(state, paths.stamp("tls", app), "self-signed", *app.domains)
-        return [react(f"{app.name}: self-signed certificate", self_signed(app), [stamp], [])]
-    return [ops.command(
+        return [react(f"{app.name}: self-signed certificate", self_signed(app), [stamp], [], guard, risky=True)]
+    return [guard.watch(ops.command(
         name=f"{app.name}: placeholder certificate until ACME issues one",
         command=self_signed(app),
         needed=cert not in state.paths,
         reason=f"{cert} exists",
-    )]
+        _ignore_errors=True,
+    ))]
 
 
 @deploy("ACME client")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pyinfra.api import FactBase
 
-# Run as the app's user inside its mirror: fetch, then resolve the ref at what was fetched.
+# Run as the app's build identity inside its mirror: fetch, then resolve the ref at what was fetched.
 # A fetch or a ref that fails is reported, not raised: the deploy decides what it means.
 FETCH = r"""
 cd "$1" 2>/dev/null && [ -f HEAD ] || exit 0
@@ -26,7 +26,8 @@ printf 'ok\t%s\t%s\t%s\n' "$url" "$commit" "$req"
 
 
 def as_user(user: str, home: str, command: str) -> str:
-    """Shell: `command` run as an app's user, with its home as HOME (git reads its config there)."""
+    """Shell: `command` run as `user` (an app's, or its build identity), with `home` as HOME (git
+    and pip read their configuration and caches there)."""
     return f"runuser -u {user} -- env HOME={shlex.quote(home)} {command}"
 
 
@@ -41,8 +42,8 @@ class Mirror:
 
 class GitMirrors(FactBase[dict[str, Mirror]]):
     """
-    Fetch each app's mirror (``<home>/repo``, a bare repository its user owns) as that user and
-    resolve the app's ref, in one round trip. Apps without a user or mirror yet are left out.
+    Fetch each app's mirror (a bare repository its build identity owns, see deploys.paths) as
+    that user and resolve the app's ref, in one round trip. Apps without a mirror yet are left out.
 
     .. code:: python
 
@@ -50,26 +51,26 @@ class GitMirrors(FactBase[dict[str, Mirror]]):
                          commit="3f2a9c7d...", requirements_sha256="9f86d0...")}
     """
 
-    def command(self, apps: Iterable[tuple[str, str, str, str]] = ()) -> str:  # type: ignore[override]
-        """apps: (app user, app home, ref, requirements path) for each git app."""
+    def command(self, apps: Iterable[tuple[str, str, str, str, str]] = ()) -> str:  # type: ignore[override]
+        """apps: (app, its build user, that user's home, ref, requirements path) for each git app."""
         lines = []
-        for user, home, ref, requirements in apps:
+        for app, user, home, ref, requirements in apps:
             mirror = shlex.quote(f"{home}/repo")
             fetch = f"sh -c {shlex.quote(FETCH)} sh {mirror} {shlex.quote(ref)} {shlex.quote(requirements)}"
             lines.append(
                 f"id -u {user} >/dev/null 2>&1 && [ -f {mirror}/HEAD ] && "
-                f"{as_user(user, home, fetch)} | sed 's/^/{user}\\t/'"
+                f"{as_user(user, home, fetch)} | sed 's/^/{app}\\t/'"
             )
         return "\n".join([*lines, "true"])
 
     def process(self, output: Iterable[str]) -> dict[str, Mirror]:  # type: ignore[override]
         mirrors = {}
         for line in output:
-            user, status, url, *rest = line.split("\t")
+            app, status, url, *rest = line.split("\t")
             if status == "ok":
-                mirrors[user] = Mirror(url, commit=rest[0], requirements_sha256=rest[1])
+                mirrors[app] = Mirror(url, commit=rest[0], requirements_sha256=rest[1])
             else:
-                mirrors[user] = Mirror(url, error=rest[0] if rest else "unknown error",
+                mirrors[app] = Mirror(url, error=rest[0] if rest else "unknown error",
                                        ref_missing=status == "noref")
         return mirrors
 

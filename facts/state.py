@@ -22,6 +22,7 @@ SERVICES = {
     "supervisor": "kill -0 $(cat /run/supervisord.pid 2>/dev/null) 2>/dev/null",
     "postgresql": "pg_isready -q 2>/dev/null",
     "mariadb": "mariadb-admin ping --silent >/dev/null 2>&1",
+    "cron": "kill -0 $(cat /run/crond.pid 2>/dev/null) 2>/dev/null",
 }
 
 

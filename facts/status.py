@@ -7,6 +7,7 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase
 
+from facts.backups import BackupList, Backups
 from facts.gunicorn import GunicornSocket, Socket
 from facts.health import AppHealth
 from facts.nginx import Nginx, NginxState
@@ -19,6 +20,7 @@ class AppStatus(TypedDict):
     program: Program | None
     socket: Socket
     health: dict[str, int]
+    backups: BackupList
 
 
 class HostStatus(TypedDict):
@@ -28,7 +30,7 @@ class HostStatus(TypedDict):
 
 class Status(FactBase[HostStatus]):
     """
-    SupervisorPrograms, Nginx, and for each app its GunicornSocket and AppHealth, gathered by one
+    SupervisorPrograms, Nginx, and for each app its GunicornSocket, AppHealth and Backups, gathered by one
     script whose sections each fact parses as it would its own output.
 
     + apps: (name, socket path, domains, health path) of each app
@@ -38,7 +40,8 @@ class Status(FactBase[HostStatus]):
         {"nginx": {"installed": True, "valid": True, "error": None, "sites": {...}},
          "apps": {"hello": {"program": {"state": "RUNNING", "pid": 2426, "uptime": 100, ...},
                             "socket": {"exists": True, "accepting": True, ...},
-                            "health": {"hello.test": 200}}}}
+                            "health": {"hello.test": 200},
+                            "backups": {"now": 1795431000, "backups": [...]}}}}
     """
 
     def command(self, apps: list[tuple[str, str, list[str], str]]) -> str:  # type: ignore[override]
@@ -46,6 +49,7 @@ class Status(FactBase[HostStatus]):
         for name, socket, domains, path in apps:
             sections.append((f"socket {name}", GunicornSocket().command(socket)))
             sections.append((f"health {name}", AppHealth().command(domains, path)))
+            sections.append((f"backups {name}", Backups().command(name)))
         return "\n".join(f"echo '{MARK} {label}'\n( {command}\n)" for label, command in sections)
 
     def process(self, output: Iterable[str]) -> HostStatus:  # type: ignore[override]
@@ -65,6 +69,7 @@ class Status(FactBase[HostStatus]):
                     program=programs.get(name),
                     socket=GunicornSocket().process(lines),
                     health=AppHealth().process(sections.get(f"health {name}", [])),
+                    backups=Backups().process(sections.get(f"backups {name}", [])),
                 )
         return status
 

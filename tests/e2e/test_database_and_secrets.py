@@ -158,7 +158,7 @@ def test_no_secret_appears_in_output_diffs_or_logs(deployed):
 
     pid = master_pid(container, "hello")
     preview = pyinfra(inventory, "--dry", "--diff", "-vvv", json_results=False)
-    assert "Will modify /webapps/hello/conf/env" in preview.output
+    assert "Will modify /webapps/hello/conf/next/env" in preview.output  # staged, live once checked
     assert "PAYMENT_TOKEN=********" in preview.output  # the diff shows the change, masked
     assert master_pid(container, "hello") == pid
     applied = pyinfra(inventory, "--diff", "-vvv", json_results=False)

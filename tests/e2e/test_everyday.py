@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 
 import pytest
 
-from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, write_inventory
+from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +29,12 @@ def edit(site, app: str, old: str, new: str) -> None:
     views.write_text(views.read_text().replace(old, new))
 
 
+def say(site, message: str) -> None:
+    """hello's page says `message`, whatever it said before."""
+    views = site["workdir"] / "hello" / "hello" / "views.py"
+    views.write_text(re.sub(r'MESSAGE = ".*"', f'MESSAGE = "{message}"', views.read_text()))
+
+
 def with_new_app(site) -> list[dict]:
     extra = site["workdir"] / "extra-src" / "hello"
     if not extra.exists():
@@ -45,13 +52,14 @@ def test_dry_run_shows_every_file_of_a_new_app_and_changes_nothing(site):
     preview = pyinfra(inventory, "--dry", "--diff", json_results=False)
 
     out = preview.output
-    for path in ("/etc/nginx/sites-available/extra", "/etc/supervisor/conf.d/extra.conf",
-                 "/webapps/extra/conf/gunicorn.conf.py", "/webapps/extra/conf/env",
-                 "/webapps/extra/conf/djangohost_settings.py", "/webapps/extra/bin/gunicorn-start"):
+    # Site and configuration are written staged, where they wait for their checks (see the README).
+    for path in ("/etc/nginx/djangohost-staged/extra", "/etc/supervisor/conf.d/extra.conf",
+                 "/webapps/extra/conf/next/gunicorn.conf.py", "/webapps/extra/conf/next/env",
+                 "/webapps/extra/conf/next/djangohost_settings.py", "/webapps/extra/bin/gunicorn-start"):
         assert f"Will create {path}" in out, path
     assert re.search(r"^\s+\+\s+server_name extra.test;$", out, re.M)
     assert "+ EXTRA_TOKEN=********" in out and "tok-extra-0123456789" not in out
-    assert "Will modify" not in out  # hello's change is code, not a generated file
+    assert "Will modify /webapps/hello" not in out  # hello's change is code, not a generated file
     assert "hello: release of code" in out and "hello: reload gunicorn" in out
     assert sh(container, SNAPSHOT) == before
     assert "Hello from djangohost" in http_get(site["port"], "hello.test")[1]
@@ -105,6 +113,57 @@ def test_unknown_target_or_colliding_name_stops_before_anything_runs(site):
     assert run.returncode != 0
     assert f"host @docker/{container}, app backup, field name: the host has a user backup" in run.output
     assert sh(container, SNAPSHOT) == before
+
+
+def test_two_runs_on_one_host_cannot_interleave(site):
+    container, port = site["container"], site["port"]
+    say(site, "Hello, one run at a time")  # the first run has work
+    first: dict = {}
+    running = threading.Thread(target=lambda: first.update(run=pyinfra(site["inventory"], check=False)))
+    running.start()
+    holder = wait_for(lambda: sh(container, "cat /run/lock/djangohost/holder 2>/dev/null", check=False),
+                      timeout=60, interval=0.2)
+    second = pyinfra(site["inventory"], check=False, json_results=False)
+    running.join()
+    assert second.returncode != 0
+    assert (f"djangohost: host @docker/{container} is being changed by another run ({holder}); this run "
+            "stopped before changing anything") in second.output
+    assert "Success" not in second.output
+    assert first["run"].returncode == 0 and "Hello, one run at a time" in http_get(port, "hello.test")[1]
+    assert sh(container, "ls -d /run/lock/djangohost 2>/dev/null || true") == ""  # given back
+
+    # A run that fails on the host gives the lock back too, and the next run goes ahead.
+    failing = write_inventory(site["workdir"] / "failing.py", container, site["apps"],
+                              djangohost_packages=["nginx", "no-such-package-djangohost"])
+    assert pyinfra(failing, check=False).returncode != 0
+    assert sh(container, "ls -d /run/lock/djangohost 2>/dev/null || true") == ""
+    assert pyinfra(site["inventory"]).changed() == []
+
+
+def test_a_failing_database_step_stops_only_its_app(site):
+    container, port = site["container"], site["port"]
+    spare = {"name": "spare", "domains": ["spare.test"], "source": site["apps"][0]["source"]}
+    inventory = write_inventory(site["workdir"] / "with-spare.py", container, [*site["apps"], spare])
+    say(site, "Hello, beside a failure")
+    # A session on PostgreSQL's template database: CREATE DATABASE cannot copy it meanwhile.
+    session = subprocess.Popen(["docker", "exec", container, "runuser", "-u", "postgres", "--", "psql", "-d",
+                                "template1", "-c", "select pg_sleep(600)"], stdout=subprocess.DEVNULL)
+    on_template = "runuser -u postgres -- psql -XAtc \"select {} from pg_stat_activity where datname = 'template1'\""
+    try:
+        wait_for(lambda: sh(container, on_template.format("count(*)")) == "1", timeout=30)
+        run = pyinfra(inventory, check=False, json_results=False)
+    finally:
+        sh(container, on_template.format("pg_terminate_backend(pid)"))
+        session.wait()
+    assert run.returncode != 0
+    assert 'source database "template1" is being accessed by other users' in run.output
+    assert f"djangohost: @docker/{container}: the deploy of spare FAILED (the error is above); hello, goodbye " \
+        "deployed" in run.output
+    assert "Hello, beside a failure" in http_get(port, "hello.test")[1]
+    pyinfra(inventory)  # the session gone, spare deploys
+    assert http_get(port, "spare.test")[0] == 200
+    pyinfra(write_inventory(site["workdir"] / "with-spare.py", container,
+                            [*site["apps"], {"name": "spare", "state": "absent", "purge": True}]))
 
 
 def test_removing_an_app_keeps_its_data_unless_purged_and_others_keep_serving(site):

@@ -3,6 +3,8 @@ an SSH server on the target itself, to a `git` user whose only key is the test's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests import targets
@@ -26,16 +28,20 @@ def site(container_factory, tmp_path_factory):
             "first": first, "key": key, "workdir": workdir}
 
 
-def test_first_deploy_clones_as_the_app_user_with_its_key(site):
+BUILD_HOME = "/var/lib/djangohost/build/shop"
+
+
+def test_first_deploy_clones_as_the_build_user_with_its_key(site):
     container = site["container"]
     status, body = http_get(site["port"], "shop.test")
     assert status == 200 and "Hello from djangohost" in body
-    assert sh(container, "stat -c '%U %G %a' /webapps/shop/conf/deploy_key") == "shop shop 400"
-    assert sh(container, "stat -c '%U %a' /webapps/shop/repo") == "shop 700"
-    # Nobody but the app's user reads the key, and it is the key from the inventory.
-    assert "Permission denied" in sh(container, "runuser -u www-data -- cat /webapps/shop/conf/deploy_key 2>&1",
-                                     check=False)
-    assert sh(container, "cat /webapps/shop/conf/deploy_key") == site["key"].read_text().strip()
+    assert sh(container, f"stat -c '%U %G %a' {BUILD_HOME} {BUILD_HOME}/deploy_key {BUILD_HOME}/repo") == \
+        "_shop _shop 700\n_shop _shop 400\n_shop _shop 700"
+    # Nobody but the build user reads the key, the app's user included, and it is the inventory's.
+    for user in ("www-data", "shop"):
+        assert "Permission denied" in sh(container, f"runuser -u {user} -- cat {BUILD_HOME}/deploy_key 2>&1",
+                                         check=False)
+    assert sh(container, f"cat {BUILD_HOME}/deploy_key") == site["key"].read_text().strip()
     live = sh(container, "readlink -f /webapps/shop/current")
     assert sh(container, f"cat {live}/.djangohost-commit") == sh(container, f"cd {GIT_WORK} && git rev-parse HEAD")
     assert "BEGIN OPENSSH PRIVATE KEY" not in site["first"].output
@@ -89,7 +95,7 @@ def test_rotated_deploy_key_is_installed_before_the_fetch_needs_it(site):
     pid = master_pid(container, "shop")
 
     site["deploy"]("main", deploy_key=new_key)
-    assert sh(container, "cat /webapps/shop/conf/deploy_key") == new_key.read_text().strip()
+    assert sh(container, f"cat {BUILD_HOME}/deploy_key") == new_key.read_text().strip()
     assert "Hello from git" in http_get(site["port"], "shop.test")[1]
     assert master_pid(container, "shop") == pid
     assert site["deploy"]("main", deploy_key=new_key).changed() == []
@@ -102,3 +108,45 @@ def test_rotated_deploy_key_is_installed_before_the_fetch_needs_it(site):
     assert run.returncode != 0 and "shop" in run.output
     assert sh(container, "readlink /webapps/shop/current") == live
     assert "Hello from git" in http_get(site["port"], "shop.test")[1]
+
+
+def key_in_use(site) -> Path:
+    """The deploy key the git server knows: the rotated one, once the rotation test ran."""
+    rotated = site["workdir"] / "new_deploy_key"
+    return rotated if rotated.exists() else site["key"]
+
+
+def test_a_committed_link_named_like_a_marker_writes_nowhere(site):
+    """A hostile committer links the names of djangohost's markers to files of the host: the
+    deploy writes its markers into the release, never through a link."""
+    container = site["container"]
+    protected = "sha256sum /etc/passwd /etc/hostname"
+    before = sh(container, protected)
+    sh(container, f"cd {GIT_WORK} && ln -s /etc/passwd .djangohost-commit && ln -s /etc/hostname .djangohost-venv "
+                  "&& git add .djangohost-commit .djangohost-venv && git commit --quiet -m links && "
+                  "git push --quiet origin HEAD:main && chown -R git: /srv/git")
+    site["deploy"]("main", deploy_key=key_in_use(site))
+    assert sh(container, protected) == before
+    live = sh(container, "readlink -f /webapps/shop/current")
+    assert sh(container, f"stat -c %F {live}/.djangohost-commit {live}/.djangohost-venv") == \
+        "regular file\nregular file"
+    assert sh(container, f"cat {live}/.djangohost-commit") == sh(container, f"cd {GIT_WORK} && git rev-parse HEAD")
+    assert "Hello from git" in http_get(site["port"], "shop.test")[1]
+
+
+def test_the_apps_user_cannot_choose_the_code_that_is_deployed(site):
+    """The app's user points the mirror at a repository of its own: the next deploy must not
+    fetch from it (the mirror is its build identity's, which the app cannot write)."""
+    container, port = site["container"], site["port"]
+    mirror = sh(container, f"ls -d /webapps/shop/repo {BUILD_HOME}/repo 2>/dev/null || true")
+    sh(container, f"rm -rf /tmp/evil /tmp/evil.git && cp -r {GIT_WORK} /tmp/evil && chown -R shop: /tmp/evil")
+    as_shop = "runuser -u shop -- env HOME=/tmp git -c user.name=a -c user.email=a@test"
+    sh(container, f"cd /tmp/evil && sed -i 's/Hello from [a-z]*/Hello from the attacker/' hello/views.py && "
+                  f"{as_shop} commit --quiet -am evil && {as_shop} clone --quiet --bare /tmp/evil /tmp/evil.git")
+    redirected = sh(container, f"{as_shop} --git-dir={mirror} config url./tmp/evil.git.insteadOf "
+                               "ssh://git@127.0.0.1/srv/git/shop.git 2>&1 || true")
+    site["deploy"]("main", deploy_key=key_in_use(site))
+    assert "Hello from the attacker" not in http_get(port, "shop.test")[1]
+    assert "fatal" in redirected or "Permission denied" in redirected, redirected
+    assert "insteadof" not in sh(container, f"git config --file {BUILD_HOME}/repo/config --list").lower()
+    assert "Permission denied" in sh(container, f"runuser -u shop -- cat {BUILD_HOME}/deploy_key 2>&1 || true")

@@ -39,7 +39,8 @@ def test_status_of_a_healthy_host(deployed):
     lines = status_lines(deployed["inventory"])
     for app in ("hello", "goodbye"):
         pid = master_pid(deployed["container"], app)
-        assert re.search(rf"RUNNING +pid {pid} +up \d+:\d\d:\d\d +socket accepting +{app}.test=200$",
+        assert re.search(rf"RUNNING +pid {pid} +up \d+:\d\d:\d\d +socket accepting +{app}.test=200 +backup NONE "
+                         r"\(WARNING: no good backup yet\)$",
                          lines[app]), lines[app]
 
 
@@ -119,6 +120,15 @@ def test_an_app_failing_through_nginx_fails_the_gate_with_its_log_and_is_rolled_
         assert sh(container, "readlink /webapps/hello/current") == live
         assert http_get(port, "hello.test")[0] == 200
         assert http_get(port, "goodbye.test")[0] == 200 and master_pid(container, "goodbye") == goodbye_pid
+        # The same again: the release that failed is not linked again, and says so.
+        hello_pid = master_pid(container, "hello")
+        again = pyinfra(inventory, check=False)
+        assert again.returncode != 0
+        assert re.search(r"djangohost: app hello: release \S+ failed its health gate before, with the same code, "
+                         r"virtualenv, settings and environment; it is not linked again until one of them changes",
+                         again.output), again.output[-3000:]
+        assert "is not healthy" not in again.output
+        assert sh(container, "readlink /webapps/hello/current") == live and master_pid(container, "hello") == hello_pid
     finally:
         views.write_text(good)
     run = pyinfra(inventory)

@@ -4,6 +4,7 @@ the host, with the host, the app and the field named, and leave no trace of what
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,35 @@ def test_manage_started_from_roots_terminal_gets_a_terminal_of_its_own(site):
     app_ttys = re.search(r"app: (.*)$", out, re.M)
     assert root_tty.startswith("/dev/pts/") and app_ttys and app_ttys.group(1).split(), out
     assert root_tty not in app_ttys.group(1).split(), out
+
+
+# A package whose build script leaves the uid it ran as, and tries to write where only root can.
+EVIL_SETUP = """
+import os
+from setuptools import setup
+open(f"/tmp/built-by-{os.getuid()}", "w").close()
+try:
+    open("/etc/djangohost-pwned", "w").close()
+except OSError:
+    pass
+setup(name="evil", version="1.0", py_modules=[])
+"""
+
+
+def test_no_build_script_runs_as_root(site):
+    container = site["container"]
+    sh(container, f"mkdir -p /srv/evil && printf '%s' {shlex.quote(EVIL_SETUP)} > /srv/evil/setup.py && "
+                  "chmod -R a+rwX /srv/evil")  # setuptools writes its metadata beside setup.py
+    requirements = Path(site["workdir"]) / "hello" / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "evil @ file:///srv/evil\n")
+    pyinfra(site["inventory"])
+    assert sh(container, "ls /etc/djangohost-pwned 2>&1 || true").endswith("No such file or directory")
+    builder_uid = sh(container, "id -u _hello")
+    assert sh(container, "ls /tmp | grep built-by-") == f"built-by-{builder_uid}"
+    # What it built is root's, and the app cannot change it.
+    venv = sh(container, "readlink -f /webapps/hello/venv")
+    assert sh(container, f"stat -c '%U %G %a' {venv}") == "root hello 750"
+    assert sh(container, f"find {venv} ! -user root | head -n 3") == ""
+    denied = sh(container, f"runuser -u hello -- touch {venv}/bin/python-extra 2>&1 || true")
+    assert "Permission denied" in denied
+    assert "evil" in sh(container, f"{venv}/bin/pip list 2>/dev/null")

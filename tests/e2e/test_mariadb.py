@@ -57,6 +57,10 @@ def mariadb(container: str, user: str, *args: str) -> str:
               check=False)
 
 
+def backups(container: str, app: str) -> list[str]:
+    return sh(container, f"ls /var/backups/djangohost/{app}").split()
+
+
 def test_both_engines_serve_and_keep_rows(site):
     for app in ("hello", SHOP, OTHER):
         assert visits(site, app) < visits(site, app)  # each request writes a row
@@ -110,6 +114,36 @@ def test_rows_survive_a_redeploy_with_a_new_migration(site):
     assert visits(site, SHOP) > before
     columns = mariadb(container, SHOP, SHOP, "-e", "'show columns from hello_visit'")
     assert [line.split()[0] for line in columns.splitlines()] == ["id", "at", "note"]
+    assert pyinfra(site["inventory"]()).changed() == []
+    # The migration was preceded by a dump named after the release that migrated.
+    release = sh(container, f"basename $(readlink /webapps/{SHOP}/current)")
+    (dump,) = backups(container, SHOP)
+    assert dump.endswith(f"-before-{release}")
+
+
+def test_a_backup_restores_its_apps_database_and_no_other(site):
+    container = site["container"]
+    pyinfra(site["inventory"](), "--data", f"app={SHOP}", deploy="deploys/backup.py")
+    name = [name for name in backups(container, SHOP) if name.endswith("-manual")][-1]
+    dump = f"/var/backups/djangohost/{SHOP}/{name}/db.sql.gz"
+    assert sh(container, f"zcat {dump} | tail -n 1").startswith("-- Dump completed")
+    rows = "'select id, at from hello_visit order by id'"
+    saved = mariadb(container, SHOP, SHOP, "-e", rows)
+    newest = saved.splitlines()[-1].split()[0]
+    other = visits(site, OTHER)
+    for _ in range(3):
+        visits(site, SHOP)
+
+    pyinfra(site["inventory"](), "--data", f"app={SHOP}", "--data", f"backup={name}", deploy="deploys/restore.py")
+    # The rows of the backup, and no later visit but the health gate's own request.
+    restored = mariadb(container, SHOP, SHOP, "-e", rows).splitlines()
+    assert [row for row in restored if int(row.split()[0]) <= int(newest)] == saved.splitlines()
+    assert len(restored) <= len(saved.splitlines()) + 1
+    assert visits(site, OTHER) == other + 1  # the other app's database was not touched
+    # The account is left with the grant the deploy gives it, on its own database only.
+    grants = sh(container, "mariadb --batch --raw --skip-column-names -e "
+                f"\"select Db from mysql.db where User = '{SHOP}'\"")
+    assert grants == SHOP.replace("_", "\\_")
     assert pyinfra(site["inventory"]()).changed() == []
 
 

@@ -129,7 +129,7 @@ def test_status_shows_every_app_running(server):
     output = pyinfra(server["inventory"](), deploy="deploys/status.py", json_results=False).output
     for app in ("hello", "store", "shop"):
         pid = master_pid(server["container"], app)
-        assert re.search(rf"^ +{app} +RUNNING +pid {pid} .*socket accepting .*{app}.test=200$", output, re.M)
+        assert re.search(rf"^ +{app} +RUNNING +pid {pid} .*socket accepting .*{app}.test=200  backup ", output, re.M)
 
 
 def test_rollback_and_forward_again(server):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import master_pid, pyinfra, sh
+from tests.helpers import http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 from tests.load import Load
 
 pytestmark = pytest.mark.e2e
@@ -84,6 +84,37 @@ def test_a_release_that_answers_500_never_goes_live(hello):
         say(hello, "def home(request):\n    raise ValueError('every page fails')\n", "def home(request):\n")
     assert run.returncode != 0 and "http://hello.test/ answered 500" in run.output
     assert load.failed == {} and live(hello) == before
+
+
+def test_a_refused_release_leaves_the_live_configuration_as_it_was(hello):
+    container = hello["container"]
+    live_conf = "sha256sum /webapps/hello/conf/env /webapps/hello/conf/djangohost_settings.py " \
+                "/webapps/hello/conf/gunicorn.conf.py"
+    before = sh(container, live_conf)
+    # A new environment, settings and Gunicorn config, with a release that cannot start.
+    changed = write_inventory(hello["workdir"] / "changed.py", hello["container"],
+                              [{**hello["apps"][0], "workers": 3, "env": {"STAGED": "yes"}}],
+                              djangohost_keep_releases=3)
+    wsgi = hello["source"] / "hello" / "wsgi.py"
+    good = wsgi.read_text()
+    wsgi.write_text(good + "\nraise RuntimeError('this release cannot start')\n")
+    try:
+        run = pyinfra(changed, check=False)
+    finally:
+        wsgi.write_text(good)
+    assert run.returncode != 0 and "the new release of hello is refused" in run.output
+    assert sh(container, live_conf) == before
+    assert "STAGED=yes" in sh(container, "cat /webapps/hello/conf/next/env")  # what the refused release had
+    # Restarted, the app runs as it did: the live release with the live configuration.
+    sh(container, "supervisorctl restart hello")
+    answer = wait_for(lambda: (lambda got: got[0] == 200 and got[1])(http_get(hello["port"], "hello.test")),
+                      timeout=30)
+    assert "Hello, six 1.16.0" in answer
+
+    pyinfra(changed)  # the code fixed: the configuration goes live with it
+    assert "STAGED=yes" in sh(container, "cat /webapps/hello/conf/env")
+    assert "workers = 3" in sh(container, "cat /webapps/hello/conf/gunicorn.conf.py")
+    pyinfra(hello["inventory"])
 
 
 def test_rollback_under_load_and_back(hello):

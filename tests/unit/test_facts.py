@@ -121,5 +121,7 @@ def test_git_mirrors():
     assert mirrors["shop"] == Mirror(url, commit="8e67ff55a4d4e0c1", requirements_sha256="9f86d081884c7d65")
     assert mirrors["blog"].ref_missing and not mirrors["blog"].commit
     assert not mirrors["wiki"].ref_missing and "Permission denied" in mirrors["wiki"].error
-    command = GitMirrors().command(apps=[("shop", "/webapps/shop", "main", "requirements.txt")])
-    assert "runuser -u shop -- env HOME=/webapps/shop sh -c" in command
+    command = GitMirrors().command(apps=[("shop", "_shop", "/var/lib/djangohost/build/shop", "main",
+                                          "requirements.txt")])
+    assert "runuser -u _shop -- env HOME=/var/lib/djangohost/build/shop sh -c" in command
+    assert "sed 's/^/shop\\t/'" in command  # reported by the app's name

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -288,3 +291,33 @@ def test_a_requirements_file_must_lie_inside_the_source(tmp_path):
     (source / "link.txt").symlink_to(tmp_path / "outside.txt")
     for requirements in ("../outside.txt", "link.txt", "r.txt;id;#", "/etc/hostname"):
         assert "field requirements:" in error([app(source=str(source), requirements=requirements)]), requirements
+
+
+def test_every_problem_of_every_host_is_in_one_message():
+    hosts = [SimpleNamespace(name="web1", data={"apps": [app(workers=0, domains=["bad..name"]),
+                                                         {"name": "two", "domains": ["t.test"], "source": HELLO,
+                                                          "colour": "blue"}]}),
+             SimpleNamespace(name="web2", data={"djangohost_group": "web apps", "apps": [app()]})]
+    with pytest.raises(InventoryError) as raised:
+        load_inventory(hosts)
+    assert str(raised.value).splitlines() == [
+        "host web1, app hello, field domains: 'bad..name' is not a valid host name",
+        "host web1, app hello, field workers: 0 must be a whole number of at least 1",
+        "host web1, app two, field colour: unknown field (known fields: backup, client_max_body_size, database, "
+        "domains, env, health_path, health_timeout, name, purge, requirements, secrets, settings_module, source, "
+        "state, tls, workers, wsgi_module)",
+        "host web2, field djangohost_group: 'web apps' must be a group name: lowercase letters, digits, _ and -",
+    ]
+
+
+def test_the_contract_exports_a_json_schema_for_editors():
+    out = subprocess.run([sys.executable, "-m", "deploys.schema"], capture_output=True, text=True, check=True,
+                         cwd=EXAMPLES.parent).stdout
+    schema = json.loads(out)
+    assert schema["properties"]["apps"]["items"] == {"$ref": "#/$defs/AppEntry"}
+    entry = schema["$defs"]["AppEntry"]
+    assert entry["additionalProperties"] is False
+    assert entry["properties"]["name"]["pattern"] == "^[a-z][a-z0-9_]{0,30}$"
+    assert entry["properties"]["state"]["enum"] == ["present", "absent"]
+    assert schema["properties"]["djangohost_keep_releases"]["minimum"] == 1
+    assert set(schema["$defs"]["TlsEntry"]["properties"]["mode"]["enum"]) == {"provided", "self-signed", "acme"}

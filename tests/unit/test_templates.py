@@ -62,7 +62,7 @@ def test_supervisor_program(hello):
 
 def test_python_files_are_valid_python(hello):
     gunicorn = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=5,
-                      env_file=paths.env_file(hello))
+                      conf=paths.conf(hello))
     values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(gunicorn).body
               if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)}
     assert 'chdir = os.environ.get("DJANGOHOST_RELEASE", "/webapps/hello/current")' in gunicorn
@@ -89,10 +89,35 @@ def test_env_file_survives_the_shell(hello, tmp_path):
 def test_shell_scripts_parse(hello, tmp_path):
     for template in ("app/gunicorn-start.j2", "app/manage.j2"):
         script = tmp_path / "script"
-        script.write_text(render(template, app=hello, env_file=paths.env_file(hello),
-                                 current=paths.current(hello), venv=paths.venv(hello),
-                                 gunicorn_config=paths.gunicorn_config(hello)))
+        script.write_text(render(template, app=hello, conf=paths.conf(hello), current=paths.current(hello),
+                                 venv=paths.venv(hello)))
         subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+def test_gunicorn_start_runs_with_the_live_or_the_staged_configuration(hello, tmp_path):
+    """The candidate check runs the start script with DJANGOHOST_CONF=conf/next: the new release
+    then reads the staged environment, settings and Gunicorn config, not the live ones."""
+    python = tmp_path / "venv" / "bin" / "python"  # prints what Gunicorn would be started with
+    python.parent.mkdir(parents=True)
+    python.write_text('#!/bin/sh\necho "$PYTHONPATH|$GREETING|$*|$(pwd)"\n')
+    python.chmod(0o755)
+    for conf in ("live", "next"):
+        (tmp_path / conf).mkdir()
+        (tmp_path / conf / "env").write_text(f"GREETING={conf}\nPYTHONPATH=/elsewhere\n")
+    (tmp_path / "release").mkdir()
+    script = tmp_path / "gunicorn-start"
+    script.write_text(render("app/gunicorn-start.j2", app=hello, conf=str(tmp_path / "live"),
+                             current=str(tmp_path / "release"), venv=str(tmp_path / "venv")))
+
+    def started(**env: str) -> str:
+        return subprocess.run(["sh", str(script), "--workers", "1"], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    live, next_ = tmp_path / "live", tmp_path / "next"
+    release = tmp_path / "release"
+    assert started() == f"{live}|live|-m gunicorn --config {live}/gunicorn.conf.py --workers 1|{release}"
+    assert started(DJANGOHOST_CONF=str(next_)) == \
+        f"{next_}|next|-m gunicorn --config {next_}/gunicorn.conf.py --workers 1|{release}"
 
 
 def test_secret_values_are_masked_by_name_whatever_their_quoting(hello):
@@ -107,7 +132,7 @@ def test_gunicorn_reads_the_environment_file_as_the_shell_does(hello, tmp_path):
     env = tmp_path / "env"
     env.write_text(render("app/env.j2", app=hello, env={"GREETING": "it's \"quoted\" $HOME", "N": "1"}))
     config = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=1,
-                    env_file=str(env))
+                    conf=str(tmp_path))
     namespace: dict = {}
     exec(config, namespace)
     assert namespace["raw_env"] == ["GREETING=it's \"quoted\" $HOME", "N=1"]

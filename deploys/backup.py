@@ -1,0 +1,34 @@
+"""Back up apps now and, if asked, pull their backups to this machine; nothing else changes.
+
+    pyinfra INVENTORY deploys/backup.py --data app=shop
+    pyinfra INVENTORY deploys/backup.py --data app=shop --data pull=backups/
+
+A backup that stays only on the server it protects is lost with it: `pull=DIR` copies every
+backup of the apps that DIR lacks to DIR/<host>/<app>/<name>/ (readable by you only: 0700 and 0600;
+`/` in a host name becomes `_`), checks each file against the
+checksum taken on the host, and prunes DIR by the app's retention, as the host does.
+"""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pyinfra import host, inventory
+
+from deploys import backups, lock, ops, paths
+from deploys.inventory import load_inventory, selected
+from facts.backups import Backups
+
+all_apps = load_inventory(inventory)[host.name]
+name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-manual"  # known before it is taken, to be pulled
+pull = host.data.get("pull")
+
+apps = [app for app in selected(all_apps, host.data) if app.present]
+with lock.held(apps):
+    for app in host.loop(apps):
+        ops.command(name=f"{app.name}: backup {name}", command=f"{paths.BACKUP_TOOL} take {app.name} --name {name}",
+                    needed=True, reason="")
+        if pull:
+            listed = host.get_fact(Backups, app=app.name)["backups"]
+            backups.pull(app=app, into=Path(str(pull)) / host.name.replace("/", "_") / app.name,
+                         backups={**{backup["name"]: [*backup["files"], "manifest.json"] for backup in listed},
+                                  name: backups.files(app)})

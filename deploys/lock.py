@@ -1,0 +1,144 @@
+"""One djangohost run at a time on a host.
+
+A run takes the host's lock with its first operation and gives it back with its last, or as soon
+as the host fails. A second run that finds the lock taken stops before it changes anything,
+naming who holds it. It does not wait: what it would do was planned from the host as it was
+before the other run changed it. A lock whose run was interrupted stays until /run is cleared
+(a reboot) or it is removed; a run from the same machine sees that its holder is gone and takes
+it over.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shlex
+import socket
+import sys
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from pyinfra import host, state
+from pyinfra.api import BaseStateCallback, FactBase, Host, operation
+from pyinfra.api import State as Run
+
+LOCK = "/run/lock/djangohost"
+# This run: what it writes into the lock, and the hosts whose lock it holds.
+TOKEN = uuid.uuid4().hex
+CONTROLLER = socket.gethostname()
+HOLDER = (f"{getpass.getuser()}@{CONTROLLER} pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, "
+          f"{' '.join(sys.argv[1:])[-200:]}")
+HELD: set[str] = set()
+
+
+class TakeLock(FactBase[str]):
+    """
+    Take the host's lock for this run (a directory: mkdir is atomic): "" when taken, otherwise
+    who holds it. With `stale` (what the lock said), a lock still saying so is taken over.
+
+    .. code:: python
+
+        "alice@laptop pid 4242 since 2026-11-23 09:10:03 UTC, -y inventory.py deploys/site.py"
+    """
+
+    def command(self, token: str, holder: str, stale: str = "") -> str:  # type: ignore[override]
+        lock, holder_file = shlex.quote(LOCK), shlex.quote(f"{LOCK}/holder")
+        take_over = (f"[ \"$(cat {holder_file} 2>/dev/null)\" = {shlex.quote(stale)} ] && rm -rf {lock}; "
+                     if stale else "")
+        return (f"mkdir -p /run/lock && {take_over}if mkdir -m 700 {lock} 2>/dev/null; then "
+                f"echo {shlex.quote(token)} > {lock}/token && echo {shlex.quote(holder)} > {holder_file}; "
+                f"else cat {holder_file} 2>/dev/null || echo 'a run that is starting'; fi")
+
+    def process(self, output: Iterable[str]) -> str:  # type: ignore[override]
+        return "\n".join(output).strip()
+
+
+class ReleaseLock(FactBase[str]):
+    """Give the host's lock back, if this run (`token`) holds it. Returns nothing."""
+
+    def command(self, token: str) -> str:  # type: ignore[override]
+        lock = shlex.quote(LOCK)
+        return f"[ \"$(cat {lock}/token 2>/dev/null)\" = {shlex.quote(token)} ] && rm -rf {lock}; true"
+
+    def process(self, output: Iterable[str]) -> str:  # type: ignore[override]
+        return ""
+
+
+def gone(holder: str) -> bool:
+    """Whether the lock's holder is a run of this machine that is no longer running."""
+    words = holder.split()
+    if len(words) < 3 or words[0].rpartition("@")[2] != CONTROLLER or not words[2].isdigit():
+        return False
+    try:
+        os.kill(int(words[2]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextmanager
+def held(needed: object = True) -> Iterator[None]:
+    """The operations added inside run holding the host's lock (unless not `needed`: a host the
+    run leaves alone takes none)."""
+    if needed:
+        take(name="One run at a time: the host's lock")
+    yield
+    if needed:
+        give_back(name="The host's lock given back")
+
+
+@operation(is_idempotent=False)
+def take():
+    """
+    Take the host's lock as the run starts (a dry run takes none); stop the host when another
+    run holds it.
+    """
+    if not state.is_executing:
+        host.noop("the host's lock is taken as the run starts")
+        return
+    Release.watch()
+    holder = host.get_fact(TakeLock, token=TOKEN, holder=HOLDER)
+    if holder and gone(holder):
+        holder = host.get_fact(TakeLock, token=TOKEN, holder=HOLDER, stale=holder)
+    if not holder:
+        HELD.add(host.name)
+        host.noop("this run holds the host's lock")
+        return
+    message = (f"djangohost: host {host.name} is being changed by another run ({holder}); this run stopped "
+               f"before changing anything. If no other run is going on (an interrupted run leaves its lock "
+               f"behind), remove the lock: rm -r {LOCK}")
+    yield f"echo {shlex.quote(message)} >&2; exit 1"
+
+
+@operation(is_idempotent=False)
+def give_back():
+    """Give the host's lock back as the run ends."""
+    if state.is_executing:
+        release(host)
+    host.noop("the host's lock is given back")
+    yield from ()  # nothing to run: the release is the fact's command
+
+
+def release(target: Host) -> None:
+    if target.name in HELD:
+        HELD.discard(target.name)
+        target.get_fact(ReleaseLock, token=TOKEN)
+
+
+class Release(BaseStateCallback):
+    """Gives a host's lock back as soon as an error (not one an app's deploy may ignore, see
+    deploys.ops.Guard) stops the host: its last operation will not run."""
+
+    @classmethod
+    def watch(cls) -> None:
+        if not any(isinstance(handler, cls) for handler in state.callback_handlers):
+            state.add_callback_handler(cls())
+
+    @staticmethod
+    def operation_host_error(run: Run, target: Host, op_hash, retry_attempt=0, max_retries=0) -> None:
+        if not run.get_op_data_for_host(target, op_hash).global_arguments.get("_ignore_errors"):
+            release(target)

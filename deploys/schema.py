@@ -1,0 +1,448 @@
+"""The inventory contract as typed models: what host data and each app entry may hold.
+
+    python -m deploys.schema > inventory.schema.json     # JSON Schema of a host's data, for editors
+
+Every field checks its type and form, with the reason a user reads; deploys.inventory reports
+every problem of every host at once, each naming the host, the app and the field, then resolves
+the entries into what the deploys use (deploys.inventory.App). Defaults are deploys.defaults'.
+Types are strict: "4" is not a number of workers, nor true a number of seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from deploys import defaults
+
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}")
+# RFC 1123 host names; a leading "*." allows Nginx wildcard names.
+DOMAIN_RE = re.compile(
+    r"(\*\.)?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Branch, tag or commit names git accepts, without shell or option meaning.
+REF_RE = re.compile(r"(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}")
+RELATIVE_RE = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9._/+-]+")
+EMAIL_RE = re.compile(r"[^@\s'\"]+@[^@\s'\"]+\.[^@\s'\"]+")
+SIZE_RE = re.compile(r"[0-9]+[kKmMgG]?")
+# Host-level settings that end up in commands run as root: their forms.
+ROOT_RE = re.compile(r"(/[A-Za-z0-9._-]+)+/?")
+GROUP_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+COMMAND_RE = re.compile(r"[A-Za-z0-9._/+-]+")
+VERSION_RE = re.compile(r"[0-9]+(\.[0-9A-Za-z]+)*")
+PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+REQUIREMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\[\],<>=!~-]*")
+# One field of a cron schedule, numbers only: */15, 1-5, 0,30, 3.
+CRON_FIELD_RE = re.compile(r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,[0-9]+(-[0-9]+)?(/[0-9]+)?)*")
+AGE_RECIPIENT_RE = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+# Names the host already gives a meaning: PostgreSQL's own databases and roles (and its pg_
+# prefix), MariaDB's own, and Nginx's default site. An app of that name would take them over.
+RESERVED_NAMES = {"postgres", "template0", "template1", "public", "mysql", "sys", "root",
+                  "information_schema", "performance_schema", "default"}
+# Names the deploy itself sets in an app's environment (DATABASE_URL too when it has a database).
+RESERVED_ENV = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
+REQUIRED_FIELDS = ("name", "domains", "source")
+
+# What each field must be, for a value of the wrong type.
+FORMS = {
+    "name": f"must match ^{NAME_RE.pattern}$",
+    "domains": "must be a list of host names",
+    "source": "must be a local directory or {\"git\": URL, \"ref\": BRANCH_TAG_OR_SHA}",
+    "wsgi_module": "is not a dotted Python module path",
+    "settings_module": "is not a dotted Python module path",
+    "requirements": "must be a path of a file inside the source",
+    "workers": "must be a whole number of at least 1",
+    "env": "must be a dict of variable names to values",
+    "secrets": "must be a dict of variable names to values",
+    "database": f"must be true, false or {{\"engine\": {' or '.join(defaults.DATABASE_ENGINES)}}}",
+    "client_max_body_size": "must look like 10m, 512k or 1g",
+    "health_path": "must be a URL path starting with /",
+    "health_timeout": "must be a finite number of seconds above 0",
+    "state": "must be present or absent",
+    "purge": "must be true or false, and true only with state absent",
+    "tls": "must be a dict whose mode is provided, self-signed or acme",
+    "backup": f"must be false or a dict with keys {', '.join(defaults.BACKUP)}, cron",
+    "git": "must be a repository URL",
+    "ref": "must name a branch, tag or commit",
+    "deploy_key": "is not a file",
+    "mode": "must be provided, self-signed or acme",
+    "cert": "is not a file",
+    "key": "is not a file",
+    "email": "is not an email address",
+    "directory": "must be an https:// URL",
+    "hsts_max_age": "must be a whole number of seconds",
+    "at": "must be hourly, daily, weekly (or give cron)",
+    "cron": "must be five cron fields of numbers, *, -, / and , such as \"30 2 * * *\"",
+    "keep_daily": "must be a whole number, 0 or more",
+    "keep_weekly": "must be a whole number, 0 or more",
+    "keep_migrations": "must be a whole number, 0 or more",
+    "media": "must be true or false",
+    "age_recipient": "must be an age public key (age1..., from age-keygen)",
+    "djangohost_root": "must be an absolute path of letters, digits, . _ and -",
+    "djangohost_group": "must be a group name: lowercase letters, digits, _ and -",
+    "djangohost_python": "must be a command or path such as python3",
+    "djangohost_gunicorn_version": "must be a version such as 23.0.0",
+    "djangohost_packages": "must be a list of Debian package names",
+    "djangohost_database_driver": "must be a pip requirement without spaces, e.g. PyMySQL>=1.1,<2",
+    "djangohost_mariadb_driver": "must be a pip requirement without spaces, e.g. PyMySQL>=1.1,<2",
+    "djangohost_keep_releases": "must be a whole number of at least 1",
+    "djangohost_backup": f"must be a dict with keys {', '.join(defaults.BACKUP)}, cron",
+}
+
+
+# The pattern each string field matches whole.
+PATTERNS = {"ref": REF_RE, "age_recipient": AGE_RECIPIENT_RE, "wsgi_module": MODULE_RE, "settings_module": MODULE_RE,
+            "client_max_body_size": SIZE_RE, "djangohost_group": GROUP_RE, "djangohost_python": COMMAND_RE,
+            "djangohost_gunicorn_version": VERSION_RE, "djangohost_database_driver": REQUIREMENT_RE,
+            "djangohost_mariadb_driver": REQUIREMENT_RE}
+
+
+class Problem(Exception):
+    """A rule that spans fields, broken: the field to name and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def form(pattern: re.Pattern[str], value: str, field: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{value!r} {FORMS[field]}")
+    return value
+
+
+def formed(cls: type, value: str | None, info: ValidationInfo) -> str | None:
+    """A field validator: the value matches its field's pattern (PATTERNS) whole, or is None."""
+    return value if value is None else form(PATTERNS[str(info.field_name)], value, str(info.field_name))
+
+
+def a_file(value: str | None, field: str) -> str | None:
+    if value is not None and not Path(value).expanduser().is_file():
+        raise ValueError(f"{value!r} {FORMS[field]}")
+    return value
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def reason(error: ErrorDetails, field: str) -> str:
+    """What is wrong with `field`, from one of pydantic's errors about it, in djangohost's words."""
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    if error["type"] == "missing":
+        return "is required"
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return f"{error['input']!r} {FORMS.get(field, error['msg'])}"
+
+
+def nested(model: type[Model], value: Any) -> Model:
+    """`value` validated as `model`, or a ValueError saying which of its keys is wrong and why."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as invalid:
+        error = invalid.errors()[0]
+        if not error["loc"]:
+            raise ValueError(reason(error, "")) from None
+        key = str(error["loc"][0])
+        if error["type"] == "extra_forbidden":
+            raise ValueError(f"unknown key {key!r} (known: {', '.join(model.model_fields)})") from None
+        if error["type"] == "missing":
+            raise ValueError(f"{key}: None {FORMS.get(key, 'is required')}") from None
+        raise ValueError(f"{key}: {reason(error, key)}") from None
+
+
+class GitSourceEntry(Model):
+    """An app's code in a git repository, fetched on the host by its build identity."""
+
+    git: str = Field(description="The repository's URL.")
+    ref: str = Field(description="A branch (its newest commit is deployed on every run), tag or commit.")
+    deploy_key: str | None = Field(None, description="A private key on the machine running pyinfra.")
+
+    @field_validator("git")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value or value.startswith("-") or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} {FORMS['git']}")
+        return value
+
+    _forms = field_validator("ref")(formed)
+
+    @field_validator("deploy_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        return a_file(value, "deploy_key")
+
+
+class TlsEntry(Model):
+    """HTTPS for all the app's domains."""
+
+    mode: Literal["provided", "self-signed", "acme"]
+    cert: str | None = Field(None, description="provided: the certificate chain, a file on this machine.")
+    key: str | None = Field(None, description="provided: its private key, a file on this machine.")
+    email: str | None = Field(None, description="acme: the account's email address.")
+    directory: str | None = Field(None, description=f"acme: the ACME directory; default {defaults.ACME_DIRECTORY}.")
+    hsts_max_age: int = Field(defaults.HSTS_MAX_AGE, ge=0, description="Seconds of Strict-Transport-Security; 0: none.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mode(cls, value: Any) -> Any:
+        if not isinstance(value, dict) or value.get("mode") not in ("provided", "self-signed", "acme"):
+            raise ValueError(FORMS["tls"])
+        return value
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _files(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return a_file(value, str(info.field_name))
+
+    @model_validator(mode="after")
+    def _mode(self) -> TlsEntry:
+        keys = {"provided": {"cert", "key"}, "self-signed": set(), "acme": {"email", "directory"}}[self.mode]
+        unknown = sorted(key for key in ("cert", "key", "email", "directory") if getattr(self, key) is not None
+                         and key not in keys)
+        if unknown:
+            raise Problem("tls", f"unknown key {unknown[0]!r} for mode {self.mode}")
+        for key in ("cert", "key") if self.mode == "provided" else ():
+            if getattr(self, key) is None:
+                raise Problem("tls", f"{key}: None {FORMS[key]}")
+        if self.mode == "acme":
+            if self.email is None or not EMAIL_RE.fullmatch(self.email):
+                raise Problem("tls", f"email: {self.email!r} {FORMS['email']}")
+            if self.directory is not None and not self.directory.startswith("https://"):
+                raise Problem("tls", f"directory: {self.directory!r} {FORMS['directory']}")
+        return self
+
+
+class BackupEntry(Model):
+    """When backups are taken and how many are kept; a key left out is the host's."""
+
+    at: Literal["hourly", "daily", "weekly"] | None = None
+    cron: str | None = Field(None, description="Five cron fields of numbers, instead of at.")
+    keep_daily: int | None = Field(None, ge=0)
+    keep_weekly: int | None = Field(None, ge=0)
+    keep_migrations: int | None = Field(None, ge=0)
+    media: bool | None = None
+    age_recipient: str | None = Field(None, description="An age public key: pulled backups are encrypted to it.")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        fields = value.split(" ") if value is not None else []
+        if value is not None and (len(fields) != 5 or not all(CRON_FIELD_RE.fullmatch(part) for part in fields)):
+            raise ValueError(f"{value!r} {FORMS['cron']}")
+        return value
+
+    _forms = field_validator("age_recipient")(formed)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> BackupEntry:
+        if self.at is not None and self.cron is not None:
+            raise ValueError("give at or cron, not both")
+        return self
+
+
+class DatabaseEntry(Model):
+    engine: Literal["postgresql", "mariadb"]
+
+
+Value = str | int | float | bool
+
+
+def environment(values: dict[str, Value], field: str, reserved: set[str]) -> dict[str, Value]:
+    for name, value in values.items():
+        if name in reserved:
+            raise ValueError(f"{name} is set by djangohost and cannot be overridden")
+        if any(c in str(value) for c in "\n\r\0"):
+            # The environment file is read line by line: a line break would add a variable.
+            raise ValueError(f"{name}: value must not hold a line break or a NUL")
+    return values
+
+
+class AppEntry(Model):
+    """One app of a host (host data `apps`); see deploys.defaults for every field."""
+
+    name: str = Field(description="The system user, its home, program and site are named after it.",
+                      json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"})
+    state: Literal["present", "absent"] = "present"
+    purge: bool = Field(False, description="With state absent: its database, files and user go too.")
+    domains: list[str] | None = Field(None, description="Host names it answers to; the first is canonical.")
+    source: str | GitSourceEntry | None = Field(None, description="A local project directory, or a git repository.")
+    wsgi_module: str | None = Field(None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"})
+    settings_module: str | None = Field(None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"})
+    requirements: str | None = Field(None, description="A requirements file inside the source.")
+    workers: int | None = Field(None, ge=1, description="Gunicorn workers; default 2 x cores + 1.")
+    env: dict[str, Value] = Field(default_factory=dict)
+    secrets: dict[str, Value] = Field(default_factory=dict, description="Masked wherever shown.")
+    database: bool | DatabaseEntry = True
+    client_max_body_size: str = Field(defaults.CLIENT_MAX_BODY_SIZE,
+                                      json_schema_extra={"pattern": f"^{SIZE_RE.pattern}$"})
+    health_path: str = defaults.HEALTH_PATH
+    health_timeout: float = Field(defaults.HEALTH_TIMEOUT, gt=0)
+    tls: TlsEntry | None = None
+    backup: bool | BackupEntry = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        form(NAME_RE, value, "name")
+        if value in RESERVED_NAMES or value.startswith("pg_"):
+            raise ValueError(f"{value!r} is a name the host already uses (PostgreSQL's, MariaDB's or Nginx's "
+                             "own); choose another")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str] | None) -> list[str] | None:
+        for domain in value or []:
+            if not DOMAIN_RE.fullmatch(domain):
+                raise ValueError(f"{domain!r} is not a valid host name")
+        if value and len(set(value)) != len(value):
+            raise ValueError("lists a host name twice")
+        return value
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return nested(GitSourceEntry, value)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{value!r} {FORMS['source']}")
+        return value
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        try:
+            return nested(DatabaseEntry, value)
+        except ValueError:
+            raise ValueError(f"{value!r} {FORMS['database']}") from None
+
+    @field_validator("backup", mode="before")
+    @classmethod
+    def _backup(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} {FORMS['backup']}")
+        return nested(BackupEntry, value)
+
+    @field_validator("env", "secrets", mode="before")
+    @classmethod
+    def _variables(cls, value: Any) -> Any:
+        for name, item in value.items() if isinstance(value, dict) else ():
+            if not isinstance(name, str) or not ENV_KEY_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+            if not isinstance(item, (str, int, float, bool)):
+                raise ValueError(f"{name}: value must be a string or a number")
+        return value
+
+    _forms = field_validator("wsgi_module", "settings_module", "client_max_body_size")(formed)
+
+    @field_validator("health_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c.isspace() for c in value):
+            raise ValueError(f"{value!r} {FORMS['health_path']}")
+        return value
+
+    @field_validator("health_timeout")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not value < math.inf:
+            raise ValueError(f"{value!r} {FORMS['health_timeout']}")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> AppEntry:
+        """The rules between fields."""
+        if self.purge and self.state != "absent":
+            raise Problem("purge", FORMS["purge"])
+        if self.state == "absent":
+            return self
+        for key in REQUIRED_FIELDS:
+            if getattr(self, key) in (None, "", []):
+                raise Problem(key, "is required")
+        reserved = RESERVED_ENV | ({"DATABASE_URL"} if self.database else set())
+        for key in ("env", "secrets"):
+            try:
+                environment(getattr(self, key), key, reserved)
+            except ValueError as error:
+                raise Problem(key, str(error)) from None
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise Problem("secrets", f"{both[0]} is also in env")
+        if self.tls and self.tls.mode == "acme" and any(d.startswith("*.") for d in self.domains or []):
+            raise Problem("tls", "acme certificates are issued over HTTP-01, which cannot prove a wildcard domain")
+        if isinstance(self.source, GitSourceEntry):
+            for key in ("wsgi_module", "settings_module"):
+                if getattr(self, key) is None:
+                    raise Problem(key, "is required with a git source (the project is not on this machine)")
+        return self
+
+
+class HostSettingsEntry(Model):
+    """Host-level settings (host or group data): they end up in commands run as root."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    djangohost_root: str = Field(defaults.ROOT, description="The directory holding one home per app.")
+    djangohost_group: str = defaults.GROUP
+    djangohost_python: str = defaults.PYTHON
+    djangohost_gunicorn_version: str = defaults.GUNICORN_VERSION
+    djangohost_packages: list[str] = Field(default_factory=lambda: list(defaults.PACKAGES))
+    djangohost_database_driver: str = defaults.DATABASE_DRIVER
+    djangohost_mariadb_driver: str = defaults.MARIADB_DRIVER
+    djangohost_keep_releases: int = Field(defaults.KEEP_RELEASES, ge=1)
+    djangohost_backup: BackupEntry = BackupEntry()
+
+    @field_validator("djangohost_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        form(ROOT_RE, value, "djangohost_root")
+        if ".." in value.split("/"):
+            raise ValueError(f"{value!r} must not hold ..")
+        return value
+
+    _forms = field_validator("djangohost_group", "djangohost_python", "djangohost_gunicorn_version",
+                             "djangohost_database_driver", "djangohost_mariadb_driver")(formed)
+
+    @field_validator("djangohost_backup", mode="before")
+    @classmethod
+    def _backup(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} {FORMS['djangohost_backup']}")
+        return nested(BackupEntry, value)
+
+    @field_validator("djangohost_packages")
+    @classmethod
+    def _packages(cls, value: list[str]) -> list[str]:
+        if not all(PACKAGE_RE.fullmatch(package) for package in value):
+            raise ValueError(f"{value!r} {FORMS['djangohost_packages']}")
+        return value
+
+
+class HostData(HostSettingsEntry):
+    """A host's data as djangohost reads it: its settings and its apps."""
+
+    apps: list[AppEntry] = Field(default_factory=list)
+
+
+def json_schema() -> dict[str, Any]:
+    return HostData.model_json_schema()
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))
