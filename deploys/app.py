@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys import backups, base, ops, paths
+from deploys import backups, base, broker, ops, paths
 from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import Guard, Stamp, react
@@ -87,6 +87,8 @@ def environment(app: App) -> dict[str, str]:
     env = {"DJANGO_SETTINGS_MODULE": "djangohost_settings", "PYTHONPATH": app.path("conf")}
     if app.database:
         env["DATABASE_URL"] = base.ENGINES[app.database].database_url(app)
+    if app.broker:
+        env.update(broker.url(app))
     return {**env, **app.env, **app.secrets}
 
 
@@ -195,6 +197,9 @@ def configuration(app: App, state: State) -> Configuration:
     gunicorn_config = config_file(app, state, paths.gunicorn_config(app, staged=True), gunicorn_content)
     scripts = {"app": app, "conf": paths.conf(app), "current": paths.current(app), "venv": paths.venv(app)}
     config_file(app, state, paths.manage(app), render("app/manage.j2", **scripts), mode="750")
+    if app.processes or app.schedule:
+        config_file(app, state, paths.run_script(app), render("app/run.j2", **scripts, bin=app.path("bin"),
+                                                               run=paths.run_script(app)), mode="750")
     start_content = render("app/gunicorn-start.j2", **scripts)
     start_script = config_file(app, state, paths.gunicorn_start(app), start_content, mode="750")
     return Configuration([settings_file, gunicorn_config, env], [settings_content, gunicorn_content, env_content],

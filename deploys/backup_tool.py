@@ -117,6 +117,7 @@ class App:
         self.database: Postgres | MariaDB | None = (ENGINES[settings["engine"]](self.name) if settings["engine"]
                                                     else None)
         self.media: bool = settings["media"]
+        self.programs: list[str] = settings.get("programs", [self.name])
         self.keep: tuple[int, int, int] = (settings["keep_daily"], settings["keep_weekly"],
                                            settings["keep_migrations"])
         self.dir = BACKUPS / self.name
@@ -369,7 +370,7 @@ def restore(app: App, name: str, media: bool) -> None:
                 run("runuser", "-u", app.name, "--", "tar", "-xzf", "-", "--strip-components=1",
                     "-C", str(new_media), stdin=archive)
         started = time.monotonic()
-        subprocess.run(["supervisorctl", "stop", app.name], stdout=subprocess.DEVNULL)
+        subprocess.run(["supervisorctl", "stop", *app.programs], stdout=subprocess.DEVNULL)
         try:
             if app.database:
                 app.database.swap(fresh, old)
@@ -377,7 +378,7 @@ def restore(app: App, name: str, media: bool) -> None:
                 (app.home / "media").rename(app.home / f"media{REPLACED}{stamp}")
                 new_media.rename(app.home / "media")
         finally:
-            subprocess.run(["supervisorctl", "start", app.name], stdout=subprocess.DEVNULL)
+            subprocess.run(["supervisorctl", "start", *app.programs], stdout=subprocess.DEVNULL)
         print(f"djangohost: app {app.name}: restored {name}"
               f"{' (database and media)' if media else ''}; its processes were stopped for "
               f"{time.monotonic() - started:.1f} s; what it replaced is kept as {old} until the next good backup")

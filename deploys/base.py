@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys import backups, mariadb, ops, paths, postgres, tls
+from deploys import backups, broker, logs, mariadb, ops, paths, postgres, tls
 from deploys.defaults import MARIADB_PACKAGE, POSTGRESQL_PACKAGE
 from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
@@ -25,7 +25,8 @@ def engines(apps: list[App]) -> list[str]:
 def packages(apps: list[App], settings: HostSettings) -> list[str]:
     with_database = [DATABASE_SERVERS[engine][0] for engine in engines(apps)]
     with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
-    return [*settings.packages, *backups.packages(apps), *with_database, *with_git, *tls.packages(apps)]
+    return [*settings.packages, *backups.packages(apps), *logs.PACKAGES, *with_database, *with_git,
+            *tls.packages(apps), *broker.packages(apps)]
 
 
 def services(apps: list[App]) -> list[str]:
@@ -40,6 +41,14 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
     missing = [package for package in packages(apps, settings) if package not in state.packages]
     if missing:
         apt.packages(name="Install packages", packages=missing, update=True)
+    if broker.PACKAGE in missing:
+        # Each app has a Redis of its own; the package's Redis for the whole host is not wanted.
+        ops.command(
+            name="Debian's shared Redis stopped and disabled",
+            command=("systemctl disable --now redis-server" if state.systemd
+                     else "service redis-server stop; update-rc.d redis-server disable"),
+            needed=True, reason="",
+        )
 
     ops.command(
         name=f"Group {settings.group}",

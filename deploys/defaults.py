@@ -45,6 +45,22 @@ An app entry (a dict in host data `apps`):
                       keys and defaults are djangohost_backup's (below), whose values the entry's
                       override one by one. false: no scheduled backups (a dump is still taken
                       before every migration that changes the schema).
+    processes         dict[str, str | dict]. Further long-running processes, each run by
+                      Supervisor as the app's user in the live release, with its virtualenv's
+                      commands (and bin/manage) on PATH and its environment:
+                        {"worker": "celery -A shop worker -l info",
+                         "beat": {"command": "celery -A shop beat", "stop_wait": 30}}
+                      Names ^[a-z][a-z0-9_]{0,30}$, not web or redis; the program is <app>-<name>.
+                      stop_wait: seconds a stopping process is given to finish its work (only its
+                      main process gets the signal: Celery's warm shutdown) before it and its
+                      children are killed. Default below.
+    broker            true or {"maxmemory": SIZE}. A Redis of the app's own, run as its user on a
+                      unix socket in its run/ directory that no other app can open; REDIS_URL,
+                      CELERY_BROKER_URL and CELERY_RESULT_BACKEND point at it. Default false.
+    schedule          list of {"name": NAME, "command": COMMAND, "at": hourly|daily|weekly|monthly}
+                      or {..., "cron": "*/15 * * * *"}. Jobs cron starts as the app's user, in the
+                      live release with its environment, never two runs of one job at once; their
+                      output goes to logs/job-<name>.log, their last run to the status view.
     tls               dict. HTTPS for all the app's domains; port 80 then redirects (301) to
                       https, except ACME challenges. One of:
                         {"mode": "provided", "cert": PATH, "key": PATH}  files on this machine
@@ -95,6 +111,12 @@ PACKAGES = (
     "build-essential",
 )
 
+#: Rotation of every log djangohost writes (host data `djangohost_logs`, merged over these):
+#:   size  a log is rotated once it is larger (Supervisor rotates the process logs itself at
+#:         that size; logrotate, every 10 minutes, the Nginx and job logs);
+#:   keep  rotated logs kept per log.
+LOGS: dict[str, object] = {"size": "10M", "keep": 5}
+
 #: Backups of every app (see deploys.backups and the README's Backups): each key can be set per
 #: host (host data `djangohost_backup`, merged over these) and per app (its `backup` entry).
 #:   at               hourly, daily (03:MM) or weekly (Sundays 03:MM), MM spread by app name;
@@ -113,6 +135,12 @@ BACKUP: dict[str, object] = {"at": "daily", "keep_daily": 7, "keep_weekly": 4, "
 
 #: Nginx `client_max_body_size` of an app.
 CLIENT_MAX_BODY_SIZE = "10m"
+#: Seconds a stopping process (`processes`) is given to finish its work before it is killed:
+#: a Celery worker finishes the tasks it runs.
+PROCESS_STOP_WAIT = 600
+#: Memory an app's Redis (`broker`) may use; past it, writes fail rather than tasks vanish.
+BROKER_MAXMEMORY = "64M"
+
 #: Path the health gate requests on each domain of an app.
 HEALTH_PATH = "/"
 #: Seconds the health gate waits for a (re)started app to answer.

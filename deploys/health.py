@@ -10,7 +10,7 @@ from pyinfra.api.operation import OperationMeta
 from deploys import paths
 from deploys.inventory import App
 from deploys.ops import Guard, Stamp, command, react
-from deploys.supervisor import Reactions, graceful_reload
+from deploys.supervisor import Reactions, reload_all
 from facts.health import python
 from facts.state import State
 
@@ -82,7 +82,7 @@ def gate_command(app: App, previous: str | None = None, previous_venv: str | Non
     `attempt` (what the run tried, see AppChanges.attempt) as refused."""
     return python(GATE, app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
                   f"{app.health_timeout:g}", paths.current(app), previous or "-", paths.venv(app),
-                  previous_venv or "-", graceful_reload(app), paths.stamp("refused", app), attempt, *app.origins)
+                  previous_venv or "-", reload_all(app), paths.stamp("refused", app), attempt, *app.origins)
 
 
 def prune(app: App, keep: int) -> str:

@@ -43,6 +43,7 @@ class HostSettings:
     mariadb_driver: str
     keep_releases: int
     backup: schema.BackupEntry = schema.BackupEntry()  # the host's djangohost_backup
+    logs: schema.LogsEntry = schema.LogsEntry()  # the host's djangohost_logs
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,24 @@ class Backup:
 
 
 @dataclass(frozen=True)
+class Process:
+    """A long-running process of an app beside its Gunicorn: Supervisor's program <app>-<name>."""
+
+    name: str
+    command: str
+    stop_wait: int = defaults.PROCESS_STOP_WAIT
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job of an app."""
+
+    name: str
+    command: str
+    cron: str  # five cron fields
+
+
+@dataclass(frozen=True)
 class App:
     """One validated app entry, with every default resolved and every path named."""
 
@@ -102,6 +121,10 @@ class App:
     git: GitSource | None = None
     tls: Tls | None = None
     backup: Backup | None = None  # None only for a removed app
+    processes: tuple[Process, ...] = ()
+    broker: str | None = None  # its Redis's maxmemory; None: no broker
+    schedule: tuple[Job, ...] = ()
+    limits: schema.LimitsEntry | None = None  # applied by systemd (see deploys.limits)
 
     @property
     def home(self) -> str:
@@ -119,6 +142,19 @@ class App:
     @property
     def socket(self) -> str:
         return self.path("run", "gunicorn.sock")
+
+    @property
+    def broker_socket(self) -> str:
+        return self.path("run", "redis.sock")
+
+    def program(self, process: str = "web") -> str:
+        """The Supervisor program of one of the app's processes: web, redis or one of `processes`."""
+        return self.name if process == "web" else f"{self.name}-{process}"
+
+    @property
+    def code_programs(self) -> tuple[str, ...]:
+        """The Supervisor programs that run the app's code: its Gunicorn and its processes."""
+        return (self.program(), *(self.program(process.name) for process in self.processes))
 
 
 def host_settings(host_name: str, data: Any) -> HostSettings:
@@ -139,6 +175,7 @@ def host_settings(host_name: str, data: Any) -> HostSettings:
         mariadb_driver=entry.djangohost_mariadb_driver,
         keep_releases=entry.djangohost_keep_releases,
         backup=entry.djangohost_backup,
+        logs=entry.djangohost_logs,
     )
 
 
@@ -293,6 +330,13 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         git=git,
         tls=_tls(entry.tls),
         backup=_backup(entry.backup, settings.backup, entry.name),
+        processes=tuple(Process(name, process.command, process.stop_wait)  # type: ignore[union-attr]
+                        for name, process in entry.processes.items()),
+        broker=(None if entry.broker is False else
+                entry.broker.maxmemory if isinstance(entry.broker, schema.BrokerEntry) else defaults.BROKER_MAXMEMORY),
+        schedule=tuple(Job(job.name, job.command, job.cron or _cron_at(job.at or "daily", f"{entry.name}.{job.name}"))
+                       for job in entry.schedule),
+        limits=entry.limits,
     )
 
 
@@ -348,7 +392,8 @@ def _backup(entry: bool | schema.BackupEntry, host: schema.BackupEntry, name: st
 def _cron_at(at: str, name: str) -> str:
     # Each app its own minute, so that the apps of a host do not all dump at once.
     minute = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 60
-    return {"hourly": f"{minute} * * * *", "daily": f"{minute} 3 * * *", "weekly": f"{minute} 3 * * 0"}[at]
+    return {"hourly": f"{minute} * * * *", "daily": f"{minute} 3 * * *", "weekly": f"{minute} 3 * * 0",
+            "monthly": f"{minute} 3 1 * *"}[at]
 
 
 def _period(cron: str | None) -> int:
@@ -402,8 +447,13 @@ def default_settings_module(source: Path, wsgi_module: str) -> tuple[str | None,
 
 def check_host(host_name: str, apps: list[App], state: Any) -> None:
     """Checks that need the host (its HostState): an app name that is already a system user or
-    group which djangohost did not create; a git ref the repository does not have."""
+    group which djangohost did not create; a git ref the repository does not have; limits on a
+    host without systemd, which would apply them."""
     for app in apps:
+        if app.limits and not state.systemd:
+            raise InventoryError(
+                f"host {host_name}, app {app.name}, field limits: this host runs without systemd, whose "
+                "resource control applies them (Supervisor has none); remove them or use a host with systemd")
         mirror = state.mirrors.get(app.name)
         if app.git and mirror and mirror.ref_missing and mirror.url == app.git.url:
             raise InventoryError(

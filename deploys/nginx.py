@@ -95,7 +95,15 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         current=debian_default,
     ))
 
+    # Each app's Nginx logs: its workers reopen them after a rotation, as www-data; the app's
+    # group reads them, no other app can.
+    ops.directory(name="Nginx logs of the apps", path=paths.NGINX_LOGS, owner="root", group="root", mode="755",
+                  current=state.paths.get(paths.NGINX_LOGS))
+    for app in host.loop(apps):
+        ops.directory(name=f"{app.name}: nginx logs", path=paths.nginx_logs(app), owner="www-data", group=app.name,
+                      mode="750", current=state.paths.get(paths.nginx_logs(app)))
     app_sites = {app.name: render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT,
+                                  logs=paths.nginx_logs(app),
                                   tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
                                   tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
                  for app in apps}

@@ -7,9 +7,10 @@ An app's home (<root>/<app>) holds:
     venvs/<key>/     one virtualenv per requirements (key: hash of python, gunicorn, requirements)
     venv             link to the live virtualenv
     conf/            env (environment file), djangohost_settings.py, gunicorn.conf.py; next/: the
-                     same, staged for a release until its candidate check passed
-    bin/             gunicorn-start (what Supervisor runs), manage (manage.py with the app's env)
-    logs/ run/ static/ media/
+                     same, staged for a release until its candidate check passed; redis.conf
+    bin/             gunicorn-start (what Supervisor runs), manage (manage.py with the app's env),
+                     run (a command of the app's processes and jobs), job (one run of a job)
+    logs/ run/ static/ media/ redis/ (with a broker)
 
 Its build identity, the user `_<app>` (a name no app can have), has a home of its own,
 /var/lib/djangohost/build/<app> (0700), holding the git mirror (repo/), the deploy key and the
@@ -31,6 +32,8 @@ NGINX_ENABLED = "/etc/nginx/sites-enabled"
 NGINX_DEBIAN_DEFAULT = f"{NGINX_ENABLED}/default"
 NGINX_DEFAULT_SITE = f"{NGINX_AVAILABLE}/djangohost-default"
 NGINX_DEFAULT_LINK = f"{NGINX_ENABLED}/djangohost-default"
+# Each app's Nginx access and error logs: <NGINX_LOGS>/<app>/ (www-data's, the app's group reads).
+NGINX_LOGS = "/var/log/nginx/djangohost"
 SUPERVISOR_CONF_D = "/etc/supervisor/conf.d"
 # Each app's certificate and key, where its Nginx site reads them (root only).
 TLS_DIR = "/etc/djangohost/tls"
@@ -54,6 +57,12 @@ BACKUP_TOOL = "/usr/local/sbin/djangohost-backup"
 BACKUP_CONFIG = str(backup_tool.CONFIG)
 BACKUP_CRON = "/etc/cron.d/djangohost-backup"
 BACKUP_LOG = "/var/log/djangohost-backup.log"
+# Each scheduled job's last run, "<end time> <exit status>" (root only; the status view reads it).
+JOBS = "/var/lib/djangohost/jobs"
+# Rotation of the Nginx and job logs (Supervisor rotates the process logs itself).
+LOGROTATE_CONF = "/etc/djangohost/logrotate.conf"
+LOGROTATE_CRON = "/etc/cron.d/djangohost-logrotate"
+LOGROTATE_STATE = "/var/lib/djangohost/logrotate.state"
 # Marks a virtualenv whose installs all succeeded; a half-built one is rebuilt.
 VENV_COMPLETE = ".djangohost-complete"
 # In a release: the key of the virtualenv it was checked with (what a rollback links back).
@@ -80,13 +89,18 @@ APP_DIRS = (
 )
 
 
+# With a broker: where its Redis keeps its snapshot (the app's user only).
+BROKER_DIR = ("redis", "app", "app", "700")
+
+
 def app_dirs(app: App) -> list[tuple[str, str, str, str]]:
     """The directories of an app's home as (path, owner, group, mode)."""
 
     def who(name: str) -> str:
         return app.name if name == "app" else name
 
-    return [(app.path(name), who(owner), who(group), mode) for name, owner, group, mode in APP_DIRS]
+    dirs = [*APP_DIRS, *([BROKER_DIR] if app.broker else [])]
+    return [(app.path(name), who(owner), who(group), mode) for name, owner, group, mode in dirs]
 
 
 # The configuration a release runs with, in conf/: the environment file, the settings module and
@@ -117,6 +131,31 @@ def gunicorn_start(app: App) -> str:
 
 def manage(app: App) -> str:
     return app.path("bin", "manage")
+
+
+def run_script(app: App) -> str:
+    """What runs an app's processes and jobs: a command in its live release, as its user."""
+    return app.path("bin", "run")
+
+
+def job_script(app: App) -> str:
+    return app.path("bin", "job")
+
+
+def jobs_cron(app: App) -> str:
+    return f"/etc/cron.d/djangohost-jobs-{app.name}"
+
+
+def job_records(app: App) -> str:
+    return f"{JOBS}/{app.name}"
+
+
+def slice_unit(app: App) -> str:
+    return f"/etc/systemd/system/djangohost-{app.name}.slice"
+
+
+def broker_config(app: App) -> str:
+    return app.path("conf", "redis.conf")
 
 
 def current(app: App) -> str:
@@ -198,6 +237,10 @@ def nginx_staged(app: App) -> str:
     return f"{NGINX_STAGED}/{app.name}"
 
 
+def nginx_logs(app: App) -> str:
+    return f"{NGINX_LOGS}/{app.name}"
+
+
 def app_paths(app: App) -> list[str]:
     """Every path of an app that HostState reports on."""
     return [
@@ -215,17 +258,24 @@ def app_paths(app: App) -> list[str]:
         *([tls_cert(app), tls_key(app), tls_staged(app), f"{tls_staged(app)}/fullchain.pem",
            f"{tls_staged(app)}/privkey.pem"] if app.tls else []),
         supervisor_program(app),
+        *([run_script(app)] if app.processes or app.schedule else []),
+        *([job_script(app), job_records(app)] if app.schedule else []),
+        jobs_cron(app),
+        *([broker_config(app)] if app.broker else []),
+        slice_unit(app),
         backup_config(app),
         nginx_site(app),
         nginx_enabled(app),
         nginx_staged(app),
+        nginx_logs(app),
         app.socket,
         *app_stamps(app),
     ]
 
 
 # The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.
-APP_STAMPS = ("release", "program", "restart", "reload", "healthy", "tls", "rollback", "refused", "site")
+APP_STAMPS = ("release", "program", "restart", "reload", "processes", "healthy", "tls", "rollback", "refused",
+              "site", "limits")
 HOST_STAMPS = ("nginx",)
 
 
@@ -240,6 +290,8 @@ def app_stamps(app: App) -> list[str]:
     return [stamp(kind, app) for kind in APP_STAMPS]
 
 
-HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
+HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
+              NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
               STAMPS, UPLOADS, BUILD, TLS_DIR, ACME_WEBROOT, CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
-              BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, *(stamp(kind) for kind in HOST_STAMPS)]
+              BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
+              *(stamp(kind) for kind in HOST_STAMPS)]

@@ -8,21 +8,25 @@ from pyinfra.api import deploy
 from deploys import mariadb, ops, paths
 from deploys.inventory import App
 from deploys.postgres import PSQL
+from deploys.supervisor import update
 from facts.state import State
 
 
 @deploy("Removed app")
 def remove(app: App, state: State) -> None:
-    """Stop and remove the app's Supervisor program and its socket (its Nginx site goes with the
-    Nginx deploy); with purge, also its database, role, home, certificate, user and group."""
+    """Stop and remove the app's Supervisor programs, its scheduled jobs and its socket (its Nginx
+    site goes with the Nginx deploy); with purge, also its database, role, home, certificate,
+    user and group."""
     program = state.paths.get(paths.supervisor_program(app))
     ops.command(
-        name=f"{app.name}: supervisor program removed",
+        name=f"{app.name}: supervisor programs removed",
         # `update NAME` stops and removes a program whose configuration is gone.
-        command=f"rm -f {paths.supervisor_program(app)} && supervisorctl update {app.name}",
+        command=f"rm -f {paths.supervisor_program(app)} && {update(app.name, [app.name])}",
         needed=program is not None,
         reason=f"{app.name} has no supervisor program",
     )
+    ops.absent(name=f"{app.name}: scheduled jobs removed", path=paths.jobs_cron(app),
+               current=state.paths.get(paths.jobs_cron(app)))
     ops.absent(name=f"{app.name}: socket removed", path=app.socket, current=state.paths.get(app.socket))
     if not app.purge:
         return
@@ -42,7 +46,7 @@ def remove(app: App, state: State) -> None:
     stamps = " ".join(paths.app_stamps(app))
     ops.command(
         name=f"{app.name}: home removed",
-        command=f"rm -rf {app.home} {paths.build_home(app)} {stamps}",
+        command=f"rm -rf {app.home} {paths.build_home(app)} {paths.nginx_logs(app)} {stamps}",
         needed=any(path in state.paths for path in (app.home, paths.build_home(app), *paths.app_stamps(app))),
         reason=f"{app.home} does not exist",
     )

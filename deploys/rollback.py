@@ -14,7 +14,7 @@ from pyinfra import host, inventory, logger
 from deploys import lock, ops, paths
 from deploys.health import gate_command
 from deploys.inventory import InventoryError, load_inventory, selected
-from deploys.supervisor import graceful_reload
+from deploys.supervisor import reload_all
 from facts.backups import Backups
 from facts.releases import AppReleases
 
@@ -59,6 +59,7 @@ with lock.held(apps):
             ops.link(name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv_key}",
                      current=ops.link_state(f"venvs/{found['live_venv']}")),
         ]
-        ops.react(f"{app.name}: reload gunicorn", graceful_reload(app), [], switched)
+        ops.react(f"{app.name}: reload gunicorn{' and restart its processes' if app.processes else ''}",
+                  reload_all(app), [], switched)
         ops.react(f"{app.name}: health gate", gate_command(app), [], switched)
         ops.react(f"{app.name}: rollback recorded", f"echo {found['live']} {target} > {recorded}", [], switched)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,16 @@ PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
 REQUIREMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\[\],<>=!~-]*")
 # One field of a cron schedule, numbers only: */15, 1-5, 0,30, 3.
 CRON_FIELD_RE = re.compile(r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,[0-9]+(-[0-9]+)?(/[0-9]+)?)*")
+# A command line of processes and jobs: no control characters, and no % (cron and Supervisor
+# each give it a meaning of their own).
+PROCESS_COMMAND_RE = re.compile(r"[^\x00-\x1f\x7f%]+")
+# What each of the five cron fields may hold.
+CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+# A size systemd reads, with its unit: 512M, 1G.
+LIMIT_SIZE_RE = re.compile(r"[0-9]+[KMG]")
+PERCENT_RE = re.compile(r"[0-9]+%")
+# Names an app's processes cannot take: its Gunicorn's and its broker's programs.
+RESERVED_PROCESSES = {"web", "redis"}
 AGE_RECIPIENT_RE = re.compile(r"age1[02-9ac-hj-np-z]{58}")
 # Names the host already gives a meaning: PostgreSQL's own databases and roles (and its pg_
 # prefix), MariaDB's own, and Nginx's default site. An app of that name would take them over.
@@ -49,6 +60,8 @@ RESERVED_NAMES = {"postgres", "template0", "template1", "public", "mysql", "sys"
                   "information_schema", "performance_schema", "default"}
 # Names the deploy itself sets in an app's environment (DATABASE_URL too when it has a database).
 RESERVED_ENV = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
+# What the deploy sets for an app with a broker, each the URL of its Redis.
+BROKER_ENV = ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
 REQUIRED_FIELDS = ("name", "domains", "source")
 
 # What each field must be, for a value of the wrong type.
@@ -79,7 +92,20 @@ FORMS = {
     "email": "is not an email address",
     "directory": "must be an https:// URL",
     "hsts_max_age": "must be a whole number of seconds",
-    "at": "must be hourly, daily, weekly (or give cron)",
+    "at": "must be hourly, daily or weekly (or monthly, for a job), or give cron",
+    "processes": "must be a dict of process names to command lines (or {\"command\": ..., \"stop_wait\": SECONDS})",
+    "command": "must be a command line on one line, without %",
+    "stop_wait": "must be a whole number of seconds, 1 or more",
+    "broker": "must be true, false or {\"maxmemory\": SIZE}",
+    "maxmemory": "must look like 64M, 512K or 1G",
+    "schedule": "must be a list of jobs {\"name\": ..., \"command\": ..., \"at\" or \"cron\": ...}",
+    "djangohost_logs": "must be a dict with keys size (such as 10M) and keep",
+    "limits": "must be a dict with keys memory (such as 512M), cpu (such as 50%) and tasks",
+    "memory": "must be a size in K, M or G, such as 512M",
+    "cpu": "must be a percentage of one core, such as 50% (200%: two cores)",
+    "tasks": "must be a whole number of at least 1",
+    "size": "must look like 10M, 512K or 1G",
+    "keep": "must be a whole number of at least 1",
     "cron": "must be five cron fields of numbers, *, -, / and , such as \"30 2 * * *\"",
     "keep_daily": "must be a whole number, 0 or more",
     "keep_weekly": "must be a whole number, 0 or more",
@@ -99,7 +125,9 @@ FORMS = {
 
 
 # The pattern each string field matches whole.
-PATTERNS = {"ref": REF_RE, "age_recipient": AGE_RECIPIENT_RE, "wsgi_module": MODULE_RE, "settings_module": MODULE_RE,
+PATTERNS = {"ref": REF_RE, "maxmemory": SIZE_RE, "memory": LIMIT_SIZE_RE, "cpu": PERCENT_RE, "size": SIZE_RE,
+            "age_recipient": AGE_RECIPIENT_RE,
+            "wsgi_module": MODULE_RE, "settings_module": MODULE_RE,
             "client_max_body_size": SIZE_RE, "djangohost_group": GROUP_RE, "djangohost_python": COMMAND_RE,
             "djangohost_gunicorn_version": VERSION_RE, "djangohost_database_driver": REQUIREMENT_RE,
             "djangohost_mariadb_driver": REQUIREMENT_RE}
@@ -128,6 +156,30 @@ def formed(cls: type, value: str | None, info: ValidationInfo) -> str | None:
 def a_file(value: str | None, field: str) -> str | None:
     if value is not None and not Path(value).expanduser().is_file():
         raise ValueError(f"{value!r} {FORMS[field]}")
+    return value
+
+
+def command_line(cls: type, value: str) -> str:
+    """A field validator: a command line of one line, without %, that splits into words."""
+    form(PROCESS_COMMAND_RE, value, "command")
+    try:
+        words = shlex.split(value)
+    except ValueError as error:
+        raise ValueError(f"{value!r}: {error}") from None
+    if not words:
+        raise ValueError("is empty")
+    return value
+
+
+def cron_fields(cls: type, value: str | None) -> str | None:
+    """A field validator: five cron fields of numbers, each within its range (or None)."""
+    fields = value.split(" ") if value is not None else []
+    if value is not None and (len(fields) != 5 or not all(CRON_FIELD_RE.fullmatch(part) for part in fields)):
+        raise ValueError(f"{value!r} {FORMS['cron']}")
+    for part, (low, high) in zip(fields, CRON_RANGES, strict=False):
+        numbers = [int(number) for number in re.findall(r"(?<!/)\b[0-9]+", part)]
+        if any(not low <= number <= high for number in numbers):
+            raise ValueError(f"{value!r}: {part} is outside {low}-{high}")
     return value
 
 
@@ -235,14 +287,7 @@ class BackupEntry(Model):
     media: bool | None = None
     age_recipient: str | None = Field(None, description="An age public key: pulled backups are encrypted to it.")
 
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str | None) -> str | None:
-        fields = value.split(" ") if value is not None else []
-        if value is not None and (len(fields) != 5 or not all(CRON_FIELD_RE.fullmatch(part) for part in fields)):
-            raise ValueError(f"{value!r} {FORMS['cron']}")
-        return value
-
+    _cron = field_validator("cron")(cron_fields)
     _forms = field_validator("age_recipient")(formed)
 
     @model_validator(mode="after")
@@ -250,6 +295,63 @@ class BackupEntry(Model):
         if self.at is not None and self.cron is not None:
             raise ValueError("give at or cron, not both")
         return self
+
+
+class ProcessEntry(Model):
+    """A long-running process of an app, beside its Gunicorn."""
+
+    command: str
+    stop_wait: int = Field(defaults.PROCESS_STOP_WAIT, ge=1)
+
+    _command = field_validator("command")(command_line)
+
+
+class BrokerEntry(Model):
+    maxmemory: str = defaults.BROKER_MAXMEMORY
+
+    _forms = field_validator("maxmemory")(formed)
+
+
+class JobEntry(Model):
+    """A scheduled job of an app: `at` or `cron`."""
+
+    name: str = Field(json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"})
+    command: str
+    at: Literal["hourly", "daily", "weekly", "monthly"] | None = None
+    cron: str | None = None
+
+    _command = field_validator("command")(command_line)
+    _cron = field_validator("cron")(cron_fields)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return form(NAME_RE, value, "name")
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> JobEntry:
+        if (self.at is None) == (self.cron is None):
+            raise ValueError("give at (hourly, daily, weekly or monthly) or cron, one of them")
+        return self
+
+
+class LimitsEntry(Model):
+    """What the processes of an app (web, workers and jobs together) may use, at most."""
+
+    memory: str | None = None
+    cpu: str | None = None
+    tasks: int | None = Field(None, ge=1)
+
+    _forms = field_validator("memory", "cpu")(formed)
+
+
+class LogsEntry(Model):
+    """How the logs of a host are rotated; a key left out is defaults.LOGS'."""
+
+    size: str = str(defaults.LOGS["size"])
+    keep: int = Field(int(str(defaults.LOGS["keep"])), ge=1)
+
+    _forms = field_validator("size")(formed)
 
 
 class DatabaseEntry(Model):
@@ -291,6 +393,10 @@ class AppEntry(Model):
     health_timeout: float = Field(defaults.HEALTH_TIMEOUT, gt=0)
     tls: TlsEntry | None = None
     backup: bool | BackupEntry = True
+    processes: dict[str, str | ProcessEntry] = Field(default_factory=dict)
+    broker: bool | BrokerEntry = False
+    schedule: list[JobEntry] = Field(default_factory=list)
+    limits: LimitsEntry | None = None
 
     @field_validator("name")
     @classmethod
@@ -339,6 +445,55 @@ class AppEntry(Model):
             raise ValueError(f"{value!r} {FORMS['backup']}")
         return nested(BackupEntry, value)
 
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} {FORMS['processes']}")
+        processes = {}
+        for name, entry in value.items():
+            if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a process name (^{NAME_RE.pattern}$)")
+            if name in RESERVED_PROCESSES:
+                raise ValueError(f"{name!r} is the name of the app's {'Gunicorn' if name == 'web' else 'broker'}; "
+                                 "choose another")
+            try:
+                processes[name] = nested(ProcessEntry, {"command": entry} if isinstance(entry, str) else entry)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+        return processes
+
+    @field_validator("broker", mode="before")
+    @classmethod
+    def _broker(cls, value: Any) -> Any:
+        return value if isinstance(value, bool) else nested(BrokerEntry, value)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError(f"{value!r} {FORMS['schedule']}")
+        jobs: list[Model] = []
+        for index, entry in enumerate(value):
+            try:
+                jobs.append(nested(JobEntry, entry))
+            except ValueError as error:
+                named = isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                label = entry["name"] if named else index + 1
+                raise ValueError(f"job {label}: {error}") from None
+        names = [job.name for job in jobs]  # type: ignore[attr-defined]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"job {name}: two jobs have this name")
+        return jobs
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _limits(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} {FORMS['limits']}")
+        return nested(LimitsEntry, value)
+
     @field_validator("env", "secrets", mode="before")
     @classmethod
     def _variables(cls, value: Any) -> Any:
@@ -375,7 +530,8 @@ class AppEntry(Model):
         for key in REQUIRED_FIELDS:
             if getattr(self, key) in (None, "", []):
                 raise Problem(key, "is required")
-        reserved = RESERVED_ENV | ({"DATABASE_URL"} if self.database else set())
+        reserved = (RESERVED_ENV | ({"DATABASE_URL"} if self.database else set())
+                    | (set(BROKER_ENV) if self.broker else set()))
         for key in ("env", "secrets"):
             try:
                 environment(getattr(self, key), key, reserved)
@@ -407,6 +563,7 @@ class HostSettingsEntry(Model):
     djangohost_mariadb_driver: str = defaults.MARIADB_DRIVER
     djangohost_keep_releases: int = Field(defaults.KEEP_RELEASES, ge=1)
     djangohost_backup: BackupEntry = BackupEntry()
+    djangohost_logs: LogsEntry = LogsEntry()
 
     @field_validator("djangohost_root")
     @classmethod
@@ -425,6 +582,13 @@ class HostSettingsEntry(Model):
         if not isinstance(value, dict):
             raise ValueError(f"{value!r} {FORMS['djangohost_backup']}")
         return nested(BackupEntry, value)
+
+    @field_validator("djangohost_logs", mode="before")
+    @classmethod
+    def _logs(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} {FORMS['djangohost_logs']}")
+        return nested(LogsEntry, value)
 
     @field_validator("djangohost_packages")
     @classmethod

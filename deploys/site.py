@@ -7,7 +7,7 @@
 from pyinfra import host, inventory
 from pyinfra.api.operation import OperationMeta
 
-from deploys import backups, base, health, lock, nginx, removal, supervisor, tls
+from deploys import backups, base, broker, health, limits, lock, logs, nginx, paths, removal, schedule, supervisor, tls
 from deploys.app import AppChanges, django_app
 from deploys.inventory import check_host, host_settings, load_inventory, selected
 from deploys.ops import Guard
@@ -29,6 +29,7 @@ with lock.held(apps or removed):
         # The schedule keeps every app the host has; the settings are those of the apps deployed now.
         backups.backups(apps=apps, state=state,
                         scheduled=[app for app in all_apps if app.present and (app in apps or app.name in state.users)])
+        logs.rotation(settings=settings, state=state)
 
     # Each app's deploy stops at its first failed step (see Guard) and leaves the others going.
     # pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
@@ -42,8 +43,13 @@ with lock.held(apps or removed):
         changes: AppChanges = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
                                          _if=guard.ok)
         attempts[app.name] = changes.attempt
-        reactions[app.name] = supervisor.program(app=app, state=state, changes=changes,  # type: ignore[assignment]
-                                                 guard=guard, _if=guard.ok)
+        if app.limits or paths.slice_unit(app) in state.paths:
+            limits.limits(app=app, state=state, _if=guard.ok)
+        if app.broker:
+            broker.broker(app=app, state=state, _if=guard.ok)
+        reactions[app.name] = supervisor.program(app=app, settings=settings, state=state,  # type: ignore[assignment]
+                                                 changes=changes, guard=guard, _if=guard.ok)
+        schedule.schedule(app=app, state=state, _if=guard.ok)
     for app in host.loop(removed):
         removal.remove(app=app, state=state)
 

@@ -53,11 +53,32 @@ def app_line(app: App, status: AppStatus | None) -> str:
     return f"  {app.name:<16} {state:<10} pid {pid!s:<7} up {up:<10} socket {sock:<10} {http}  {backup(app, status)}"
 
 
+def process_lines(app: App, status: AppStatus) -> list[str]:
+    """A line for each of the app's other programs (its broker, its processes), then for each job."""
+    lines = []
+    for name in [*([app.program("redis")] if app.broker else []), *app.code_programs[1:]]:
+        program = status["processes"].get(name)
+        state = program["state"] if program else "NO PROGRAM"
+        pid = program["pid"] if program and program["pid"] else "-"
+        lines.append(f"    {name:<22} {state:<10} pid {pid!s:<7} up {uptime(program['uptime'] if program else None)}")
+    now = status["backups"]["now"]
+    for job in app.schedule:
+        run = status["jobs"].get(job.name)
+        last = ("never run" if run is None else
+                f"last run {ago(max(0, now - run['ended']))} ago, exit {run['status']}"
+                + ("" if run["status"] == 0 else " (WARNING: failed)"))
+        lines.append(f"    job {job.name:<18} {job.cron:<16} {last}")
+    return lines
+
+
 def report(apps: list[App], status: HostStatus) -> str:
     nginx = status["nginx"]
     valid = "valid" if nginx["valid"] else f"INVALID: {nginx['error']}"
     lines = [f"{host.name}: nginx configuration {valid}"]
-    lines += [app_line(app, status["apps"].get(app.name)) for app in apps]
+    for app in apps:
+        app_status = status["apps"].get(app.name)
+        lines.append(app_line(app, app_status))
+        lines += process_lines(app, app_status) if app_status else []
     return "\n".join(lines)
 
 

@@ -18,6 +18,9 @@ _env = jinja2.Environment(
     lstrip_blocks=True,
 )
 _env.filters["shquote"] = shlex.quote
+# A command line as its words, each quoted: the words reach the program as they are, and no
+# shell interprets them (a cron line is run by root's shell).
+_env.filters["argv"] = lambda line: " ".join(shlex.quote(word) for word in shlex.split(line))
 # JSON strings and lists are valid Python literals: templates of Python files use it.
 _env.filters["pyrepr"] = json.dumps
 

@@ -10,6 +10,7 @@ from pyinfra.api import FactBase
 from facts.backups import BackupList, Backups
 from facts.gunicorn import GunicornSocket, Socket
 from facts.health import AppHealth
+from facts.jobs import JobRun, JobRuns
 from facts.nginx import Nginx, NginxState
 from facts.supervisor import Program, SupervisorPrograms
 
@@ -18,9 +19,11 @@ MARK = "--- djangohost section"
 
 class AppStatus(TypedDict):
     program: Program | None
+    processes: dict[str, Program]  # its other programs: <app>-redis, <app>-<process>
     socket: Socket
     health: dict[str, int]
     backups: BackupList
+    jobs: dict[str, JobRun]
 
 
 class HostStatus(TypedDict):
@@ -30,7 +33,7 @@ class HostStatus(TypedDict):
 
 class Status(FactBase[HostStatus]):
     """
-    SupervisorPrograms, Nginx, and for each app its GunicornSocket, AppHealth and Backups, gathered by one
+    SupervisorPrograms, Nginx, and for each app its GunicornSocket, AppHealth, Backups and JobRuns, gathered by one
     script whose sections each fact parses as it would its own output.
 
     + apps: (name, socket path, domains, health path) of each app
@@ -39,9 +42,11 @@ class Status(FactBase[HostStatus]):
 
         {"nginx": {"installed": True, "valid": True, "error": None, "sites": {...}},
          "apps": {"hello": {"program": {"state": "RUNNING", "pid": 2426, "uptime": 100, ...},
+                            "processes": {"hello-worker": {"state": "RUNNING", "pid": 2431, ...}},
                             "socket": {"exists": True, "accepting": True, ...},
                             "health": {"hello.test": 200},
-                            "backups": {"now": 1795431000, "backups": [...]}}}}
+                            "backups": {"now": 1795431000, "backups": [...]},
+                            "jobs": {"clearsessions": {"ended": 1795431000, "status": 0}}}}}
     """
 
     def command(self, apps: list[tuple[str, str, list[str], str]]) -> str:  # type: ignore[override]
@@ -50,6 +55,7 @@ class Status(FactBase[HostStatus]):
             sections.append((f"socket {name}", GunicornSocket().command(socket)))
             sections.append((f"health {name}", AppHealth().command(domains, path)))
             sections.append((f"backups {name}", Backups().command(name)))
+            sections.append((f"jobs {name}", JobRuns().command(name)))
         return "\n".join(f"echo '{MARK} {label}'\n( {command}\n)" for label, command in sections)
 
     def process(self, output: Iterable[str]) -> HostStatus:  # type: ignore[override]
@@ -67,9 +73,12 @@ class Status(FactBase[HostStatus]):
             if kind == "socket":
                 status["apps"][name] = AppStatus(
                     program=programs.get(name),
+                    processes={program: state for program, state in programs.items()
+                               if program.startswith(f"{name}-")},
                     socket=GunicornSocket().process(lines),
                     health=AppHealth().process(sections.get(f"health {name}", [])),
                     backups=Backups().process(sections.get(f"backups {name}", [])),
+                    jobs=JobRuns().process(sections.get(f"jobs {name}", [])),
                 )
         return status
 

@@ -38,7 +38,7 @@ def test_app_settings_override_the_hosts_key_by_key():
 
 
 @pytest.mark.parametrize(("backup", "message"), [
-    ({"at": "nightly"}, "at: 'nightly' must be hourly, daily, weekly (or give cron)"),
+    ({"at": "nightly"}, "at: 'nightly' must be hourly, daily or weekly (or monthly, for a job), or give cron"),
     ({"cron": "0 3 * *"}, "cron: '0 3 * *' must be five cron fields"),
     ({"cron": "0 3 * * * ; id"}, "cron: '0 3 * * * ; id' must be five cron fields"),
     ({"cron": "@daily"}, "cron: '@daily' must be five cron fields"),

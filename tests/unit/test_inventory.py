@@ -303,9 +303,9 @@ def test_every_problem_of_every_host_is_in_one_message():
     assert str(raised.value).splitlines() == [
         "host web1, app hello, field domains: 'bad..name' is not a valid host name",
         "host web1, app hello, field workers: 0 must be a whole number of at least 1",
-        "host web1, app two, field colour: unknown field (known fields: backup, client_max_body_size, database, "
-        "domains, env, health_path, health_timeout, name, purge, requirements, secrets, settings_module, source, "
-        "state, tls, workers, wsgi_module)",
+        "host web1, app two, field colour: unknown field (known fields: backup, broker, client_max_body_size, "
+        "database, domains, env, health_path, health_timeout, limits, name, processes, purge, requirements, "
+        "schedule, secrets, settings_module, source, state, tls, workers, wsgi_module)",
         "host web2, field djangohost_group: 'web apps' must be a group name: lowercase letters, digits, _ and -",
     ]
 
@@ -321,3 +321,65 @@ def test_the_contract_exports_a_json_schema_for_editors():
     assert entry["properties"]["state"]["enum"] == ["present", "absent"]
     assert schema["properties"]["djangohost_keep_releases"]["minimum"] == 1
     assert set(schema["$defs"]["TlsEntry"]["properties"]["mode"]["enum"]) == {"provided", "self-signed", "acme"}
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"schedule": [{"name": "sessions", "command": "manage clearsessions", "at": "nightly"}]},
+     "field schedule: job sessions: at: 'nightly' must be hourly, daily or weekly (or monthly, for a job)"),
+    ({"schedule": [{"name": "sync", "command": "manage sync", "cron": "*/15 * * *"}]},
+     "field schedule: job sync: cron: '*/15 * * *' must be five cron fields"),
+    ({"schedule": [{"name": "sync", "command": "manage sync", "cron": "0 25 * * *"}]},
+     "field schedule: job sync: cron: '0 25 * * *': 25 is outside 0-23"),
+    ({"schedule": [{"name": "sync", "command": "manage sync"}]},
+     "field schedule: job sync: give at (hourly, daily, weekly or monthly) or cron, one of them"),
+    ({"schedule": [{"name": "a", "command": "x", "at": "daily"}, {"name": "a", "command": "y", "at": "hourly"}]},
+     "field schedule: job a: two jobs have this name"),
+    ({"schedule": [{"name": "a", "command": "date +%s", "at": "daily"}]},
+     "field schedule: job a: command: 'date +%s' must be a command line on one line, without %"),
+    ({"processes": {"web": "celery -A shop worker"}},
+     "field processes: 'web' is the name of the app's Gunicorn; choose another"),
+    ({"processes": {"redis": "redis-server"}, "broker": True},
+     "field processes: 'redis' is the name of the app's broker; choose another"),
+    ({"processes": {"Worker": "celery -A shop worker"}},
+     "field processes: 'Worker' is not a process name"),
+    ({"processes": {"worker": "celery -A 'shop worker"}},
+     "field processes: worker: command: \"celery -A 'shop worker\": No closing quotation"),
+    ({"processes": {"worker": {"command": "celery", "stop_wait": 0}}},
+     "field processes: worker: stop_wait: 0 must be a whole number of seconds, 1 or more"),
+    ({"broker": {"maxmemory": "lots"}}, "field broker: maxmemory: 'lots' must look like 64M, 512K or 1G"),
+    ({"limits": {"memory": "512MB"}}, "field limits: memory: '512MB' must be a size in K, M or G, such as 512M"),
+    ({"limits": {"cpu": "half"}}, "field limits: cpu: 'half' must be a percentage of one core, such as 50%"),
+    ({"limits": {"tasks": 0}}, "field limits: tasks: 0 must be a whole number of at least 1"),
+    ({"limits": {"disk": "1G"}}, "field limits: unknown key 'disk'"),
+    ({"broker": True, "env": {"CELERY_BROKER_URL": "redis://elsewhere"}},
+     "field env: CELERY_BROKER_URL is set by djangohost and cannot be overridden"),
+])
+def test_bad_processes_broker_and_schedule_name_host_app_and_field(fields, message):
+    assert f"host web1, app hello, {message}" in error([app(**fields)])
+
+
+def test_processes_broker_and_schedule_resolve():
+    (resolved,) = load_apps("web1", {"apps": [app(
+        broker={"maxmemory": "256M"},
+        processes={"worker": "celery -A hello worker", "beat": {"command": "celery -A hello beat", "stop_wait": 30}},
+        schedule=[{"name": "sessions", "command": "manage clearsessions", "at": "daily"},
+                  {"name": "sync", "command": "manage sync", "cron": "*/15 * * * *"}],
+    )]})
+    assert resolved.broker == "256M"
+    assert resolved.code_programs == ("hello", "hello-worker", "hello-beat")
+    assert [(p.name, p.stop_wait) for p in resolved.processes] == [("worker", 600), ("beat", 30)]
+    sessions, sync = resolved.schedule
+    assert sessions.cron.endswith(" 3 * * *") and sync.cron == "*/15 * * * *"
+
+
+def test_logs_settings_are_checked():
+    with pytest.raises(InventoryError, match="host web1, field djangohost_logs: size: 'big' must look like 10M"):
+        host_settings("web1", {"djangohost_logs": {"size": "big"}})
+    assert host_settings("web1", {"djangohost_logs": {"keep": 2}}).logs.size == "10M"
+
+
+def test_limits_a_host_cannot_apply_are_refused_before_anything_runs():
+    (limited,) = load_apps("web1", {"apps": [app(limits={"memory": "512M", "cpu": "50%", "tasks": 200})]})
+    with pytest.raises(InventoryError, match="host web1, app hello, field limits: this host runs without systemd"):
+        check_host("web1", [limited], SimpleNamespace(systemd=False, mirrors={}, users={}, groups=set()))
+    check_host("web1", [limited], SimpleNamespace(systemd=True, mirrors={}, users={}, groups=set()))

@@ -5,16 +5,18 @@ from __future__ import annotations
 import ast
 import configparser
 import hashlib
+import shlex
 import subprocess
 
 import pytest
 
 from deploys import paths
 from deploys.app import environment
-from deploys.inventory import load_apps
+from deploys.inventory import host_settings, load_apps
 from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
 from deploys.ops import mask_env
 from deploys.source import venv_key, venv_key_shell
+from deploys.supervisor import program_file
 from deploys.templates import TEMPLATES, render
 from facts.state import State
 from tests.helpers import EXAMPLES
@@ -29,6 +31,18 @@ def hello():
     return app
 
 
+@pytest.fixture
+def shop():
+    (app,) = load_apps("web1", {"apps": [{
+        "name": "shop", "domains": ["shop.test"], "source": str(EXAMPLES / "hello"), "broker": True,
+        "processes": {"worker": "celery -A shop worker -Q 'a b;c'",
+                      "beat": {"command": "celery -A shop beat", "stop_wait": 30}},
+        "schedule": [{"name": "report", "command": "manage report --to '$(touch pwned); `id`' && true",
+                      "cron": "*/15 * * * *"}],
+    }]})
+    return app
+
+
 def test_every_template_says_it_is_managed():
     for template in TEMPLATES.rglob("*.j2"):
         head = "\n".join(template.read_text().splitlines()[:2])
@@ -36,7 +50,7 @@ def test_every_template_says_it_is_managed():
 
 
 def test_nginx_site(hello):
-    site = render("nginx/site.conf.j2", app=hello)
+    site = render("nginx/site.conf.j2", app=hello, logs=paths.nginx_logs(hello))
     assert "server unix:/webapps/hello/run/gunicorn.sock fail_timeout=0;" in site
     assert "server_name hello.test www.hello.test;" in site
     assert "upstream hello_gunicorn" in site and "proxy_pass http://hello_gunicorn;" in site
@@ -45,19 +59,55 @@ def test_nginx_site(hello):
     assert "proxy_redirect off;" in site
     assert "client_max_body_size 10m;" in site
     assert "alias /webapps/hello/static/;" in site and "alias /webapps/hello/media/;" in site
-    assert "access_log /webapps/hello/logs/nginx-access.log;" in site
+    assert "access_log /var/log/nginx/djangohost/hello/access.log;" in site
 
 
 def test_supervisor_program(hello):
     conf = configparser.ConfigParser(inline_comment_prefixes=(";",))
-    conf.read_string(render("supervisor/program.conf.j2", app=hello,
-                            gunicorn_start=paths.gunicorn_start(hello)))
+    conf.read_string(program_file(hello, host_settings("web1", {})))
+    assert conf.sections() == ["program:hello"]
     program = conf["program:hello"]
     assert program["command"] == "/webapps/hello/bin/gunicorn-start"
     assert program["user"] == "hello"
     for key in ("autostart", "autorestart", "stopasgroup", "killasgroup"):
         assert program[key] == "true"
     assert program["stdout_logfile"] == "/webapps/hello/logs/gunicorn.log"
+    assert (program["stdout_logfile_maxbytes"], program["stdout_logfile_backups"]) == ("10MB", "5")
+
+
+def test_processes_and_broker_are_programs_beside_gunicorn(shop):
+    conf = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
+    conf.read_string(program_file(shop, host_settings("web1", {"djangohost_logs": {"size": "512k", "keep": 3}})))
+    assert conf.sections() == ["program:shop", "program:shop-redis", "program:shop-worker", "program:shop-beat"]
+    worker, beat, redis = conf["program:shop-worker"], conf["program:shop-beat"], conf["program:shop-redis"]
+    # Supervisor splits the command like a shell; the words reach celery as the inventory wrote them.
+    assert shlex.split(worker["command"]) == ["/webapps/shop/bin/run", "celery", "-A", "shop", "worker",
+                                              "-Q", "a b;c"]
+    assert (worker["user"], worker["stopasgroup"], worker["killasgroup"]) == ("shop", "false", "true")
+    assert (worker["stopwaitsecs"], beat["stopwaitsecs"]) == ("600", "30")
+    assert (beat["stdout_logfile"], beat["stdout_logfile_maxbytes"]) == ("/webapps/shop/logs/beat.log", "512KB")
+    assert redis["command"] == "/usr/bin/redis-server /webapps/shop/conf/redis.conf"
+    assert redis["user"] == "shop"
+
+
+def test_redis_listens_on_its_apps_socket_only(shop):
+    conf = dict(line.split(" ", 1) for line in render("app/redis.conf.j2", app=shop).splitlines()
+                if line and not line.startswith("#"))
+    assert (conf["port"], conf["unixsocket"], conf["unixsocketperm"]) == ("0", "/webapps/shop/run/redis.sock", "700")
+    assert (conf["maxmemory"], conf["maxmemory-policy"]) == ("64mb", "noeviction")
+
+
+def test_a_jobs_command_reaches_it_word_for_word_through_roots_cron_line(shop, tmp_path):
+    cron = render("app/jobs.cron.j2", app=shop, job=str(tmp_path / "job"))
+    (tmp_path / "job").write_text("#!/bin/sh\nprintf '%s\\n' \"$@\"\n")
+    (tmp_path / "job").chmod(0o755)
+    line = [line for line in cron.splitlines() if "report" in line][0]
+    assert line.startswith("*/15 * * * * root ")
+    # cron hands what follows the user to sh -c, as root: it must run nothing but bin/job.
+    words = subprocess.run(["sh", "-c", line.split(" root ", 1)[1]], capture_output=True, text=True,
+                           check=True, cwd=tmp_path).stdout.splitlines()
+    assert words == ["report", "manage", "report", "--to", "$(touch pwned); `id`", "&&", "true"]
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_python_files_are_valid_python(hello):
@@ -148,7 +198,7 @@ def secure_hello():
 
 
 def secure_site(app, http2_on: bool) -> str:
-    return render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT,
+    return render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT, logs=paths.nginx_logs(app),
                   tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
                   tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
 

@@ -1,0 +1,44 @@
+"""Every log djangohost creates is rotated: Supervisor rotates the logs of the apps' processes
+itself (deploys.supervisor), at the size the host's `djangohost_logs` gives; logrotate, from
+cron, the Nginx logs of every app (Nginx reopens them) and the logs of their jobs."""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+
+from deploys import ops, paths
+from deploys.inventory import HostSettings
+from deploys.schema import LogsEntry
+from deploys.templates import render
+from facts.state import State
+
+PACKAGES = ["logrotate"]
+# How each reader spells a size of 10 megabytes, kilobytes, gigabytes.
+UNITS = {"supervisor": {"k": "KB", "m": "MB", "g": "GB"}, "logrotate": {"k": "k", "m": "M", "g": "G"}}
+
+
+def size(logs: LogsEntry, reader: str) -> str:
+    """The size a log is rotated at, as `reader` (supervisor or logrotate) reads it."""
+    number, unit = logs.size.rstrip("kKmMgG"), logs.size[-1].lower()
+    return number + UNITS[reader][unit] if unit in "kmg" else number
+
+
+@deploy("Log rotation")
+def rotation(settings: HostSettings, state: State) -> None:
+    """logrotate's configuration for the apps' logs, and the cron line that runs it."""
+    ops.file(
+        name="logrotate configuration",
+        path=paths.LOGROTATE_CONF,
+        content=render("logs/logrotate.conf.j2", root=settings.root, nginx_logs=paths.NGINX_LOGS,
+                       keep=settings.logs.keep,
+                       size=size(settings.logs, "logrotate")),
+        owner="root", group="root", mode="644",
+        current=state.paths.get(paths.LOGROTATE_CONF),
+    )
+    ops.file(
+        name="logrotate schedule",
+        path=paths.LOGROTATE_CRON,
+        content=render("logs/djangohost-logrotate.cron.j2", conf=paths.LOGROTATE_CONF, state=paths.LOGROTATE_STATE),
+        owner="root", group="root", mode="644",
+        current=state.paths.get(paths.LOGROTATE_CRON),
+    )

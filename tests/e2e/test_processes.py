@@ -1,0 +1,161 @@
+"""Beyond the web process: a Celery worker and beat on the app's own Redis, scheduled jobs, and
+logs that are rotated under load without losing a line.
+
+Debian 12 without systemd, through @docker: cron starts the jobs where no systemd timer could.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.helpers import http_get, master_pid, pyinfra, sh, wait_for
+
+pytestmark = pytest.mark.e2e
+
+ORDERS = {
+    "database": True,
+    "broker": True,
+    "processes": {"worker": "celery -A orders worker --loglevel info --concurrency 2",
+                  "beat": {"command": "celery -A orders beat --loglevel info", "stop_wait": 20}},
+    "schedule": [{"name": "count", "command": "manage count_orders", "cron": "* * * * *"},
+                 {"name": "sessions", "command": "manage check", "at": "daily"}],
+}
+
+
+@pytest.fixture(scope="module")
+def site(deploy_examples):
+    # Logs rotated past 2 KB, so that a few hundred requests rotate them.
+    return deploy_examples("processes", {"hello": {}, "orders": ORDERS}, djangohost_logs={"size": "2k", "keep": 50})
+
+
+def get(site: dict, path: str) -> dict:
+    status, body = http_get(site["port"], "orders.test", path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def pids(container: str, *programs: str) -> dict[str, int]:
+    return {program: int(sh(container, f"supervisorctl pid {program}")) for program in programs}
+
+
+def test_a_request_enqueues_a_task_that_the_worker_writes_to_the_apps_database(site):
+    container = site["container"]
+    order = get(site, "/order/")["id"]
+    done = wait_for(lambda: get(site, f"/order/{order}/")["done"], timeout=30)
+    assert done
+    # The worker runs as the app's user, and beat's ticks reach the database through it too.
+    worker = sh(container, "supervisorctl pid orders-worker")
+    assert sh(container, f"ps -o user= -p {worker}") == "orders"
+    ticks = get(site, "/")["ticks"]
+    wait_for(lambda: get(site, "/")["ticks"] > ticks, timeout=10)
+    status = pyinfra(site["inventory"], deploy="deploys/status.py", json_results=False).output
+    for program in ("orders-redis", "orders-worker", "orders-beat"):
+        assert any(line.split()[:2] == [program, "RUNNING"] for line in status.splitlines()), status
+    assert pyinfra(site["inventory"]).changed() == []
+
+
+def test_no_other_app_can_reach_the_apps_broker(site):
+    container = site["container"]
+    socket = "/webapps/orders/run/redis.sock"
+    assert sh(container, f"runuser -u orders -- redis-cli -s {socket} ping") == "PONG"
+    # Another app's user, and Nginx's, cannot open it; nothing listens on Redis's port.
+    for user in ("hello", "www-data"):
+        answer = sh(container, f"runuser -u {user} -- redis-cli -s {socket} ping 2>&1", check=False)
+        assert "PONG" not in answer and "Permission denied" in answer, (user, answer)
+    assert ":6379" not in sh(container, "cat /proc/net/tcp /proc/net/tcp6 | awk '{print $2}' | "
+                                        "while read a; do echo \":$((0x${a##*:}))\"; done", check=False)
+    assert sh(container, "pgrep -c -x redis-server", check=False) == "1"
+    assert sh(container, f"stat -c '%U %a' {socket}") == "orders 700"
+
+
+def test_a_redeploy_lets_a_long_task_finish_and_never_runs_beat_twice(site):
+    container = site["container"]
+    before = pids(container, "orders", "orders-redis", "orders-worker", "orders-beat", "hello")
+    order = get(site, "/order/?seconds=12")["id"]
+    wait_for(lambda: get(site, f"/order/{order}/")["started"], timeout=20)
+
+    beats: list[int] = []
+    deploying = threading.Event()
+
+    def count_beats() -> None:
+        while not deploying.is_set():
+            beats.append(int(sh(container, "pgrep -u orders -f -c 'celery -A orders beat'", check=False) or 0))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=count_beats)
+    watcher.start()
+    try:
+        (site["workdir"] / "orders" / "orders" / "views.py").open("a").write("\n# a new release\n")
+        run = pyinfra(site["inventory"])
+    finally:
+        deploying.set()
+        watcher.join()
+    assert "Supervisor program | orders: restart processes" in run.changed()
+    # The task the old worker had begun was finished by it, not lost and not run again.
+    finished = get(site, f"/order/{order}/")
+    assert finished["done"] and finished["worker_pid"] != 0
+    after = pids(container, "orders", "orders-redis", "orders-worker", "orders-beat", "hello")
+    assert after["orders-worker"] != before["orders-worker"] and after["orders-beat"] != before["orders-beat"]
+    # Gunicorn was reloaded, not restarted; the broker and the other app were left alone.
+    for program in ("orders", "orders-redis", "hello"):
+        assert after[program] == before[program], program
+    assert max(beats) == 1 and len(beats) > 10, beats
+    assert "Warm shutdown" in sh(container, "cat /webapps/orders/logs/worker.log*")
+
+
+def test_a_targeted_deploy_of_another_app_leaves_the_processes_alone(site):
+    container = site["container"]
+    before = pids(container, "orders-redis", "orders-worker", "orders-beat")
+    (site["workdir"] / "hello" / "hello" / "views.py").open("a").write("\n# a new release of hello\n")
+    pyinfra(site["inventory"], "--data", "app=hello")
+    assert pids(container, "orders-redis", "orders-worker", "orders-beat") == before
+
+
+def test_a_scheduled_job_runs_as_the_app_logs_its_output_and_never_overlaps(site):
+    container = site["container"]
+    # cron runs `count` every minute.
+    record = wait_for(lambda: sh(container, "cat /var/lib/djangohost/jobs/orders/count 2>/dev/null", check=False),
+                      timeout=75, interval=2)
+    assert record.split()[1] == "0"
+    log = sh(container, "cat /webapps/orders/logs/job-count.log")
+    assert "[count] started: manage count_orders" in log and "orders: " in log and "exited with status 0" in log
+    status = pyinfra(site["inventory"], deploy="deploys/status.py", json_results=False).output
+    assert any("job count" in line and "exit 0" in line for line in status.splitlines()), status
+    assert any("job sessions" in line and "never run" in line for line in status.splitlines()), status
+
+    # Two runs of one job at once: the second does not start. The command runs as the app.
+    job = "/webapps/orders/bin/job slow sh -c 'id -un; sleep 4'"
+    first = subprocess.Popen(["docker", "exec", container, "sh", "-c", job])
+    time.sleep(1)
+    sh(container, job)
+    first.wait(timeout=20)
+    log = sh(container, "cat /webapps/orders/logs/job-slow.log")
+    assert log.count("[slow] started") == 1 and "[slow] not started: its previous run is still going" in log
+    assert "\norders\n" in log
+
+
+def test_logs_rotate_under_load_without_losing_a_line(site):
+    container = site["container"]
+    load = ("for i in $(seq 1 400); do curl -s -o /dev/null -H 'Host: hello.test' "
+            "\"http://127.0.0.1/?n=$i\"; done")
+    requests = subprocess.Popen(["docker", "exec", container, "sh", "-c", load])
+    while requests.poll() is None:
+        sh(container, "logrotate --force --state /var/lib/djangohost/logrotate.state /etc/djangohost/logrotate.conf")
+        time.sleep(0.5)
+    assert requests.returncode == 0
+    logs = "/var/log/nginx/djangohost/hello/access.log"
+    assert int(sh(container, f"ls {logs}.* | wc -l")) >= 3
+    lines = sh(container, f"zcat -f {logs} {logs}.* | grep -o '?n=[0-9]*' | sort -u | wc -l")
+    assert int(lines) == 400
+    assert sh(container, f"stat -c '%U %G %a' {logs.rsplit('/', 1)[0]}") == "www-data hello 750"
+    # Nginx writes to the new file; no process holds a log that was deleted.
+    assert sh(container, "find /proc/[0-9]*/fd -lname '*(deleted)' -ls 2>/dev/null | grep -e /webapps -e /var/log",
+              check=False) == ""
+    # Supervisor rotates the process logs itself, at the host's size.
+    assert sh(container, "ls /webapps/orders/logs/ | grep -c '^beat.log.[0-9]'", check=False) != "0"
+    assert master_pid(container, "hello")
