@@ -61,6 +61,9 @@ An app entry (a dict in host data `apps`):
                       or {..., "cron": "*/15 * * * *"}. Jobs cron starts as the app's user, in the
                       live release with its environment, never two runs of one job at once; their
                       output goes to logs/job-<name>.log, their last run to the status view.
+    limits            {"memory": "512M", "cpu": "50%", "tasks": 200}, any of them. What the app's
+                      processes (web, workers, broker, jobs) use together, at most: a systemd
+                      slice per app (see deploys.limits); a host without systemd refuses them.
     tls               dict. HTTPS for all the app's domains; port 80 then redirects (301) to
                       https, except ACME challenges. One of:
                         {"mode": "provided", "cert": PATH, "key": PATH}  files on this machine

@@ -204,6 +204,10 @@ def supervisor_program(app: App) -> str:
     return f"{SUPERVISOR_CONF_D}/{app.name}.conf"
 
 
+def supervisor_processes(app: App) -> str:
+    return f"{SUPERVISOR_CONF_D}/{app.name}-processes.conf"
+
+
 def backup_config(app: App) -> str:
     return f"{BACKUP_CONFIG}/{app.name}.json"
 
@@ -258,6 +262,7 @@ def app_paths(app: App) -> list[str]:
         *([tls_cert(app), tls_key(app), tls_staged(app), f"{tls_staged(app)}/fullchain.pem",
            f"{tls_staged(app)}/privkey.pem"] if app.tls else []),
         supervisor_program(app),
+        supervisor_processes(app),
         *([run_script(app)] if app.processes or app.schedule else []),
         *([job_script(app), job_records(app)] if app.schedule else []),
         jobs_cron(app),
@@ -274,8 +279,8 @@ def app_paths(app: App) -> list[str]:
 
 
 # The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.
-APP_STAMPS = ("release", "program", "restart", "reload", "processes", "healthy", "tls", "rollback", "refused",
-              "site", "limits")
+APP_STAMPS = ("release", "program", "restart", "reload", "programs", "processes", "healthy", "tls", "rollback",
+              "refused", "site", "limits")
 HOST_STAMPS = ("nginx",)
 
 

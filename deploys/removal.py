@@ -21,12 +21,13 @@ def remove(app: App, state: State) -> None:
     ops.command(
         name=f"{app.name}: supervisor programs removed",
         # `update NAME` stops and removes a program whose configuration is gone.
-        command=f"rm -f {paths.supervisor_program(app)} && {update(app.name, [app.name])}",
+        command=f"rm -f {paths.supervisor_program(app)} {paths.supervisor_processes(app)} && "
+                f"{update(app.name, [app.name])}",
         needed=program is not None,
         reason=f"{app.name} has no supervisor program",
     )
-    ops.absent(name=f"{app.name}: scheduled jobs removed", path=paths.jobs_cron(app),
-               current=state.paths.get(paths.jobs_cron(app)))
+    for path in host.loop([paths.jobs_cron(app), paths.slice_unit(app)]):
+        ops.absent(name=f"{app.name}: {path} removed", path=path, current=state.paths.get(path))
     ops.absent(name=f"{app.name}: socket removed", path=app.socket, current=state.paths.get(app.socket))
     if not app.purge:
         return

@@ -38,15 +38,16 @@ def reload_all(app: App) -> str:
 
 
 def update(name: str, programs: Iterable[str]) -> str:
-    """Shell: add, change or remove `programs` and any program of the app `name` Supervisor has
-    (<name>-*) as its configuration now says, leaving every other program alone."""
+    """Shell: add, change or remove `programs` and every program of the app `name` Supervisor
+    has (<name>-*) as the configuration now says, leaving every other program alone."""
     return (f"supervisorctl update {' '.join(programs)} "
             f"$(supervisorctl avail | awk '$1 ~ /^{name}-/ {{print $1}}')")
 
 
-def program_file(app: App, settings: HostSettings) -> str:
-    """The app's Supervisor programs: Gunicorn, its broker and its processes."""
-    return render("supervisor/program.conf.j2", app=app, gunicorn_start=paths.gunicorn_start(app),
+def program_file(app: App, settings: HostSettings, template: str = "supervisor/program.conf.j2") -> str:
+    """The app's Supervisor program (Gunicorn), or with processes.conf.j2 those of its broker and
+    processes."""
+    return render(template, app=app, gunicorn_start=paths.gunicorn_start(app),
                   run=paths.run_script(app), broker_config=paths.broker_config(app),
                   broker_digest=ops.sha256(broker.config(app)) if app.broker else "",
                   log_size=logs.size(settings.logs, "supervisor"), log_keep=settings.logs.keep,
@@ -82,9 +83,8 @@ def program(app: App, settings: HostSettings, state: State, changes: AppChanges,
 
     # `update NAME` adds a new program or restarts a changed one, and leaves the others alone.
     # A failed supervisorctl stops this app's deploy only.
-    programs = [*app.code_programs, *([app.program("redis")] if app.broker else [])]
     update_programs = react(
-        f"{app.name}: supervisor update", update(app.name, programs),
+        f"{app.name}: supervisor update", f"supervisorctl update {app.name}",
         [program_stamp, restart_stamp, reload_stamp], [program_conf], guard, risky=True,
     )
     restart = react(
@@ -102,12 +102,37 @@ def program(app: App, settings: HostSettings, state: State, changes: AppChanges,
         unless=[update_programs, restart], risky=True,
     )
     reactions = Reactions([update_programs, restart, reload], [program_stamp, restart_stamp, reload_stamp])
+    if app.processes or app.broker or paths.supervisor_processes(app) in state.paths:
+        processes(app, settings, state, changes, guard, reactions)
+    return reactions
+
+
+def processes(app: App, settings: HostSettings, state: State, changes: AppChanges, guard: Guard,
+              reactions: Reactions) -> None:
+    """The programs of the app's broker and processes, in a file of their own: a change to one
+    of them leaves Gunicorn alone. Changed programs are updated; the processes restart when
+    what Gunicorn reloads for changed, after the candidate check passed."""
+    path = paths.supervisor_processes(app)
+    current = state.paths.get(path)
+    content = program_file(app, settings, "supervisor/processes.conf.j2")
+    conf = (ops.file(name=f"{app.name}: supervisor programs of its processes", path=path, content=content,
+                     owner="root", group="root", mode="644", current=current)
+            if app.processes or app.broker else
+            ops.absent(name=f"{app.name}: supervisor programs of its processes removed", path=path, current=current))
+    programs_stamp = Stamp.of(state, paths.stamp("programs", app), content)
+    restart_stamp = Stamp.of(state, paths.stamp("processes", app), *changes.inputs)
+    # The first update starts them with this release: no restart after it.
+    first = [restart_stamp] if current is None else []
+    names = [*app.code_programs[1:], *([app.program("redis")] if app.broker else [])]
+    update_processes = react(
+        f"{app.name}: supervisor update of its processes", update(app.name, names),
+        [programs_stamp, *first], [conf], guard, risky=True,
+    )
+    reactions.ops.append(update_processes)
+    reactions.stamps.append(programs_stamp)
     if app.processes:
-        # Like Gunicorn's reload, after the candidate check passed; each stops before it starts.
-        processes_stamp = Stamp.of(state, paths.stamp("processes", app), *changes.inputs)
         reactions.ops.append(react(
             f"{app.name}: restart processes", restart_processes(app),
-            [processes_stamp], changes.ops, guard, risky=True,
+            [restart_stamp], changes.ops, guard, unless=[update_processes] if first else [], risky=True,
         ))
-        reactions.stamps.append(processes_stamp)
-    return reactions
+        reactions.stamps.append(restart_stamp)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.helpers import http_get, master_pid, pyinfra, sh, wait_for
+from tests.helpers import http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -159,3 +159,16 @@ def test_logs_rotate_under_load_without_losing_a_line(site):
     # Supervisor rotates the process logs itself, at the host's size.
     assert sh(container, "ls /webapps/orders/logs/ | grep -c '^beat.log.[0-9]'", check=False) != "0"
     assert master_pid(container, "hello")
+
+
+def test_limits_this_host_cannot_apply_stop_the_run_before_anything_runs(site):
+    container = site["container"]
+    before = pids(container, "orders", "orders-worker", "hello")
+    apps = [{**app, "limits": {"memory": "512M"}} if app["name"] == "orders" else app for app in site["apps"]]
+    inventory = write_inventory(site["workdir"] / "limits.py", container, apps,
+                                djangohost_logs={"size": "2k", "keep": 50})
+    run = pyinfra(inventory, check=False)
+    assert run.returncode != 0
+    assert f"host @docker/{container}, app orders, field limits: this host runs without systemd" in run.output
+    assert run.changed() == []
+    assert pids(container, "orders", "orders-worker", "hello") == before

@@ -1,19 +1,25 @@
-"""The same deploy on a host booted with systemd, as a real server is."""
+"""The same deploy on a host booted with systemd, as a real server is; there, an app's limits
+hold for all its processes together."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests import targets
-from tests.helpers import EXAMPLES, http_get, pyinfra, sh, write_inventory
+from tests.helpers import EXAMPLES, copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 
 pytestmark = pytest.mark.e2e
+
+# Starts (Supervisor counts it started after a second), then allocates 300 MB, past goodbye's
+# memory limit.
+HOG = "python3 -c 'import time; time.sleep(3); hog = bytearray(300 * 1024 * 1024); time.sleep(3600)'"
 
 
 def test_deploy_on_a_systemd_host(container_factory, tmp_path):
     container = container_factory(systemd=True)
-    apps = [{"name": name, "domains": [f"{name}.test"], "source": str(EXAMPLES / name)}
-            for name in ("hello", "goodbye")]
+    apps = [{"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello")},
+            {"name": "goodbye", "domains": ["goodbye.test"], "source": str(copy_example("goodbye", tmp_path)),
+             "limits": {"memory": "150M", "cpu": "50%", "tasks": 100}, "processes": {"hog": HOG}}]
     inventory = write_inventory(tmp_path / "inventory.py", container, apps)
 
     pyinfra(inventory)
@@ -27,4 +33,26 @@ def test_deploy_on_a_systemd_host(container_factory, tmp_path):
     for service in ("nginx", "supervisor"):
         assert sh(container, f"systemctl is-active {service}") == "active"
         assert sh(container, f"systemctl is-enabled {service}") == "enabled"
+
+    # goodbye's processes are in its slice, as its user with its groups only (not root's).
+    limits = sh(container, "systemctl show djangohost-goodbye.slice -p MemoryMax -p TasksMax -p CPUQuotaPerSecUSec")
+    assert limits.splitlines() == ["CPUQuotaPerSecUSec=500ms", f"MemoryMax={150 * 1024 * 1024}", "TasksMax=100"]
+    web = master_pid(container, "goodbye")
+    assert "djangohost-goodbye.slice" in sh(container, f"cat /proc/{web}/cgroup")
+    assert sh(container, f"ps -o user= -p {web}") == "goodbye"
+    groups = sh(container, f"grep ^Groups: /proc/{web}/status").split()[1:]
+    assert "0" not in groups and sh(container, "getent group webapps | cut -d: -f3") in groups
+    assert "djangohost-" not in sh(container, f"cat /proc/{master_pid(container, 'hello')}/cgroup")
+
+    # The hog goes past the limit: the kernel's OOM killer, the only one to send it SIGKILL
+    # there, stops it (Supervisor starts it again); the other app answers throughout.
+    def killed() -> bool:
+        assert http_get(port, "hello.test")[0] == 200
+        return "goodbye-hog (terminated by SIGKILL" in sh(container, "cat /var/log/supervisor/supervisord.log")
+
+    wait_for(killed, timeout=60)
+    log = sh(container, "cat /var/log/supervisor/supervisord.log")
+    assert "goodbye (terminated" not in log and "hello (terminated" not in log, log
+    wait_for(lambda: http_get(port, "goodbye.test")[0] == 200, timeout=10)
+    assert master_pid(container, "goodbye") == web
     assert pyinfra(inventory).changed() == []

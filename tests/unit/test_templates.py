@@ -77,8 +77,10 @@ def test_supervisor_program(hello):
 
 def test_processes_and_broker_are_programs_beside_gunicorn(shop):
     conf = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
-    conf.read_string(program_file(shop, host_settings("web1", {"djangohost_logs": {"size": "512k", "keep": 3}})))
-    assert conf.sections() == ["program:shop", "program:shop-redis", "program:shop-worker", "program:shop-beat"]
+    conf.read_string(program_file(shop, host_settings("web1", {"djangohost_logs": {"size": "512k", "keep": 3}}),
+                                  "supervisor/processes.conf.j2"))
+    # In a file of their own: a change to one of them leaves Gunicorn's program as it is.
+    assert conf.sections() == ["program:shop-redis", "program:shop-worker", "program:shop-beat"]
     worker, beat, redis = conf["program:shop-worker"], conf["program:shop-beat"], conf["program:shop-redis"]
     # Supervisor splits the command like a shell; the words reach celery as the inventory wrote them.
     assert shlex.split(worker["command"]) == ["/webapps/shop/bin/run", "celery", "-A", "shop", "worker",
