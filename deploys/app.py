@@ -42,6 +42,14 @@ class AppChanges:
         return f"{self.inputs[0]} {ops.sha256(chr(0).join(self.inputs))}"
 
 
+# The work of a deploy (builds, migrations, static files, the candidate check) yields the CPU to
+# the apps serving requests: on a small server it would otherwise slow their answers.
+BUILD_NICE = "nice -n 10 "
+# Seconds bin/gunicorn-reload waits for the new workers to take over (they have 60, see
+# gunicorn.conf.py's REPLACE_WITHIN).
+RELOAD_WAIT = 90
+
+
 def linked(state: State, link: str) -> str | None:
     """The name of the release or virtualenv the link `link` points at, if it is a link."""
     current = state.paths.get(link)
@@ -193,10 +201,15 @@ def configuration(app: App, state: State) -> Configuration:
     settings_content = render("app/djangohost_settings.py.j2", app=app)
     settings_file = config_file(app, state, paths.settings_file(app, staged=True), settings_content)
     gunicorn_content = render("app/gunicorn.conf.py.j2", app=app, current=paths.current(app),
-                              workers=workers(app, state), conf=paths.conf(app))
+                              workers=workers(app, state), conf=paths.conf(app),
+                              reloaded=paths.gunicorn_reloaded(app))
     gunicorn_config = config_file(app, state, paths.gunicorn_config(app, staged=True), gunicorn_content)
     scripts = {"app": app, "conf": paths.conf(app), "current": paths.current(app), "venv": paths.venv(app)}
     config_file(app, state, paths.manage(app), render("app/manage.j2", **scripts), mode="750")
+    config_file(app, state, paths.compress_static(app), render("app/compress-static.j2", app=app,
+                                                                static=app.path("static")), mode="750")
+    config_file(app, state, paths.gunicorn_reload(app), render("app/gunicorn-reload.j2", app=app, wait=RELOAD_WAIT,
+                                                                reloaded=paths.gunicorn_reloaded(app)), mode="750")
     if app.processes or app.schedule:
         config_file(app, state, paths.run_script(app), render("app/run.j2", **scripts, bin=app.path("bin"),
                                                                run=paths.run_script(app)), mode="750")
@@ -220,14 +233,14 @@ def candidate(app: App, state: State, release: str, venv: str, config: Configura
         migrated = f"{with_release} migrate --check --noinput >/dev/null 2>&1"
         tasks += [f"{{ {migrated} || {backups.take(app, release)}; }}", f"{with_release} migrate --noinput"]
     marker = f"{release_path}/{paths.RELEASE_VENV}"
-    tasks += [f"{with_release} collectstatic --noinput --verbosity 0",
+    tasks += [f"{with_release} collectstatic --noinput --verbosity 0", paths.compress_static(app),
               candidate_check(app, release_path, venv_dir),
               f"rm -rf {marker} && echo {venv} > {marker}",
               *(f"cp -p {paths.conf(app, staged=True)}/{name} {paths.conf(app)}/{name}.djangohost-new && "
                 f"mv -f {paths.conf(app)}/{name}.djangohost-new {paths.conf(app)}/{name}" for name in paths.CONF_FILES)]
     return react(
         f"{app.name}: {'migrate, ' if app.database else ''}collectstatic, candidate check",
-        " && ".join(tasks),
+        BUILD_NICE + "sh -c " + shlex.quote(" && ".join(tasks)),
         [Stamp.of(state, paths.stamp("release", app), release, venv, *config.contents)],
         [*built, *config.ops],
         guard,
@@ -277,11 +290,13 @@ def virtualenv(app: App, settings: HostSettings, state: State, source: Code, rel
     builder = paths.builder(app)
     quoted_packages = " ".join(shlex.quote(package) for package in packages)
     pip = f"{venv_dir}/bin/pip install --quiet --disable-pip-version-check --no-input {install}{quoted_packages}"
-    build = as_user(builder, paths.build_home(app),
-                    "sh -c " + shlex.quote(f"cd {work} && {settings.python} -m venv {venv_dir} && {pip}"))
+    build = BUILD_NICE + as_user(builder, paths.build_home(app),
+                                 "sh -c " + shlex.quote(f"cd {work} && {settings.python} -m venv {venv_dir} && {pip}"))
     # pip's own reason comes first (an unavailable version, a Python too old, a failed build).
+    hint = "" if settings.build_tools else (" (a requirement without a wheel for this Python needs compilers:"
+                                             " set the host's djangohost_build_tools to true)")
     refused = (f"echo \"djangohost: app {app.name}: pip cannot install its requirements with "
-               f"$({settings.python} --version 2>&1); pip's reason is above\" >&2; exit 1")
+               f"$({settings.python} --version 2>&1); pip's reason is above{hint}\" >&2; exit 1")
     marker = f"{venv_dir}/{paths.VENV_COMPLETE}"
     built = guard.watch(ops.command(
         name=f"{app.name}: virtualenv {venv}",

@@ -6,8 +6,8 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys import backups, broker, logs, mariadb, ops, paths, postgres, tls
-from deploys.defaults import MARIADB_PACKAGE, POSTGRESQL_PACKAGE
+from deploys import backups, broker, logs, mariadb, nginx, ops, paths, postgres, tls
+from deploys.defaults import BUILD_TOOLS, MARIADB_PACKAGE, POSTGRESQL_PACKAGE
 from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
 
@@ -25,8 +25,9 @@ def engines(apps: list[App]) -> list[str]:
 def packages(apps: list[App], settings: HostSettings) -> list[str]:
     with_database = [DATABASE_SERVERS[engine][0] for engine in engines(apps)]
     with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
-    return [*settings.packages, *backups.packages(apps), *logs.PACKAGES, *with_database, *with_git,
-            *tls.packages(apps), *broker.packages(apps)]
+    build_tools = list(BUILD_TOOLS) if settings.build_tools else []
+    return [*settings.packages, *build_tools, *nginx.PACKAGES, *logs.PACKAGES, *backups.packages(apps),
+            *with_database, *with_git, *tls.packages(apps), *broker.packages(apps)]
 
 
 def services(apps: list[App]) -> list[str]:

@@ -104,15 +104,17 @@ MARIADB_DRIVER = "PyMySQL>=1.1,<2"
 MARIADB_PACKAGE = "mariadb-server"
 #: MariaDB's socket on Debian 12 and 13.
 MARIADB_SOCKET = "/run/mysqld/mysqld.sock"
-#: Debian packages every host needs: the servers, venv, and what pip needs to build wheels.
+#: Debian packages every host needs: the servers and venv.
 PACKAGES = (
     "nginx",
     "supervisor",
     "python3",
     "python3-venv",
-    "python3-dev",
-    "build-essential",
 )
+#: What pip needs to compile a requirement that has no wheel; installed only where the host's
+#: `djangohost_build_tools` is true (default false: most projects install from wheels alone,
+#: and the compilers are the largest part of a first deploy).
+BUILD_TOOLS = ("build-essential", "python3-dev")
 
 #: Rotation of every log djangohost writes (host data `djangohost_logs`, merged over these):
 #:   size  a log is rotated once it is larger (Supervisor rotates the process logs itself at

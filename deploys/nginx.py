@@ -12,6 +12,9 @@ from deploys.ops import Guard, Stamp, react, relink, sha256
 from deploys.templates import render
 from facts.state import PathState, State
 
+#: Nginx's brotli_static (Debian's module) and the brotli command that makes the copies it sends.
+PACKAGES = ["libnginx-mod-http-brotli-static", "brotli"]
+
 # `nginx -s reload` returns before the new workers take over: wait (5 s at most) until every old
 # worker has stopped accepting, so the deploy ends with its configuration live.
 RELOAD = r"""set -e

@@ -8,7 +8,8 @@ An app's home (<root>/<app>) holds:
     venv             link to the live virtualenv
     conf/            env (environment file), djangohost_settings.py, gunicorn.conf.py; next/: the
                      same, staged for a release until its candidate check passed; redis.conf
-    bin/             gunicorn-start (what Supervisor runs), manage (manage.py with the app's env),
+    bin/             gunicorn-start (what Supervisor runs), gunicorn-reload, manage (manage.py
+                     with the app's env), compress-static,
                      run (a command of the app's processes and jobs), job (one run of a job)
     logs/ run/ static/ media/ redis/ (with a broker)
 
@@ -133,6 +134,19 @@ def manage(app: App) -> str:
     return app.path("bin", "manage")
 
 
+def gunicorn_reload(app: App) -> str:
+    return app.path("bin", "gunicorn-reload")
+
+
+def gunicorn_reloaded(app: App) -> str:
+    """Where the app's Gunicorn master says that a reload's new workers took over."""
+    return app.path("run", "gunicorn.reloaded")
+
+
+def compress_static(app: App) -> str:
+    return app.path("bin", "compress-static")
+
+
 def run_script(app: App) -> str:
     """What runs an app's processes and jobs: a command in its live release, as its user."""
     return app.path("bin", "run")
@@ -253,6 +267,8 @@ def app_paths(app: App) -> list[str]:
         gunicorn_config(app, staged=True),
         gunicorn_start(app),
         manage(app),
+        compress_static(app),
+        gunicorn_reload(app),
         current(app),
         venv(app),
         build_home(app),

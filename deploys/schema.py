@@ -120,6 +120,7 @@ FORMS = {
     "djangohost_database_driver": "must be a pip requirement without spaces, e.g. PyMySQL>=1.1,<2",
     "djangohost_mariadb_driver": "must be a pip requirement without spaces, e.g. PyMySQL>=1.1,<2",
     "djangohost_keep_releases": "must be a whole number of at least 1",
+    "djangohost_build_tools": "must be true or false",
     "djangohost_backup": f"must be a dict with keys {', '.join(defaults.BACKUP)}, cron",
 }
 
@@ -562,6 +563,7 @@ class HostSettingsEntry(Model):
     djangohost_database_driver: str = defaults.DATABASE_DRIVER
     djangohost_mariadb_driver: str = defaults.MARIADB_DRIVER
     djangohost_keep_releases: int = Field(defaults.KEEP_RELEASES, ge=1)
+    djangohost_build_tools: bool = Field(False, description="Compilers and headers, for requirements without wheels.")
     djangohost_backup: BackupEntry = BackupEntry()
     djangohost_logs: LogsEntry = LogsEntry()
 

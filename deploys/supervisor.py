@@ -21,8 +21,9 @@ from facts.state import State
 
 
 def graceful_reload(app: App) -> str:
-    """Shell: reload the app's Gunicorn with HUP, or start it when it is not running."""
-    return f"supervisorctl signal HUP {app.name} || supervisorctl start {app.name}"
+    """Shell: reload the app's Gunicorn with HUP until its new workers took over, or start it
+    when it is not running (bin/gunicorn-reload)."""
+    return paths.gunicorn_reload(app)
 
 
 def restart_processes(app: App) -> str:
@@ -33,8 +34,7 @@ def restart_processes(app: App) -> str:
 
 def reload_all(app: App) -> str:
     """Shell: what runs the app's code picks up the release and virtualenv now linked."""
-    return (f"{{ {graceful_reload(app)}; }} && {restart_processes(app)}" if app.processes
-            else graceful_reload(app))
+    return f"{graceful_reload(app)} && {restart_processes(app)}" if app.processes else graceful_reload(app)
 
 
 def update(name: str, programs: Iterable[str]) -> str:

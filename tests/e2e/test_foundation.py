@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.helpers import http_get, master_pid, pyinfra, sh
@@ -26,6 +28,25 @@ def test_each_domain_gets_its_own_app_page_and_css(deployed):
         assert f"/static/{app}/site.css" in body
         status, css = http_get(port, domain, f"/static/{app}/site.css")
         assert status == 200 and f"h1.app-{app}" in css
+
+
+def test_static_files_are_revalidated_and_sent_precompressed(deployed):
+    container, css = deployed["container"], "http://127.0.0.1/static/hello/site.css"
+
+    def curl(*options: str) -> str:
+        return sh(container, f"curl -s -o /dev/null -D - -H 'Host: hello.test' {' '.join(options)} {css}").lower()
+
+    plain = curl()
+    # Not a hashed name: revalidated before each use, and unchanged it costs a 304.
+    assert "cache-control: no-cache" in plain and "immutable" not in plain
+    etag = re.search(r"etag: (\S+)", plain)
+    assert etag and curl(f"-H 'If-None-Match: {etag.group(1)}'").startswith("http/1.1 304")
+    # The copies made at deploy time, sent as they are to a client that takes them.
+    assert "content-encoding: br" in curl("-H 'Accept-Encoding: br, gzip'")
+    assert "content-encoding: gzip" in curl("-H 'Accept-Encoding: gzip'")
+    assert "content-encoding" not in plain
+    assert sh(container, "stat -c '%U' /webapps/hello/static/hello/site.css.br /webapps/hello/static/hello/site.css.gz"
+              ).split() == ["hello", "hello"]
 
 
 def test_unknown_host_gets_no_answer(deployed):

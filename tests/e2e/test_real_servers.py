@@ -88,6 +88,10 @@ def test_a_project_laid_out_as_people_do_runs_unmodified(server):
     # Hashed static names (ManifestStaticFilesStorage), served by Nginx.
     css = re.search(r'href="(/static/catalog/site\.[0-9a-f]{12}\.css)"', https(container, "store.test"))
     assert css and "teal" in https(container, "store.test", css.group(1))
+    # As a CDN's origin serves them: a hashed name cached for a year, sent as its brotli copy.
+    headers = https(container, "store.test", css.group(1), "-o /dev/null -D - -H 'Accept-Encoding: br, gzip'").lower()
+    assert "cache-control: public, max-age=31536000, immutable" in headers and "content-encoding: br" in headers
+    assert "strict-transport-security: max-age=" in headers
     # A lookup that needs django.contrib.postgres, which the project does not list.
     assert https(container, "store.test", "/search/?q=teapot") == '{"found": ["Blue teapot"]}'
     # Media uploads land in media/ and are served from there.

@@ -114,7 +114,7 @@ def test_a_jobs_command_reaches_it_word_for_word_through_roots_cron_line(shop, t
 
 def test_python_files_are_valid_python(hello):
     gunicorn = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=5,
-                      conf=paths.conf(hello))
+                      reloaded=paths.gunicorn_reloaded(hello), conf=paths.conf(hello))
     values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(gunicorn).body
               if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)}
     assert 'chdir = os.environ.get("DJANGOHOST_RELEASE", "/webapps/hello/current")' in gunicorn
@@ -139,10 +139,13 @@ def test_env_file_survives_the_shell(hello, tmp_path):
 
 
 def test_shell_scripts_parse(hello, tmp_path):
-    for template in ("app/gunicorn-start.j2", "app/manage.j2"):
+    for template in ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "app/job.j2", "app/compress-static.j2",
+                     "app/gunicorn-reload.j2"):
         script = tmp_path / "script"
         script.write_text(render(template, app=hello, conf=paths.conf(hello), current=paths.current(hello),
-                                 venv=paths.venv(hello)))
+                                 venv=paths.venv(hello), bin=hello.path("bin"), run=paths.run_script(hello),
+                                 logs=hello.path("logs"), records=paths.job_records(hello), confine="",
+                                 static=hello.path("static"), reloaded=paths.gunicorn_reloaded(hello), wait=90))
         subprocess.run(["sh", "-n", str(script)], check=True)
 
 
@@ -184,6 +187,7 @@ def test_gunicorn_reads_the_environment_file_as_the_shell_does(hello, tmp_path):
     env = tmp_path / "env"
     env.write_text(render("app/env.j2", app=hello, env={"GREETING": "it's \"quoted\" $HOME", "N": "1"}))
     config = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=1,
+                    reloaded=paths.gunicorn_reloaded(hello),
                     conf=str(tmp_path))
     namespace: dict = {}
     exec(config, namespace)
