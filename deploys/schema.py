@@ -215,6 +215,13 @@ def nested(model: type[Model], value: Any) -> Model:
         raise ValueError(f"{key}: {reason(error, key)}") from None
 
 
+def entry(model: type[Model], value: Any, field: str) -> Model:
+    """`value`, a dict, validated as `model`; anything else is wrong as FORMS[field] says."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} {FORMS[field]}")
+    return nested(model, value)
+
+
 class GitSourceEntry(Model):
     """An app's code in a git repository, fetched on the host by its build identity."""
 
@@ -440,11 +447,7 @@ class AppEntry(Model):
     @field_validator("backup", mode="before")
     @classmethod
     def _backup(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return value
-        if not isinstance(value, dict):
-            raise ValueError(f"{value!r} {FORMS['backup']}")
-        return nested(BackupEntry, value)
+        return value if isinstance(value, bool) else entry(BackupEntry, value, "backup")
 
     @field_validator("processes", mode="before")
     @classmethod
@@ -491,9 +494,7 @@ class AppEntry(Model):
     @field_validator("limits", mode="before")
     @classmethod
     def _limits(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            raise ValueError(f"{value!r} {FORMS['limits']}")
-        return nested(LimitsEntry, value)
+        return entry(LimitsEntry, value, "limits")
 
     @field_validator("env", "secrets", mode="before")
     @classmethod
@@ -581,16 +582,12 @@ class HostSettingsEntry(Model):
     @field_validator("djangohost_backup", mode="before")
     @classmethod
     def _backup(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            raise ValueError(f"{value!r} {FORMS['djangohost_backup']}")
-        return nested(BackupEntry, value)
+        return entry(BackupEntry, value, "djangohost_backup")
 
     @field_validator("djangohost_logs", mode="before")
     @classmethod
     def _logs(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            raise ValueError(f"{value!r} {FORMS['djangohost_logs']}")
-        return nested(LogsEntry, value)
+        return entry(LogsEntry, value, "djangohost_logs")
 
     @field_validator("djangohost_packages")
     @classmethod
