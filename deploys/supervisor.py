@@ -40,8 +40,9 @@ def reload_all(app: App) -> str:
 def update(name: str, programs: Iterable[str]) -> str:
     """Shell: add, change or remove `programs` and every program of the app `name` Supervisor
     has (<name>-*) as the configuration now says, leaving every other program alone."""
-    return (f"supervisorctl update {' '.join(programs)} "
-            f"$(supervisorctl avail | awk '$1 ~ /^{name}-/ {{print $1}}')")
+    # Never a bare `supervisorctl update`, which would apply every app's programs.
+    return (f"names=\"{' '.join(programs)} $(supervisorctl avail | awk '$1 ~ /^{name}-/ {{print $1}}')\"; "
+            f"[ -z \"${{names# }}\" ] || supervisorctl update $names")
 
 
 def program_file(app: App, settings: HostSettings, template: str = "supervisor/program.conf.j2") -> str:
