@@ -33,11 +33,11 @@ class GunicornSocket(FactBase[Socket]):
          "accepting": True, "error": None}
     """
 
-    def command(self, path: str) -> str:  # type: ignore[override]
+    def command(self, path: str, shared: bool = False) -> str:  # type: ignore[override]
         quoted = shlex.quote(path)
         return (
             f"if [ -e {quoted} ]; then stat --printf '%F\\t%U\\t%G\\t%a\\n' {quoted}; "
-            f"{python(ACCEPTING, path)} 2>&1; else echo missing; fi"
+            f"{python(ACCEPTING, path, shared=shared)} 2>&1; else echo missing; fi"
         )
 
     def process(self, output: Iterable[str]) -> Socket:  # type: ignore[override]

@@ -71,9 +71,21 @@ def statuses(path, origins, socket_path=None):
 """
 
 
-def python(script: str, *args: str) -> str:
-    """A shell command running CHECKS followed by `script` with python3, args in sys.argv[1:]."""
-    return " ".join(["python3", "-c", shlex.quote(CHECKS + script), *map(shlex.quote, args)])
+# The shell variable a script of many checks (facts.status) sets to CHECKS once: each check then
+# names it, and the script stays far below the kernel's limit on one argument (128 KiB).
+CHECKS_VARIABLE = "DJANGOHOST_CHECKS"
+
+
+def python(script: str, *args: str, shared: bool = False) -> str:
+    """A shell command running CHECKS followed by `script` with python3, args in sys.argv[1:];
+    `shared`: CHECKS from the shell variable CHECKS_VARIABLE (see define_checks)."""
+    program = f'"${CHECKS_VARIABLE}"{shlex.quote(script)}' if shared else shlex.quote(CHECKS + script)
+    return " ".join(["python3", "-c", program, *map(shlex.quote, args)])
+
+
+def define_checks() -> str:
+    """Shell: set CHECKS_VARIABLE, for the commands made with python(..., shared=True)."""
+    return f"{CHECKS_VARIABLE}={shlex.quote(CHECKS)}"
 
 
 class AppHealth(FactBase[dict[str, int]]):
@@ -86,11 +98,12 @@ class AppHealth(FactBase[dict[str, int]]):
         {"hello.test": 200, "www.hello.test": 200}
     """
 
-    def command(self, domains: list[str] | str, path: str = "/") -> str:  # type: ignore[override]
+    def command(self, domains: list[str] | str, path: str = "/",  # type: ignore[override]
+                shared: bool = False) -> str:
         if isinstance(domains, str):  # from the command line: domains=a.test,b.test
             domains = domains.split(",")
         script = "print(json.dumps(statuses(sys.argv[1], sys.argv[2:])))"
-        return f"{python(script, path, *domains)} 2>/dev/null || echo '{{}}'"
+        return f"{python(script, path, *domains, shared=shared)} 2>/dev/null || echo '{{}}'"
 
     def process(self, output: Iterable[str]) -> dict[str, int]:  # type: ignore[override]
         text = "\n".join(output).strip()

@@ -9,7 +9,7 @@ from pyinfra.api import FactBase
 
 from facts.backups import BackupList, Backups
 from facts.gunicorn import GunicornSocket, Socket
-from facts.health import AppHealth
+from facts.health import AppHealth, define_checks
 from facts.jobs import JobRun, JobRuns
 from facts.nginx import Nginx, NginxState
 from facts.supervisor import Program, SupervisorPrograms
@@ -52,11 +52,11 @@ class Status(FactBase[HostStatus]):
     def command(self, apps: list[tuple[str, str, list[str], str]]) -> str:  # type: ignore[override]
         sections = [("supervisor", SupervisorPrograms().command()), ("nginx", Nginx().command())]
         for name, socket, domains, path in apps:
-            sections.append((f"socket {name}", GunicornSocket().command(socket)))
-            sections.append((f"health {name}", AppHealth().command(domains, path)))
+            sections.append((f"socket {name}", GunicornSocket().command(socket, shared=True)))
+            sections.append((f"health {name}", AppHealth().command(domains, path, shared=True)))
             sections.append((f"backups {name}", Backups().command(name)))
             sections.append((f"jobs {name}", JobRuns().command(name)))
-        return "\n".join(f"echo '{MARK} {label}'\n( {command}\n)" for label, command in sections)
+        return "\n".join([define_checks(), *(f"echo '{MARK} {label}'\n( {command}\n)" for label, command in sections)])
 
     def process(self, output: Iterable[str]) -> HostStatus:  # type: ignore[override]
         sections: dict[str, list[str]] = {}

@@ -125,3 +125,14 @@ def test_git_mirrors():
                                           "requirements.txt")])
     assert "runuser -u _shop -- env HOME=/var/lib/djangohost/build/shop sh -c" in command
     assert "sed 's/^/shop\\t/'" in command  # reported by the app's name
+
+
+def test_the_status_of_many_apps_fits_in_one_command():
+    """The status script is one argument of `sh -c` (docker exec, SSH): the kernel refuses one
+    longer than 128 KiB. The checks' Python is in it once, not once per app."""
+    apps = [(f"app{i}", f"/webapps/app{i}/run/gunicorn.sock", [f"https://app{i}.test", f"https://www.app{i}.test"], "/")
+            for i in range(100)]
+    command = Status().command(apps)
+    assert len(command.encode()) < 128 * 1024
+    # It still runs: sh parses it.
+    subprocess.run(["sh", "-n", "-c", command], check=True)
