@@ -39,7 +39,8 @@ def confine(app: App) -> str:
 def limits(app: App, state: State) -> None:
     """The app's slice unit, applied to the running slice when it changed (no restart: systemd
     changes a running slice's limits in place)."""
-    content = render("systemd/app.slice.j2", app=app, properties=properties(app))
+    wanted = properties(app)
+    content = render("systemd/app.slice.j2", app=app, properties=wanted)
     unit = ops.file(
         name=f"{app.name}: {slice_name(app)}",
         path=paths.slice_unit(app),
@@ -47,7 +48,7 @@ def limits(app: App, state: State) -> None:
         owner="root", group="root", mode="644",
         current=state.paths.get(paths.slice_unit(app)),
     )
-    now = " ".join(f"{key}={value}" for key, value in properties(app).items())
+    now = " ".join(f"{key}={value}" for key, value in wanted.items())
     react(f"{app.name}: limits applied", f"systemctl daemon-reload && systemctl set-property --runtime "
                                          f"{slice_name(app)} {now}",
           [Stamp.of(state, paths.stamp("limits", app), content)], [unit])
