@@ -42,6 +42,7 @@ REGULAR = ("scheduled", "manual")
 NAME_RE = re.compile(r"[0-9]{8}T[0-9]{6}-(scheduled|manual|before-[0-9A-Za-z_-]+)")
 # What an app's database and media directory are called while a restore replaces them, and after.
 RESTORING, REPLACED = "-restore", "-before-restore-"
+UNRESTORABLE = "its dump cannot be restored (the error is above); the app's database is as it was"
 
 
 class Refused(Exception):
@@ -176,7 +177,9 @@ class Postgres:
         return unreadable(dumped_with, output("pg_restore", "--version"), "PostgreSQL")
 
     def dbname(self, path: Path) -> str | None:
-        """The database the dump was taken of, as pg_restore reads it (it reads the whole list)."""
+        """The database the dump was taken of, once pg_restore read the whole of it: its list
+        alone reads back from a dump cut short, and so would a restore from one."""
+        run("pg_restore", "-f", "/dev/null", str(path))
         for line in output("pg_restore", "--list", str(path)).splitlines():
             if line.startswith(";") and line[1:].strip().startswith("dbname:"):
                 return line.split(":", 1)[1].strip()
@@ -341,9 +344,13 @@ def verified(app: App, name: str) -> dict:
     if unable:
         raise Refused(f"backup {name}: {unable}")
     # The manifest can be edited; the dump says whose it is.
-    if app.database and (directory / app.database.file).exists() and \
-            app.database.dbname(directory / app.database.file) != app.name:
-        raise Refused(f"backup {name}: its dump is not of database {app.name}")
+    if app.database and (directory / app.database.file).exists():
+        try:
+            dumped = app.database.dbname(directory / app.database.file)
+        except subprocess.CalledProcessError:
+            raise Refused(f"backup {name}: {UNRESTORABLE}") from None
+        if dumped != app.name:
+            raise Refused(f"backup {name}: its dump is not of database {app.name}")
     return manifest
 
 
@@ -358,7 +365,11 @@ def restore(app: App, name: str, media: bool) -> None:
         if app.database:
             if app.database.file not in manifest["files"]:
                 raise Refused(f"backup {name} holds no {app.database.file}")
-            app.database.load(directory / app.database.file, fresh)
+            try:
+                app.database.load(directory / app.database.file, fresh)
+            except subprocess.CalledProcessError:
+                app.database.forget(fresh)
+                raise Refused(f"backup {name}: {UNRESTORABLE}") from None
         new_media = app.home / f"media{RESTORING}"
         if media:
             if MEDIA not in manifest["files"]:

@@ -202,6 +202,39 @@ def test_scheduled_backups_run_from_cron(site):
     assert re.search(r"hello .* backup \S+-scheduled \(\d+m ago\)", status.output), status.output
 
 
+def test_a_corrupt_backup_is_refused_and_the_live_database_is_untouched(site):
+    container, port = site["container"], site["port"]
+    add_products(container, "lantern")
+    # Rows enough that most of the dump is table data, which pg_restore --list does not read.
+    ballast = "runuser -u store -- psql -qc '{}' store"
+    sh(container, ballast.format("create table ballast as select md5(i::text) from generate_series(1, 20000) i"))
+    name = take(site)
+    add_products(container, "kettle")  # written after the backup: a restore would lose it
+    served, pid = products(port), master_pid(container, "store")
+    dump = f"{BACKUPS}/store/{name}/db.dump"
+    restore = ["--data", "app=store", "--data", f"backup={name}"]
+    databases = "runuser -u postgres -- psql -Atc 'select datname from pg_database'"
+
+    # One byte changed on the disk: its checksum no longer matches.
+    sh(container, f"printf X | dd of={dump} bs=1 seek=100 conv=notrunc status=none")
+    run = pyinfra(site["inventory"](), *restore, deploy="deploys/restore.py", check=False, json_results=False)
+    assert run.returncode != 0, run.output
+    assert f"app store: backup {name}: db.dump does not match its checksum" in run.output
+
+    # Cut short, with a manifest made to match it: the dump itself cannot be restored.
+    sh(container, f"truncate -s $(( $(stat -c %s {dump}) * 2 / 3 )) {dump} && "
+                  f"sum=$(sha256sum {dump} | cut -c1-64) && sed -i "
+                  f"'/\"db.dump\"/,/sha256/ s/\"sha256\": \"[0-9a-f]*\"/\"sha256\": \"'$sum'\"/' "
+                  f"{BACKUPS}/store/{name}/manifest.json")
+    run = pyinfra(site["inventory"](), *restore, deploy="deploys/restore.py", check=False, json_results=False)
+    assert run.returncode != 0, run.output
+    assert (f"app store: backup {name}: its dump cannot be restored (the error is above); "
+            "the app's database is as it was") in run.output
+    assert products(port) == served and master_pid(container, "store") == pid
+    assert "store-restore" not in sh(container, databases).split()
+    sh(container, f"rm -rf {BACKUPS}/store/{name} && " + ballast.format("drop table ballast"))
+
+
 def test_restoring_another_apps_backup_is_refused(site, tmp_path):
     container = site["container"]
     pyinfra(site["inventory"](), "--data", "app=store", "--data", f"pull={tmp_path}", deploy="deploys/backup.py")

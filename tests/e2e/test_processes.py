@@ -24,6 +24,7 @@ ORDERS = {
                   "beat": {"command": "celery -A orders beat --loglevel info", "stop_wait": 20}},
     "schedule": [{"name": "count", "command": "manage count_orders", "cron": "* * * * *"},
                  {"name": "sessions", "command": "manage check", "at": "daily"}],
+    "backup": {"cron": "* * * * *"},  # the scheduled backup fires here too, where cron has no systemd
 }
 
 
@@ -103,7 +104,8 @@ def test_a_redeploy_lets_a_long_task_finish_and_never_runs_beat_twice(site):
     assert after["orders-worker"] != before["orders-worker"] and after["orders-beat"] != before["orders-beat"]
     # Gunicorn was reloaded, not restarted; the broker and the other app were left alone.
     for program in ("orders", "orders-redis", "hello"):
-        assert after[program] == before[program], program
+        assert after[program] == before[program], (program, run.changed(), sh(
+            container, "tail -n 30 /var/log/supervisor/supervisord.log /webapps/orders/logs/gunicorn.log"))
     assert max(beats) == 1 and len(beats) > 10, beats
     assert "Warm shutdown" in sh(container, "cat /webapps/orders/logs/worker.log*")
 
@@ -127,6 +129,11 @@ def test_a_scheduled_job_runs_as_the_app_logs_its_output_and_never_overlaps(site
     status = pyinfra(site["inventory"], deploy="deploys/status.py", json_results=False).output
     assert any("job count" in line and "exit 0" in line for line in status.splitlines()), status
     assert any("job sessions" in line and "never run" in line for line in status.splitlines()), status
+    backups = wait_for(lambda: sh(container, "ls /var/backups/djangohost/orders", check=False).split(),
+                       timeout=75, interval=2)
+    assert backups[-1].endswith("-scheduled")
+    assert sh(container, f"ls /var/backups/djangohost/orders/{backups[-1]}").split() == \
+        ["db.dump", "manifest.json", "media.tar.gz"]
 
     # Two runs of one job at once: the second does not start. The command runs as the app.
     job = "/webapps/orders/bin/job slow sh -c 'id -un; sleep 4'"
