@@ -18,7 +18,7 @@ import subprocess
 from datetime import date
 from pathlib import Path
 
-from bench.deploy_times import machine, measure
+from bench.deploy_times import machine, measure, phase_lines
 from tests import targets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,13 +59,15 @@ def main() -> None:
     targets.ensure_docker()
     print(f"machine: {machine()}, {date.today()}")
     ansible_first, ansible_noop = ansible(args.anchor, args.noop)
-    first, noop = measure("bookworm", "docker", args.first, args.noop)
+    phases: dict[str, float] = {}
+    first, noop = measure("bookworm", "docker", args.first, args.noop, phases)
     ours_first, ours_noop = statistics.median(first), statistics.median(noop)
     print(f"{'':<14} {'Ansible':>9} {'djangohost':>11} {'ratio':>7}")
     print(f"{'first deploy':<14} {ansible_first:8.1f}s {ours_first:10.1f}s {ours_first / ansible_first:6.2f}x"
           f"   (djangohost runs: {', '.join(f'{t:.1f}' for t in first)})")
     print(f"{'no-op re-run':<14} {ansible_noop:8.2f}s {ours_noop:10.2f}s {ours_noop / ansible_noop:6.2f}x"
           f"   (djangohost runs: {', '.join(f'{t:.2f}' for t in noop)})")
+    print("\n".join(["djangohost's first deploy by phase (mean):", *phase_lines(phases)]))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -29,13 +30,40 @@ CONTAINER = "djangohost-bench"
 VIAS = ("docker", "root", "sudo")
 
 
-def deploy(inventory: Path) -> float:
+# The phases of a deploy, by the names of their operations (as pyinfra prints them); the time of
+# an operation runs from its start to the next one's. Migrations, collectstatic, the static files'
+# compression and the candidate check are one operation on the host.
+PHASES = {
+    "packages": r"Host base \| Install packages",
+    "database": r"PostgreSQL \||MariaDB \|",
+    "virtualenvs": r": virtualenv ",
+    "migrations, static files, check": r"collectstatic, candidate check",
+    "reload, health gates": r"Supervisor program \||Health gate \|",
+}
+PLANNING = "connect, facts, plan"
+OTHER = "the rest"
+
+
+def deploy(inventory: Path, phases: dict[str, float] | None = None) -> float:
+    """The wall time of one run of deploys/site.py; with `phases`, each phase's time added to it."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pyinfra", "-y", str(inventory), "deploys/site.py"],
-                          cwd=REPO, capture_output=True, text=True)
-    if proc.returncode:
-        sys.exit(proc.stdout + proc.stderr)
-    return time.perf_counter() - start
+    proc = subprocess.Popen([sys.executable, "-m", "pyinfra", "-y", str(inventory), "deploys/site.py"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    output, started = [], [(start, PLANNING)]
+    for line in proc.stdout:
+        output.append(line)
+        if "--> Starting operation: " in line:
+            name = re.sub(r"\x1b\[[0-9;]*m", "", line.split("--> Starting operation: ", 1)[1]).strip()
+            started.append((time.perf_counter(), next(
+                (phase for phase, pattern in PHASES.items() if re.search(pattern, name)), OTHER)))
+    end = time.perf_counter()
+    if proc.wait():
+        sys.exit("".join(output))
+    if phases is not None:
+        for (at, phase), (until, _) in zip(started, [*started[1:], (end, "")], strict=True):
+            phases[phase] = phases.get(phase, 0.0) + until - at
+    return end - start
 
 
 def fresh_target(suite: str, via: str, tmp: Path) -> Path:
@@ -53,15 +81,28 @@ def fresh_target(suite: str, via: str, tmp: Path) -> Path:
     return write_inventory(tmp / "inventory.py", CONTAINER, apps, login)
 
 
-def measure(suite: str, via: str, first_runs: int, noop_runs: int) -> tuple[list[float], list[float]]:
+def measure(suite: str, via: str, first_runs: int, noop_runs: int,
+            phases: dict[str, float] | None = None) -> tuple[list[float], list[float]]:
+    """First deploys on fresh containers, then no-op re-runs; `phases` gets the first deploys'
+    phases, averaged."""
+    totals: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         first = []
         for _ in range(first_runs):
             inventory = fresh_target(suite, via, Path(tmp))
-            first.append(deploy(inventory))
+            first.append(deploy(inventory, totals))
         noop = [deploy(inventory) for _ in range(noop_runs)]
     subprocess.run(["docker", "rm", "-f", CONTAINER], capture_output=True)
+    if phases is not None:
+        phases.update({phase: total / first_runs for phase, total in totals.items()})
     return first, noop
+
+
+def phase_lines(phases: dict[str, float]) -> list[str]:
+    """The phases of a first deploy, in the order they run, with their share of it."""
+    whole = sum(phases.values())
+    return [f"    {phase:<34} {phases[phase]:6.1f} s  {phases[phase] / whole:4.0%}"
+            for phase in (PLANNING, *PHASES, OTHER) if phase in phases]
 
 
 def machine() -> str:
@@ -85,12 +126,14 @@ def main() -> None:
         if args.matrix else [(args.suite, args.via)]
     print(f"machine: {machine()}, {date.today()}")
     for suite, via in runs:
-        first, noop = measure(suite, via, args.first, args.noop)
+        phases: dict[str, float] = {}
+        first, noop = measure(suite, via, args.first, args.noop, phases)
         label = f"{suite}, {'docker exec' if via == 'docker' else f'SSH as {via}'}"
         print(f"{label:<24} first deploy, two apps:  median {statistics.median(first):6.1f} s  "
               f"(runs: {', '.join(f'{t:.1f}' for t in first)})")
         print(f"{label:<24} no-op re-run, two apps:  median {statistics.median(noop):6.2f} s  "
               f"(runs: {', '.join(f'{t:.2f}' for t in noop)})")
+        print("\n".join([f"{label:<24} phases of a first deploy (mean):", *phase_lines(phases)]))
 
 
 if __name__ == "__main__":

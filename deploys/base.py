@@ -41,7 +41,9 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
     the database servers the apps choose (PostgreSQL, MariaDB)."""
     missing = [package for package in packages(apps, settings) if package not in state.packages]
     if missing:
-        apt.packages(name="Install packages", packages=missing, update=True)
+        # Without what Debian only recommends: a mail server (exim4, for cron and logrotate),
+        # sysstat, sensors; nothing djangohost runs needs them, and they were a fifth of the packages.
+        apt.packages(name="Install packages", packages=missing, update=True, no_recommends=True)
     if broker.PACKAGE in missing:
         # Each app has a Redis of its own; the package's Redis for the whole host is not wanted.
         ops.command(
