@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.deploy_times import machine
@@ -39,7 +40,7 @@ def pyinfra(inventory: Path, deploy: str, *args: str) -> tuple[float, str]:
     return time.perf_counter() - start, proc.stdout + proc.stderr
 
 
-def timed(action) -> float:
+def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start

@@ -75,8 +75,9 @@ with lock.held(apps):
             if owner != app.name or not backup_tool.NAME_RE.fullmatch(local.name):
                 raise InventoryError(f"{where}: {local} is a backup of app {owner}, not of {app.name}")
             name = local.name
+            shipped = name in names  # then it is not opened here: no identity is needed for it
             ops.unpack(name=f"{app.name}: backup {name} shipped", path=f"{paths.BACKUPS}/{app.name}/{name}",
-                       archive=packed(local, where), needed=name not in names)
+                       archive=b"" if shipped else packed(local, where), needed=not shipped)
         elif wanted:
             if wanted not in names:
                 raise InventoryError(f"{where}: no backup {wanted} (backups: {', '.join(names) or 'none'})")

@@ -297,3 +297,6 @@ def test_an_encrypted_pulled_backup_restores_onto_a_new_host(site, container_fac
         assert sh(replacement, f"sha256sum {BACKUPS}/store/{newest.name}/{file} | cut -c1-64") == recorded["sha256"]
     media = sh(replacement, "ls /webapps/store/media")
     assert http_get(port, "store.test", f"/media/{media.split()[0]}") == (200, "a picture of an anvil")
+    # Shipped once, it is the host's: restoring it again opens nothing here, so needs no identity.
+    again = pyinfra(inventory, *restore, deploy="deploys/restore.py")
+    assert "store: backup " + newest.name + " shipped" not in again.changed()
