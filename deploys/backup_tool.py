@@ -165,8 +165,11 @@ class Postgres:
         return psql(sql, database=self.app).strip() != "0"
 
     def dump(self, path: Path) -> None:
+        """The dump, then read back whole (every table's data): pg_restore --list reads only its
+        table of contents, which a dump cut short still has."""
         with path.open("wb") as out:
             run("runuser", "-u", self.app, "--", "pg_dump", "-Fc", "--no-owner", self.app, stdout=out)
+        run("pg_restore", "-f", "/dev/null", str(path))
 
     def version(self) -> str:
         return output("pg_dump", "--version").strip()
@@ -177,9 +180,7 @@ class Postgres:
         return unreadable(dumped_with, output("pg_restore", "--version"), "PostgreSQL")
 
     def dbname(self, path: Path) -> str | None:
-        """The database the dump was taken of, once pg_restore read the whole of it: its list
-        alone reads back from a dump cut short, and so would a restore from one."""
-        run("pg_restore", "-f", "/dev/null", str(path))
+        """The database the dump was taken of, as pg_restore lists it."""
         for line in output("pg_restore", "--list", str(path)).splitlines():
             if line.startswith(";") and line[1:].strip().startswith("dbname:"):
                 return line.split(":", 1)[1].strip()
