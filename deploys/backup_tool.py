@@ -396,6 +396,22 @@ def restore(app: App, name: str, media: bool) -> None:
               f"{time.monotonic() - started:.1f} s; what it replaced is kept as {old} until the next good backup")
 
 
+def list_backups(names: list[str]) -> int:
+    """Print the manifest of each good backup of each app, a JSON line apiece (the status view
+    asks for every app of the host at once); an app without backup settings is reported."""
+    status = 0
+    for app_name in names:
+        try:
+            app = App(app_name)
+        except Refused as error:
+            print(f"djangohost-backup: app {app_name}: {error}", file=sys.stderr)
+            status = 1
+            continue
+        for name in app.good():  # by the name it has here
+            print(json.dumps({**json.loads((app.dir / name / MANIFEST).read_text()), "name": name}))
+    return status
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="djangohost-backup")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -404,12 +420,14 @@ def main(argv: list[str]) -> int:
     take_args.add_argument("--kind", choices=REGULAR, default="manual")
     take_args.add_argument("--before", metavar="RELEASE")
     take_args.add_argument("--name")
-    commands.add_parser("list").add_argument("app")
+    commands.add_parser("list").add_argument("apps", nargs="+", metavar="app")
     restore_args = commands.add_parser("restore")
     restore_args.add_argument("app")
     restore_args.add_argument("name")
     restore_args.add_argument("--media", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "list":
+        return list_backups(args.apps)
     try:
         app = App(args.app)
         if args.command == "take":
@@ -418,9 +436,6 @@ def main(argv: list[str]) -> int:
             if not NAME_RE.fullmatch(name):
                 raise Refused(f"{name!r} is not a backup name such as {now}-manual")
             print(take(app, name) or f"djangohost: app {app.name}: no tables yet, nothing to back up")
-        elif args.command == "list":
-            for name in app.good():  # by the name it has here
-                print(json.dumps({**json.loads((app.dir / name / MANIFEST).read_text()), "name": name}))
         else:
             restore(app, args.name, args.media)
     except (Refused, subprocess.CalledProcessError) as error:

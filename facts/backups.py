@@ -12,6 +12,12 @@ from pyinfra.api import FactBase
 from deploys.paths import BACKUP_TOOL
 
 
+def list_command(apps: list[str]) -> str:
+    """Shell: the host's clock, then the good backups of each of `apps` (each manifest names its app)."""
+    names = " ".join(shlex.quote(app) for app in apps)
+    return f"date +%s; [ ! -x {BACKUP_TOOL} ] || {BACKUP_TOOL} list {names} 2>/dev/null; true"
+
+
 class BackupList(TypedDict):
     now: int  # the host's clock (seconds since the epoch), to judge the backups' age by
     backups: list[dict[str, Any]]  # the manifest of each good backup, oldest first
@@ -31,7 +37,7 @@ class Backups(FactBase[BackupList]):
     """
 
     def command(self, app: str) -> str:  # type: ignore[override]
-        return f"date +%s; [ ! -x {BACKUP_TOOL} ] || {BACKUP_TOOL} list {shlex.quote(app)} 2>/dev/null; true"
+        return list_command([app])
 
     def process(self, output: Iterable[str]) -> BackupList:  # type: ignore[override]
         lines = list(output)

@@ -10,7 +10,14 @@ from pyinfra.api import FactBase
 
 from facts.health import python
 
-ACCEPTING = "error = accepting(sys.argv[1]); print('accepting' if error is None else 'refusing ' + error)"
+ACCEPTING = "error = accepting(sys.argv[1]); print(answer(error))"
+
+
+def stat_command(path: str) -> str:
+    """Shell: the socket's kind, owner, group and mode, or `missing`."""
+    quoted = shlex.quote(path)
+    return f"if [ -e {quoted} ]; then stat --printf '%F\\t%U\\t%G\\t%a\\n' {quoted}; else echo missing; fi"
+
 
 class Socket(TypedDict):
     exists: bool
@@ -33,12 +40,8 @@ class GunicornSocket(FactBase[Socket]):
          "accepting": True, "error": None}
     """
 
-    def command(self, path: str, shared: bool = False) -> str:  # type: ignore[override]
-        quoted = shlex.quote(path)
-        return (
-            f"if [ -e {quoted} ]; then stat --printf '%F\\t%U\\t%G\\t%a\\n' {quoted}; "
-            f"{python(ACCEPTING, path, shared=shared)} 2>&1; else echo missing; fi"
-        )
+    def command(self, path: str) -> str:  # type: ignore[override]
+        return f"{stat_command(path)}; [ ! -e {shlex.quote(path)} ] || {python(ACCEPTING, path)} 2>&1"
 
     def process(self, output: Iterable[str]) -> Socket:  # type: ignore[override]
         lines = list(output)

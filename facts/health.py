@@ -25,6 +25,10 @@ def accepting(path):
     finally:
         s.close()
 
+def answer(error):
+    # A socket's line as facts.gunicorn reads it.
+    return "accepting" if error is None else "refusing " + error
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, socket_path):
         super().__init__("localhost", timeout=10)
@@ -71,21 +75,9 @@ def statuses(path, origins, socket_path=None):
 """
 
 
-# The shell variable a script of many checks (facts.status) sets to CHECKS once: each check then
-# names it, and the script stays far below the kernel's limit on one argument (128 KiB).
-CHECKS_VARIABLE = "DJANGOHOST_CHECKS"
-
-
-def python(script: str, *args: str, shared: bool = False) -> str:
-    """A shell command running CHECKS followed by `script` with python3, args in sys.argv[1:];
-    `shared`: CHECKS from the shell variable CHECKS_VARIABLE (see define_checks)."""
-    program = f'"${CHECKS_VARIABLE}"{shlex.quote(script)}' if shared else shlex.quote(CHECKS + script)
-    return " ".join(["python3", "-c", program, *map(shlex.quote, args)])
-
-
-def define_checks() -> str:
-    """Shell: set CHECKS_VARIABLE, for the commands made with python(..., shared=True)."""
-    return f"{CHECKS_VARIABLE}={shlex.quote(CHECKS)}"
+def python(script: str, *args: str) -> str:
+    """A shell command running CHECKS followed by `script` with python3, args in sys.argv[1:]."""
+    return " ".join(["python3", "-c", shlex.quote(CHECKS + script), *map(shlex.quote, args)])
 
 
 class AppHealth(FactBase[dict[str, int]]):
@@ -98,12 +90,11 @@ class AppHealth(FactBase[dict[str, int]]):
         {"hello.test": 200, "www.hello.test": 200}
     """
 
-    def command(self, domains: list[str] | str, path: str = "/",  # type: ignore[override]
-                shared: bool = False) -> str:
+    def command(self, domains: list[str] | str, path: str = "/") -> str:  # type: ignore[override]
         if isinstance(domains, str):  # from the command line: domains=a.test,b.test
             domains = domains.split(",")
         script = "print(json.dumps(statuses(sys.argv[1], sys.argv[2:])))"
-        return f"{python(script, path, *domains, shared=shared)} 2>/dev/null || echo '{{}}'"
+        return f"{python(script, path, *domains)} 2>/dev/null || echo '{{}}'"
 
     def process(self, output: Iterable[str]) -> dict[str, int]:  # type: ignore[override]
         text = "\n".join(output).strip()

@@ -87,19 +87,37 @@ def test_health():
 
 
 def test_status_splits_sections_for_each_fact():
+    stat, answer = output("socket_accepting")
+    backup = {"app": "hello", "name": "20261123T031700-scheduled", "created": 1795403820}
     lines = [f"{MARK} supervisor", *output("supervisor_running"),
              f"{MARK} nginx", *output("nginx_valid"),
-             f"{MARK} socket hello", *output("socket_accepting"),
-             f"{MARK} health hello", *output("health_ok"),
+             f"{MARK} backups", "1795431000", json.dumps(backup),
+             f"{MARK} socket hello", stat,
              f"{MARK} socket goodbye", *output("socket_missing"),
+             f"{MARK} accept hello", answer,
+             f"{MARK} health hello", *output("health_ok"),
+             f"{MARK} accept goodbye", "refusing No such file or directory",
              f"{MARK} health goodbye"]
     status = Status().process(lines)
     assert status["nginx"]["valid"]
     assert status["apps"]["hello"]["program"]["state"] == "RUNNING"
     assert status["apps"]["hello"]["socket"]["accepting"]
     assert status["apps"]["hello"]["health"] == {"hello.test": 200}
+    assert status["apps"]["hello"]["backups"] == {"now": 1795431000, "backups": [backup]}
     assert not status["apps"]["goodbye"]["socket"]["exists"]
     assert status["apps"]["goodbye"]["health"] == {}
+    assert status["apps"]["goodbye"]["backups"] == {"now": 1795431000, "backups": []}
+
+
+def test_status_checks_every_app_from_one_python(tmp_path):
+    """The script runs here for real: each app gets its sections, though nothing answers."""
+    apps = [(f"app{i}", str(tmp_path / f"app{i}.sock"), [f"app{i}.test"], "/") for i in range(3)]
+    run = subprocess.run(["sh", "-c", Status().command(apps)], capture_output=True, text=True, check=True)
+    status = Status().process(run.stdout.splitlines())
+    assert sorted(status["apps"]) == ["app0", "app1", "app2"]
+    for name, app in status["apps"].items():
+        assert not app["socket"]["exists"]
+        assert list(app["health"]) == [f"{name}.test"]
 
 
 def test_fact_commands_are_valid_sh():

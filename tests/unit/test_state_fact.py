@@ -21,12 +21,12 @@ def test_deployed_host():
     assert state.packages == {"nginx", "supervisor"}
     assert state.users == {"hello": "/webapps/hello"}
     assert state.groups == {"webapps"}
-    assert state.running == {"nginx", "supervisor"}
+    assert state.running == {"nginx", "supervisor", "postgresql", "cron"}
     assert state.paths["/webapps/hello"] == PathState("dir", "root", "hello", "751")
     assert state.paths["/webapps/hello/current"] == PathState(
-        "link", target="releases/20261122T031031-c1d8a9da5a01")
+        "link", target="releases/20261201T024712-016732c45a81")
     conf = state.paths["/webapps/hello/conf/gunicorn.conf.py"]
-    assert (conf.kind, conf.mode, len(conf.sha256)) == ("file", "640", 64)
+    assert (conf.kind, conf.owner, conf.group, conf.mode, len(conf.sha256)) == ("file", "root", "hello", "640", 64)
     assert "/webapps/nope" not in state.paths
     env = state.env_files["/webapps/hello/conf/env"]
     assert isinstance(env, EnvFileState) and env.has_secret_key
@@ -34,7 +34,7 @@ def test_deployed_host():
 
 
 def test_fresh_host_is_empty_not_an_error():
-    assert HostState().process(spec("fresh")["output"]) == State(cores=2)
+    assert HostState().process(spec("fresh")["output"]) == State(cores=2, nginx_version=(1, 22, 1), debian_version=12)
     assert HostState().process([]) == State()
 
 

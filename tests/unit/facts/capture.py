@@ -18,6 +18,7 @@ from pathlib import Path
 from facts.gunicorn import GunicornSocket
 from facts.health import AppHealth
 from facts.nginx import Nginx
+from facts.state import HostState
 from facts.supervisor import SupervisorPrograms
 
 HERE = Path(__file__).parent
@@ -39,7 +40,22 @@ def capture(name: str, container: str, fact, setup: str = "", teardown: str = ""
     print(name, output[:3])
 
 
+def capture_state(deployed: str, bare: str) -> None:
+    """HostState, whose specs keep the arguments too (the unit tests run its command)."""
+    args = {"paths": ["/webapps/hello", "/webapps/hello/current", "/webapps/hello/conf/gunicorn.conf.py",
+                      "/webapps/nope"],
+            "env_files": ["/webapps/hello/conf/env", "/webapps/nope/conf/env"],
+            "users": ["hello", "nope"], "groups": ["webapps", "nogroup2"],
+            "packages": ["nginx", "supervisor", "nopackage"]}
+    for name, container in (("deployed", deployed), ("fresh", bare)):
+        output = sh(container, HostState().command(**args))
+        (HERE / f"host_state_{name}.json").write_text(json.dumps({"command_args": args, "output": output},
+                                                                 indent=2) + "\n")
+        print(f"host_state_{name}", output[:3])
+
+
 def main(deployed: str, bare: str) -> None:
+    capture_state(deployed, bare)
     socket = GunicornSocket()
     capture("socket_accepting", deployed, socket, path="/webapps/hello/run/gunicorn.sock")
     capture("socket_missing", deployed, socket, path="/webapps/nope/run/gunicorn.sock")
