@@ -105,8 +105,8 @@ Operation = TypeVar("Operation", bound=Callable[..., OperationMeta])
 
 
 def unless(up_to_date: Callable[..., bool]) -> Callable[[Operation], Operation]:
-    """Make the operation only when `up_to_date`, given its arguments, says there is something to
-    do (a decision the deploy can make from HostState while it plans); else return UNCHANGED."""
+    """Return UNCHANGED instead of making the operation when `up_to_date(**its arguments)`, decided
+    from HostState while pyinfra plans."""
     def decorate(op: Operation) -> Operation:
         @functools.wraps(op)
         def call(*args: Any, **kwargs: Any) -> OperationMeta:
