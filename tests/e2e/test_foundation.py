@@ -152,7 +152,8 @@ def test_a_reload_lost_to_a_failed_run_is_done_by_the_next(deployed):
     run = pyinfra(deployed["inventory"])
 
     assert run.changed() == ["Supervisor program | hello: reload gunicorn", "Health gate | hello: health gate"]
-    assert master_pid(container, "hello") == master
+    assert master_pid(container, "hello") == master, sh(
+        container, "tail -n 40 /var/log/supervisor/supervisord.log /webapps/hello/logs/gunicorn.log", check=False)
     assert not set(sh(container, f"ps -o pid= --ppid {master}").split()) & set(workers)
     for _ in range(10):
         assert "Hello, third release" in http_get(port, "hello.test")[1]
