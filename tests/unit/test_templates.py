@@ -116,7 +116,10 @@ def test_python_files_are_valid_python(hello):
     gunicorn = render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello), workers=5,
                       reloaded=paths.gunicorn_reloaded(hello), conf=paths.conf(hello))
     values = {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(gunicorn).body
-              if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)}
+              if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+              and isinstance(node.targets[0], ast.Name)}
+    # A log line lost to a reentrant write in the SIGCHLD handler must not kill the master.
+    assert "\nlogging.raiseExceptions = False\n" in gunicorn
     assert 'chdir = os.environ.get("DJANGOHOST_RELEASE", "/webapps/hello/current")' in gunicorn
     assert values["bind"] == "unix:/webapps/hello/run/gunicorn.sock"
     assert values["wsgi_app"] == "hello.wsgi:application"
