@@ -8,6 +8,7 @@ apt sources and CA bundle, read at run time (nothing about the mirror is written
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import re
@@ -87,16 +88,25 @@ def image_name(suite: str) -> str:
 
 
 def ensure_image(suite: str = "bookworm") -> str:
-    """Return the name of a Debian `suite` target image, building it the first time."""
+    """Return the name of a Debian `suite` target image, building it the first time (once: the
+    test workers that ask for it at the same time wait for the one building it)."""
     image = image_name(suite)
     if image_exists(image):
         return image
+    with open(Path(tempfile.gettempdir()) / f"djangohost-image-{suite}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not image_exists(image):
+            _build_image(image, suite)
+    return image
+
+
+def _build_image(image: str, suite: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rootfs = Path(tmp) / "rootfs"
         pulled = subprocess.run(["docker", "pull", f"debian:{suite}"], capture_output=True)
         if pulled.returncode == 0:
             _build_from_pulled(f"debian:{suite}", image, suite)
-            return image
+            return
         run("debootstrap", "--variant=minbase", f"--include={BOOTSTRAP_PACKAGES}",
             suite, str(rootfs), host_mirror(), stdout=subprocess.DEVNULL)
         _configure_rootfs(rootfs, suite)
@@ -104,7 +114,6 @@ def ensure_image(suite: str = "bookworm") -> str:
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         run("docker", "import", "-", image, stdin=tar.stdout, stdout=subprocess.DEVNULL)
         tar.wait()
-    return image
 
 
 def _configure_rootfs(rootfs: Path, suite: str) -> None:
