@@ -229,9 +229,13 @@ def candidate(app: App, state: State, release: str, venv: str, config: Configura
     with_release = (f"DJANGOHOST_RELEASE={release_path} DJANGOHOST_VENV={venv_dir} "
                     f"DJANGOHOST_CONF={paths.conf(app, staged=True)} {paths.manage(app)}")
     tasks = []
-    if app.database:  # with migrations to apply, a dump named after the release first
-        migrated = f"{with_release} migrate --check --noinput >/dev/null 2>&1"
-        tasks += [f"{{ {migrated} || {backups.take(app, release)}; }}", f"{with_release} migrate --noinput"]
+    if app.database:
+        # With migrations to apply, a dump named after the release first; a database this run
+        # makes has nothing to dump.
+        if app.name in (state.databases if app.database == "postgresql" else state.mariadb_databases):
+            migrated = f"{with_release} migrate --check --noinput >/dev/null 2>&1"
+            tasks.append(f"{{ {migrated} || {backups.take(app, release)}; }}")
+        tasks.append(f"{with_release} migrate --noinput")
     marker = f"{release_path}/{paths.RELEASE_VENV}"
     tasks += [f"{with_release} collectstatic --noinput --verbosity 0", paths.compress_static(app),
               candidate_check(app, release_path, venv_dir),

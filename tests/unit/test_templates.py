@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import ast
 import configparser
+import gzip
 import hashlib
+import os
 import shlex
+import shutil
 import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -150,6 +156,36 @@ def test_shell_scripts_parse(hello, tmp_path):
                                  logs=hello.path("logs"), records=paths.job_records(hello), confine="",
                                  static=hello.path("static"), reloaded=paths.gunicorn_reloaded(hello), wait=90))
         subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+def test_static_files_get_compressed_copies_once_and_anew_when_they_change(hello):
+    """compress-static, run for real on a static directory: a copy for each text file, made again
+    only for the file that changed. (As root it would become the app's user: here it runs as
+    `nobody` when the test is root, in a directory anyone may enter.)"""
+    with tempfile.TemporaryDirectory() as tmp:
+        static = Path(tmp) / "static"
+        (static / "app").mkdir(parents=True)
+        files = {"app/site.css": "h1 { color: red }\n" * 200, "app/app.js": "let x = 1;\n" * 300, "app/logo.png": "PNG"}
+        for name, text in files.items():
+            (static / name).write_text(text)
+        script = Path(tmp) / "compress-static"
+        script.write_text(render("app/compress-static.j2", app=hello, static=str(static)))
+        subprocess.run(["chmod", "-R", "a+rwX", tmp], check=True)
+        run = ["runuser", "-u", "nobody", "--", "sh", str(script)] if os.getuid() == 0 else ["sh", str(script)]
+        suffixes = ["gz", *(["br"] if shutil.which("brotli") else [])]
+
+        subprocess.run(run, check=True)
+        copies = {path.relative_to(static).as_posix() for path in static.rglob("*.*") if path.suffix[1:] in suffixes}
+        assert copies == {f"app/{name}.{suffix}" for name in ("site.css", "app.js") for suffix in suffixes}
+        assert gzip.decompress((static / "app/site.css.gz").read_bytes()).decode() == files["app/site.css"]
+
+        made = {copy: (static / copy).stat().st_ctime_ns for copy in copies}
+        time.sleep(0.05)
+        (static / "app/app.js").write_text("let y = 2;\n" * 300)
+        subprocess.run(run, check=True)
+        remade = {copy for copy in copies if (static / copy).stat().st_ctime_ns != made[copy]}
+        assert remade == {f"app/app.js.{suffix}" for suffix in suffixes}
+        assert gzip.decompress((static / "app/app.js.gz").read_bytes()).decode() == "let y = 2;\n" * 300
 
 
 def test_gunicorn_start_runs_with_the_live_or_the_staged_configuration(hello, tmp_path):
