@@ -36,7 +36,7 @@ VIAS = ("docker", "root", "sudo")
 PHASES = {
     "packages": r"Host base \| Install packages",
     "database": r"PostgreSQL \||MariaDB \|",
-    "virtualenvs": r": virtualenv ",
+    "virtualenvs (uv's install included)": r": virtualenv |Host base \| uv ",
     "migrations, static files, check": r"collectstatic, candidate check",
     "reload, health gates": r"Supervisor program \||Health gate \|",
 }

@@ -45,6 +45,10 @@ class AppChanges:
 # The work of a deploy (builds, migrations, static files, the candidate check) yields the CPU to
 # the apps serving requests: on a small server it would otherwise slow their answers.
 BUILD_NICE = "nice -n 10 "
+# uv as the build identities run it: its cache in the identity's home (its default), copies
+# rather than hard links to that cache (root takes the virtualenv), the host's Python only, and
+# the host's certificate store (where an authority added with update-ca-certificates is).
+UV = f"UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 {paths.UV_BIN}"
 # Seconds bin/gunicorn-reload waits for the new workers to take over (they have 60, see
 # gunicorn.conf.py's REPLACE_WITHIN).
 RELOAD_WAIT = 90
@@ -276,8 +280,9 @@ def virtualenv(app: App, settings: HostSettings, state: State, source: Code, rel
     """The virtualenv for the release's requirements (built unless one exists for them): its
     name, its directory and the operation building it.
 
-    The build identity builds it, from its own copy of the release: what pip runs (setup.py,
-    build backends) runs as that user. Then root takes it: root-owned, read-only to the app."""
+    The build identity builds it with uv, from its own copy of the release: what uv runs
+    (setup.py, build backends) runs as that user. Then root takes it: root-owned, read-only to the
+    app."""
     packages = venv_packages(app, settings)
     work = paths.build_work(app)
     if source.requirements_sha256 is None:  # in the release once it is fetched, on the host
@@ -285,22 +290,22 @@ def virtualenv(app: App, settings: HostSettings, state: State, source: Code, rel
         key = None
         key_text = venv_key_shell(settings.python, packages, requirements)
         copied = app.requirements and shlex.quote(f"{work}/{app.requirements}")
-        install = f"$([ -f {copied} ] && echo -r {copied}) " if copied else ""
+        from_file = f"$([ -f {copied} ] && echo -r {copied}) " if copied else ""
     else:
         key = key_text = venv_key(settings.python, packages, source.requirements_sha256)
-        install = f"-r {shlex.quote(f'{work}/{app.requirements}')} " if source.requirements_sha256 else ""
+        from_file = f"-r {shlex.quote(f'{work}/{app.requirements}')} " if source.requirements_sha256 else ""
     venv = venv_name(app, state, key, now)
     venv_dir = paths.venv_dir(app, venv)
     builder = paths.builder(app)
     quoted_packages = " ".join(shlex.quote(package) for package in packages)
-    pip = f"{venv_dir}/bin/pip install --quiet --disable-pip-version-check --no-input {install}{quoted_packages}"
-    build = BUILD_NICE + as_user(builder, paths.build_home(app),
-                                 "sh -c " + shlex.quote(f"cd {work} && {settings.python} -m venv {venv_dir} && {pip}"))
-    # pip's own reason comes first (an unavailable version, a Python too old, a failed build).
+    install = (f"{UV} venv --quiet --python {settings.python} {venv_dir} && {UV} pip install --quiet "
+               f"--python {venv_dir}/bin/python --compile-bytecode {from_file}{quoted_packages}")
+    build = BUILD_NICE + as_user(builder, paths.build_home(app), "sh -c " + shlex.quote(f"cd {work} && {install}"))
+    # uv's own reason comes first (an unavailable version, a Python too old, a failed build).
     hint = "" if settings.build_tools else (" (a requirement without a wheel for this Python needs compilers:"
                                              " set the host's djangohost_build_tools to true)")
-    refused = (f"echo \"djangohost: app {app.name}: pip cannot install its requirements with "
-               f"$({settings.python} --version 2>&1); pip's reason is above{hint}\" >&2; exit 1")
+    refused = (f"echo \"djangohost: app {app.name}: its requirements cannot be installed with "
+               f"$({settings.python} --version 2>&1); uv's reason is above{hint}\" >&2; exit 1")
     marker = f"{venv_dir}/{paths.VENV_COMPLETE}"
     built = guard.watch(ops.command(
         name=f"{app.name}: virtualenv {venv}",

@@ -7,7 +7,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt
 
 from deploys import backups, broker, logs, mariadb, nginx, ops, paths, postgres, tls
-from deploys.defaults import BUILD_TOOLS, MARIADB_PACKAGE, POSTGRESQL_PACKAGE
+from deploys.defaults import BUILD_TOOLS, MARIADB_PACKAGE, POSTGRESQL_PACKAGE, UV_VERSION
 from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
 
@@ -52,6 +52,16 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
                      else "service redis-server stop; update-rc.d redis-server disable"),
             needed=True, reason="",
         )
+
+    # Built aside and moved into place: a directory named after its version is a whole install.
+    ops.command(
+        name=f"uv {UV_VERSION}",
+        command=(f"rm -rf {paths.TOOLS}/uv-* && {settings.python} -m venv {paths.UV}.new && "
+                 f"{paths.UV}.new/bin/pip install --quiet --disable-pip-version-check --no-input uv=={UV_VERSION} && "
+                 f"mv {paths.UV}.new {paths.UV}"),
+        needed=paths.UV_BIN not in state.paths,
+        reason=f"uv {UV_VERSION} is installed",
+    )
 
     ops.command(
         name=f"Group {settings.group}",

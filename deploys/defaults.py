@@ -89,6 +89,10 @@ GROUP = "webapps"
 PYTHON = "python3"
 #: Gunicorn version installed into every app's virtualenv.
 GUNICORN_VERSION = "23.0.0"
+#: uv, which builds the virtualenvs: installed once per host from PyPI, in a directory of its own
+#: (paths.UV). Like pip, it reads `--index-url` lines of a requirements file; unlike pip, not
+#: /etc/pip.conf: a host's own package index goes in /etc/uv/uv.toml.
+UV_VERSION = "0.13.9"
 #: Releases kept per app (the live one always among them), for rollback.
 KEEP_RELEASES = 5
 #: Database engines an app may choose.
@@ -111,7 +115,7 @@ PACKAGES = (
     "python3",
     "python3-venv",
 )
-#: What pip needs to compile a requirement that has no wheel; installed only where the host's
+#: What uv needs to compile a requirement that has no wheel; installed only where the host's
 #: `djangohost_build_tools` is true (default false: most projects install from wheels alone,
 #: and the compilers are the largest part of a first deploy).
 BUILD_TOOLS = ("build-essential", "python3-dev")

@@ -21,7 +21,7 @@ root, and the app's user, which cannot write there, cannot choose the code root 
 
 from __future__ import annotations
 
-from deploys import backup_tool
+from deploys import backup_tool, defaults
 from deploys.inventory import App
 
 NGINX_CONF = "/etc/nginx/nginx.conf"
@@ -48,6 +48,10 @@ CERTBOT_DEPLOY_HOOK = f"{CERTBOT_DEPLOY_HOOKS}/djangohost-nginx-reload"
 STAMPS = "/var/lib/djangohost/applied"
 # The homes of the apps' build identities (see builder()).
 BUILD = "/var/lib/djangohost/build"
+# Tools djangohost installs on the host: uv, which the build identities run (root's, read-only).
+TOOLS = "/usr/local/lib/djangohost"
+UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
+UV_BIN = f"{UV}/bin/uv"
 # Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
 # as (under sudo, the SSH user can write nowhere else that others cannot read).
 UPLOADS = "/var/lib/djangohost/uploads"
@@ -313,6 +317,6 @@ def app_stamps(app: App) -> list[str]:
 
 HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
               NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
-              STAMPS, UPLOADS, BUILD, TLS_DIR, ACME_WEBROOT, CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
+              STAMPS, UPLOADS, BUILD, UV_BIN, TLS_DIR, ACME_WEBROOT, CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
               BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
               *(stamp(kind) for kind in HOST_STAMPS)]

@@ -27,7 +27,7 @@ printf 'ok\t%s\t%s\t%s\n' "$url" "$commit" "$req"
 
 def as_user(user: str, home: str, command: str) -> str:
     """Shell: `command` run as `user` (an app's, or its build identity), with `home` as HOME (git
-    and pip read their configuration and caches there)."""
+    and uv read their configuration and caches there)."""
     return f"runuser -u {user} -- env HOME={shlex.quote(home)} {command}"
 
 
