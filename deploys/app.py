@@ -236,7 +236,7 @@ def candidate(app: App, state: State, release: str, venv: str, config: Configura
     if app.database:
         # With migrations to apply, a dump named after the release first; a database this run
         # makes has nothing to dump.
-        if app.name in (state.databases if app.database == "postgresql" else state.mariadb_databases):
+        if base.ENGINES[app.database].exists(app, state):
             migrated = f"{with_release} migrate --check --noinput >/dev/null 2>&1"
             tasks.append(f"{{ {migrated} || {backups.take(app, release)}; }}")
         tasks.append(f"{with_release} migrate --noinput")

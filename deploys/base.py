@@ -11,7 +11,7 @@ from deploys.defaults import BUILD_TOOLS, MARIADB_PACKAGE, POSTGRESQL_PACKAGE, U
 from deploys.inventory import App, HostSettings
 from facts.state import SERVICES, State
 
-# The deploy module of each engine, with its database() and database_url().
+# The deploy module of each engine, with its database(), database_url() and exists().
 ENGINES = {"postgresql": postgres, "mariadb": mariadb}
 # The database server of each engine: its Debian package and its service.
 DATABASE_SERVERS = {"postgresql": (POSTGRESQL_PACKAGE, "postgresql"), "mariadb": (MARIADB_PACKAGE, "mariadb")}

@@ -24,6 +24,11 @@ def database_url(app: App) -> str:
     return f"mysql://{app.name}@/{app.name}?unix_socket={defaults.MARIADB_SOCKET}"
 
 
+def exists(app: App, state: State) -> bool:
+    """Whether the app's database was there before this run."""
+    return app.name in state.mariadb_databases
+
+
 def grant_pattern(app: App) -> str:
     """The database name as GRANT takes it: `_` is a wildcard there, and would let `my_app` reach
     a database `myxapp` of another app."""
@@ -41,7 +46,7 @@ def database(app: App, state: State, guard: Guard) -> None:
         statements.append(f"CREATE USER {account} IDENTIFIED VIA unix_socket")
     elif plugin != "unix_socket":
         statements.append(f"ALTER USER {account} IDENTIFIED VIA unix_socket")
-    if app.name not in state.mariadb_databases:
+    if not exists(app, state):
         statements.append(f"CREATE DATABASE `{app.name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     if state.mariadb_grants.get(app.name) != grant_pattern(app):
         statements.append(f"GRANT ALL PRIVILEGES ON `{grant_pattern(app)}`.* TO {account}")

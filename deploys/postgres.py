@@ -22,6 +22,11 @@ def database_url(app: App) -> str:
     return f"postgres://{app.name}@/{app.name}"
 
 
+def exists(app: App, state: State) -> bool:
+    """Whether the app's database was there before this run."""
+    return app.name in state.databases
+
+
 @deploy("PostgreSQL")
 def database(app: App, state: State, guard: Guard) -> None:
     """The app's login role (no superuser, createdb or createrole) and its own database, which
