@@ -54,10 +54,12 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         )
 
     # Built aside and moved into place: a directory named after its version is a whole install.
+    # A wheel only: root runs no build script, whatever the host's index offers.
     ops.command(
         name=f"uv {UV_VERSION}",
         command=(f"rm -rf {paths.TOOLS}/uv-* && {settings.python} -m venv {paths.UV}.new && "
-                 f"{paths.UV}.new/bin/pip install --quiet --disable-pip-version-check --no-input uv=={UV_VERSION} && "
+                 f"{paths.UV}.new/bin/pip install --quiet --disable-pip-version-check --no-input --only-binary :all: "
+                 f"uv=={UV_VERSION} && "
                  f"mv {paths.UV}.new {paths.UV}"),
         needed=paths.UV_BIN not in state.paths,
         reason=f"uv {UV_VERSION} is installed",

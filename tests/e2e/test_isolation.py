@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from deploys.defaults import UV_VERSION
 from tests.helpers import copy_example, http_get, pyinfra, sh, write_inventory
 
 pytestmark = pytest.mark.e2e
@@ -144,3 +145,31 @@ def test_no_build_script_runs_as_root(site):
     denied = sh(container, f"runuser -u hello -- touch {venv}/bin/python-extra 2>&1 || true")
     assert "Permission denied" in denied
     assert sh(container, f"{venv}/bin/python -c 'import importlib.metadata as m; print(m.version(\"evil\"))'") == "1.0"
+
+
+# An index that offers uv only as source, whose build backend writes where only root can.
+HOSTILE_UV = {
+    "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+    "backend.py": 'open("/etc/djangohost-pwned-by-uv", "w").close()\n',
+}
+
+
+def test_uv_is_never_built_from_source_as_root(site):
+    # root installs uv once per host; a source-only uv on the host's index must not run as root.
+    container = site["container"]
+    package = f"/srv/index/uv-{UV_VERSION}"
+    files = " && ".join(f"printf '%s' {shlex.quote(text)} > {package}/{name}" for name, text in HOSTILE_UV.items())
+    sh(container, f"mkdir -p {package} && {files} && tar -C /srv/index -czf {package}.tar.gz uv-{UV_VERSION} && "
+                  "cp /etc/pip.conf /etc/pip.conf.kept && "
+                  "printf '[global]\\nno-index = true\\nfind-links = /srv/index\\n' > /etc/pip.conf && "
+                  "rm -rf /usr/local/lib/djangohost/uv-*")
+    try:
+        run = pyinfra(site["inventory"], check=False, json_results=False)
+        assert sh(container, "ls /etc/djangohost-pwned-by-uv 2>&1 || true").endswith("No such file or directory")
+        assert run.returncode != 0 and f"uv=={UV_VERSION}" in run.output, run.output[-3000:]
+    finally:
+        sh(container, "mv /etc/pip.conf.kept /etc/pip.conf && rm -f /etc/djangohost-pwned-by-uv")
+    # With the host's index back, uv's wheel is installed and the apps still answer.
+    pyinfra(site["inventory"])
+    assert sh(container, "ls /usr/local/lib/djangohost") == f"uv-{UV_VERSION}"
+    assert http_get(site["port"], "hello.test")[0] == 200
