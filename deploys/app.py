@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys import backups, base, broker, ops, paths
+from deploys import backups, base, broker, ops, paths, postgres
 from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import Guard, Stamp, react
@@ -108,6 +108,8 @@ def environment(app: App) -> dict[str, str]:
 def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> AppChanges:
     """User, directories, code, virtualenv, settings, environment, migrations and static files."""
     home(app, settings, state)
+    if app.database_server:
+        postgres.credentials(app, state, guard)
     build_identity(app, state)
 
     now = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"

@@ -15,10 +15,11 @@ from pathlib import Path
 from pyinfra import host, inventory
 
 from deploys import backups, lock, ops, paths
-from deploys.inventory import load_inventory, selected
+from deploys.inventory import selected
+from deploys.topology import load_topology
 from facts.backups import Backups
 
-all_apps = load_inventory(inventory)[host.name]
+all_apps = load_topology(inventory).apps[host.name]
 name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-manual"  # known before it is taken, to be pulled
 pull = host.data.get("pull")
 

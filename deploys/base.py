@@ -18,8 +18,10 @@ DATABASE_SERVERS = {"postgresql": (POSTGRESQL_PACKAGE, "postgresql"), "mariadb":
 
 
 def engines(apps: list[App]) -> list[str]:
-    """The database engines the apps need, each installed only where an app chooses it."""
-    return [engine for engine in DATABASE_SERVERS if any(app.database == engine for app in apps)]
+    """The database engines the apps need on this host, each installed only where an app chooses it
+    and keeps its database here (not on a database server, see deploys.topology)."""
+    return [engine for engine in DATABASE_SERVERS
+            if any(app.database == engine and not app.database_server for app in apps)]
 
 
 def packages(apps: list[App], settings: HostSettings) -> list[str]:
@@ -82,24 +84,28 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         path=paths.BUILD, owner="root", group="root", mode="755",
         current=state.paths.get(paths.BUILD),
     )
+    uploads(state)
+
+    for service in host.loop(services(apps)):
+        start(service, state)
+
+
+def uploads(state: State) -> None:
+    """The private directory where the login user's uploads wait (see ops.file)."""
     ops.directory(
         name=f"Uploads of {state.login}",
         path=paths.UPLOADS, owner=state.login, group="root", mode="700",
         current=state.paths.get(paths.UPLOADS),
     )
 
-    for service in host.loop(services(apps)):
-        if state.systemd:
-            # Enabled so it comes back after a reboot, started now.
-            needed = service not in state.enabled or service not in state.running
-            start = f"systemctl enable --now {service}"
-        else:
-            # No init system (a plain container): the package's init script starts it.
-            needed = service not in state.running
-            start = f"service {service} start"
-        ops.command(
-            name=f"Start {service}",
-            command=start,
-            needed=needed,
-            reason=f"{service} is running",
-        )
+
+def start(service: str, state: State) -> None:
+    """Start a service now; with systemd, enable it too, so that it comes back after a reboot."""
+    if state.systemd:
+        needed = service not in state.enabled or service not in state.running
+        command = f"systemctl enable --now {service}"
+    else:
+        # No init system (a plain container): the package's init script starts it.
+        needed = service not in state.running
+        command = f"service {service} start"
+    ops.command(name=f"Start {service}", command=command, needed=needed, reason=f"{service} is running")

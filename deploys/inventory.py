@@ -82,6 +82,14 @@ class Backup:
 
 
 @dataclass(frozen=True)
+class DatabaseServer:
+    """The inventory host that keeps an app's database, for an app server without the db role."""
+
+    host: str  # its name in the inventory
+    address: str  # its private address, where the app connects
+
+
+@dataclass(frozen=True)
 class Process:
     """A long-running process of an app beside its Gunicorn: Supervisor's program <app>-<name>."""
 
@@ -113,6 +121,7 @@ class App:
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
     database: str | None = "postgresql"  # the engine (defaults.DATABASE_ENGINES), None without
+    database_server: DatabaseServer | None = None  # None: the database is on the app's host (deploys.topology)
     client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
     health_path: str = defaults.HEALTH_PATH
     health_timeout: float = defaults.HEALTH_TIMEOUT

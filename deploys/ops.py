@@ -19,7 +19,8 @@ from io import BytesIO, StringIO
 from typing import Any, TypeVar
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileDownloadCommand, FileUploadCommand, FunctionCommand, operation
+from pyinfra.api import FileDownloadCommand, FileUploadCommand, FunctionCommand, StringCommand, operation
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
@@ -220,6 +221,52 @@ def command(command: str, needed: bool | Callable[[], bool], reason: str):
         host.noop(reason)
         return
     yield command
+
+
+@operation()
+def rendezvous():
+    """
+    Nothing, at the same line of the deploy on every host: pyinfra orders the operations of one
+    call on several hosts as one step, so no host goes past it before every host has run what
+    comes before it.
+    """
+    host.noop("every host got here")
+    yield from ()
+
+
+@unless(lambda needed, **_: not needed)
+@operation()
+def relay(path: str, source: str, source_path: str, owner: str, group: str, mode: str, needed: bool):
+    """
+    Copy a file of another host of the inventory as the operation runs, not as pyinfra plans: a
+    file that host makes in this run (a password) arrives, and its content is in no plan, diff or
+    output.
+
+    + source: the inventory name of the host that has the file, at source_path
+    + needed: False when the two copies are known to be the same
+    """
+    content = StringIO()
+    yield FunctionCommand(_fetch, (source, source_path, content), {})
+    temp = f"{path}.djangohost-new"
+    upload, staged = _upload(content, temp)
+    yield upload
+    yield (f"{_place(staged, temp)} && {_owner_mode(temp, owner, group, mode)} && "
+           f"mv -f {shlex.quote(temp)} {shlex.quote(path)}")
+
+
+def _fetch(state: Any, host: Any, source: str, path: str, content: StringIO) -> bool:
+    """Read `path` on the host `source` into `content`, as that host's operations would (its sudo)."""
+    other = state.inventory.get_host(source)
+    arguments, _ = pop_global_arguments(state, other, {})
+    ok, output = other.run_shell_command(
+        StringCommand("cat", shlex.quote(path)), print_output=False, print_input=False,
+        **{key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS})
+    if not ok:
+        host.log(f"{path} could not be read on {source}", logger.error)
+        return False
+    content.write("".join(f"{line}\n" for line in output.stdout_lines))
+    content.seek(0)
+    return True
 
 
 @unless(lambda needed, **_: not needed)

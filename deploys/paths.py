@@ -55,6 +55,12 @@ UV_BIN = f"{UV}/bin/uv"
 # Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
 # as (under sudo, the SSH user can write nowhere else that others cannot read).
 UPLOADS = "/var/lib/djangohost/uploads"
+# A database server's (deploys.dbserver): its TLS certificate and key, named after the address
+# they are for, its pg_hba.conf, and each served app's password as a libpq password file line
+# (root only); the tool that makes those passwords.
+DB_SERVER = "/etc/djangohost/postgresql"
+DB_HBA = f"{DB_SERVER}/pg_hba.conf"
+DB_PASSWORD_TOOL = "/usr/local/sbin/djangohost-db-password"
 # Backups: one directory per app (root only), the tool that takes and restores them, each app's
 # backup settings (root only) and the schedule.
 BACKUPS = str(backup_tool.BACKUPS)
@@ -96,6 +102,29 @@ APP_DIRS = (
 
 # With a broker: where its Redis keeps its snapshot (the app's user only).
 BROKER_DIR = ("redis", "app", "app", "700")
+
+
+def db_cert(address: str) -> str:
+    return f"{DB_SERVER}/server-{address}.crt"
+
+
+def db_key(address: str) -> str:
+    return f"{DB_SERVER}/server-{address}.key"
+
+
+def db_password(app: App) -> str:
+    """On the database server: the app's password file line."""
+    return f"{DB_SERVER}/{app.name}.pgpass"
+
+
+def pgpass(app: App) -> str:
+    """On an app server: the app's copy of its password file line (the app's user only)."""
+    return app.path("conf", "pgpass")
+
+
+def db_server_cert(app: App) -> str:
+    """On an app server: the database server's certificate, which the app checks the server against."""
+    return app.path("conf", "db-server.crt")
 
 
 def app_dirs(app: App) -> list[tuple[str, str, str, str]]:
@@ -289,6 +318,7 @@ def app_paths(app: App) -> list[str]:
         *([broker_config(app)] if app.broker else []),
         slice_unit(app),
         backup_config(app),
+        *([pgpass(app), db_server_cert(app)] if app.database_server else []),
         nginx_site(app),
         nginx_enabled(app),
         nginx_staged(app),

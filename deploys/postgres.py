@@ -1,25 +1,38 @@
 """PostgreSQL: one role and one database per app, with least privilege.
 
-Authentication is peer over the local unix socket: the app's system user is its role, so there
-is no password to generate, store, leak or rotate, and no other system user can log in as it.
+On the app's own host, authentication is peer over the local unix socket: the app's system user
+is its role, so there is no password to generate, store, leak or rotate, and no other system user
+can log in as it. An app whose database is on the database server (deploys.dbserver) connects
+over TLS, checking the server's certificate, with a password made there and copied to the app.
 """
 
 from __future__ import annotations
 
+import functools
+from urllib.parse import urlencode
+
+from pyinfra import inventory
 from pyinfra.api import deploy
 
-from deploys import ops
+from deploys import ops, paths
 from deploys.inventory import App
 from deploys.ops import Guard
-from facts.state import State
+from facts.state import HostState, PathState, State
 
 # psql as the postgres superuser, stopping at the first error.
 PSQL = "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1"
+PORT = 5432
 
 
 def database_url(app: App) -> str:
-    """Peer authentication over the default socket directory: no host, no password."""
-    return f"postgres://{app.name}@/{app.name}"
+    """Peer authentication over the default socket directory: no host, no password. With a
+    database server: its address, its certificate checked, the password in a password file."""
+    server = app.database_server
+    if server is None:
+        return f"postgres://{app.name}@/{app.name}"
+    address = f"[{server.address}]" if ":" in server.address else server.address
+    options = {"sslmode": "verify-full", "sslrootcert": paths.db_server_cert(app), "passfile": paths.pgpass(app)}
+    return f"postgres://{app.name}@{address}:{PORT}/{app.name}?{urlencode(options)}"
 
 
 def exists(app: App, state: State) -> bool:
@@ -58,3 +71,29 @@ def database(app: App, state: State, guard: Guard) -> None:
         reason=f"database {app.name} exists, owned by {app.name}, closed to others",
         _ignore_errors=True,
     ))
+
+
+def credentials(app: App, state: State, guard: Guard) -> None:
+    """On an app server: the app's password file and the database server's certificate, copied
+    from the database server when they differ from its own (they are made there, see deploys.dbserver)."""
+    server = app.database_server
+    assert server is not None
+    theirs = _server_files(server.host, (paths.db_password(app), paths.db_cert(server.address)))
+    copies = ((paths.pgpass(app), paths.db_password(app), app.name, "600", "password file"),
+              (paths.db_server_cert(app), paths.db_cert(server.address), "root", "640", "server certificate"))
+    for path, source, owner, mode, what in copies:
+        mine, original = state.paths.get(path), theirs.get(source)
+        guard.watch(ops.relay(
+            name=f"{app.name}: {what}, from {server.host}",
+            path=path, source=server.host, source_path=source, owner=owner, group=app.name, mode=mode,
+            needed=(mine is None or original is None or mine.sha256 != original.sha256
+                    or (mine.owner, mine.group, mine.mode) != (owner, app.name, mode)),
+            _ignore_errors=True,
+        ))
+
+
+@functools.cache
+def _server_files(server: str, files: tuple[str, ...]) -> dict[str, PathState]:
+    """What the database server has of `files`, read as pyinfra plans (once per run, whichever app servers ask)."""
+    state: State = inventory.get_host(server).get_fact(HostState, paths=list(files))
+    return state.paths

@@ -7,15 +7,35 @@
 from pyinfra import host, inventory
 from pyinfra.api.operation import OperationMeta
 
-from deploys import backups, base, broker, health, limits, lock, logs, nginx, paths, removal, schedule, supervisor, tls
+from deploys import (
+    backups,
+    base,
+    broker,
+    dbserver,
+    health,
+    limits,
+    lock,
+    logs,
+    nginx,
+    ops,
+    paths,
+    removal,
+    schedule,
+    supervisor,
+    tls,
+)
 from deploys.app import AppChanges, django_app
-from deploys.inventory import check_host, host_settings, load_inventory, selected
+from deploys.inventory import check_host, host_settings, selected
 from deploys.ops import Guard
 from deploys.state import read_state
 from deploys.supervisor import Reactions
+from deploys.topology import load_topology, private_address
 
-# Every host's apps are checked before any operation is prepared on any host.
-all_apps = load_inventory(inventory)[host.name]
+# Every host's apps and roles are checked before any operation is prepared on any host.
+topology = load_topology(inventory)
+all_apps = topology.apps[host.name]
+# What this host keeps as the database server of app servers without the db role.
+served = topology.served.get(host.name, [])
 settings = host_settings(host.name, host.data)
 state = read_state(all_apps, settings)
 check_host(host.name, all_apps, state)
@@ -23,7 +43,13 @@ apps = [app for app in selected(all_apps, host.data) if app.present]
 removed = [app for app in selected(all_apps, host.data) if not app.present]
 
 # One run at a time; a targeted run leaves hosts without its apps alone.
-with lock.held(apps or removed):
+with lock.held(apps or removed or served):
+    # Before the apps of any host: their servers copy what it makes (passwords) as the run goes,
+    # after the rendezvous.
+    if served:
+        dbserver.server(databases=served, address=private_address(host))
+    if topology.served:
+        ops.rendezvous(name="Database server ready")
     if apps or removed:
         base.host_base(apps=apps, settings=settings, state=state)
         # The schedule keeps every app the host has; the settings are those of the apps deployed now.
@@ -38,7 +64,7 @@ with lock.held(apps or removed):
     attempts: dict[str, str] = {}
     for app in host.loop(apps):
         guard = guards[app.name]
-        if app.database:  # PostgreSQL's or MariaDB's
+        if app.database and not app.database_server:  # PostgreSQL's or MariaDB's, on this host
             base.ENGINES[app.database].database(app=app, state=state, guard=guard, _if=guard.ok)
         changes: AppChanges = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
                                          _if=guard.ok)

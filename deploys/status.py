@@ -9,7 +9,8 @@ from __future__ import annotations
 import click
 from pyinfra import host, inventory
 
-from deploys.inventory import App, load_inventory, selected
+from deploys.inventory import App, selected
+from deploys.topology import load_topology
 from facts.status import AppStatus, HostStatus, Status
 
 
@@ -82,7 +83,7 @@ def report(apps: list[App], status: HostStatus) -> str:
     return "\n".join(lines)
 
 
-apps = [app for app in selected(load_inventory(inventory)[host.name], host.data) if app.present]
+apps = [app for app in selected(load_topology(inventory).apps[host.name], host.data) if app.present]
 status = host.get_fact(
     Status, apps=[(app.name, app.socket, list(app.origins), app.health_path) for app in apps]
 )

@@ -81,6 +81,10 @@ class State:
     env_files: dict[str, EnvFileState] = field(default_factory=dict)
     roles: dict[str, Role] = field(default_factory=dict)
     databases: dict[str, Database] = field(default_factory=dict)
+    # PostgreSQL: the settings of ALTER SYSTEM (postgresql.auto.conf), and whether a changed one
+    # waits for a restart
+    pg_settings: dict[str, str] = field(default_factory=dict)
+    pg_restart_pending: bool = False
     # MariaDB: account -> its authentication plugin; databases; account -> the database pattern
     # of its grant
     mariadb_accounts: dict[str, str] = field(default_factory=dict)
@@ -148,7 +152,10 @@ if [ -n "$ROLES" ] && command -v psql >/dev/null && pg_isready -q 2>/dev/null; t
     -c "select 'role', rolname, rolsuper::int, rolcreatedb::int, rolcreaterole::int, rolcanlogin::int
         from pg_roles where rolname in ($ROLES)" \
     -c "select 'database', datname, pg_get_userbyid(datdba),
-        has_database_privilege('public', datname, 'CONNECT')::int from pg_database where datname in ($ROLES)"
+        has_database_privilege('public', datname, 'CONNECT')::int from pg_database where datname in ($ROLES)" \
+    -c "select 'pgsetting', name, setting from pg_file_settings
+        where sourcefile like '%/postgresql.auto.conf' and error is null" \
+    -c "select 'pgrestart' from pg_settings where pending_restart limit 1"
 fi
 if [ -n "$MARIADB" ] && command -v mariadb >/dev/null && mariadb-admin ping --silent >/dev/null 2>&1; then
   mariadb --batch --raw --skip-column-names -e "
@@ -167,9 +174,10 @@ def _words(values: Iterable[str]) -> str:
 class HostState(FactBase[State]):
     """
     The state of a host as far as djangohost manages it, in one round trip: CPU cores, init
-    system, installed packages, users, groups, running and enabled services, PostgreSQL roles and
-    databases, MariaDB accounts, databases and grants, the releases in each app home, and for
-    every path asked about its kind, owner, group, mode, sha256 (files) or target (links).
+    system, installed packages, users, groups, running and enabled services, PostgreSQL roles,
+    databases and the settings djangohost gives the server, MariaDB accounts, databases and
+    grants, the releases in each app home, and for every path asked about its kind, owner, group,
+    mode, sha256 (files) or target (links).
     Environment files are hashed without their SECRET_KEY line, so the fact never carries a
     secret.
 
@@ -187,6 +195,7 @@ class HostState(FactBase[State]):
             env_files={"/webapps/hello/conf/env": EnvFileState("0a1b...", "7c8d...", True)},
             roles={"hello": Role(superuser=False, createdb=False, createrole=False, login=True)},
             databases={"hello": Database(owner="hello", public_connect=False)},
+            pg_settings={"ssl": "on"}, pg_restart_pending=False,
             mariadb_accounts={"shop": "unix_socket"}, mariadb_databases={"shop"},
             mariadb_grants={"shop": "shop"},
             releases={"/webapps/hello": {"20261122T101500-3f2a9c": "68a854a128a9"}},
@@ -274,6 +283,10 @@ class HostState(FactBase[State]):
             elif kind == "database":
                 name, owner, public_connect = fields
                 state.databases[name] = Database(owner, public_connect == "1")
+            elif kind == "pgsetting":
+                state.pg_settings[fields[0]] = fields[1]
+            elif kind == "pgrestart":
+                state.pg_restart_pending = True
             elif kind == "maccount":
                 state.mariadb_accounts[fields[0]] = fields[1]
             elif kind == "mdatabase":

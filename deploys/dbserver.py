@@ -1,0 +1,134 @@
+"""The database server: PostgreSQL for the apps of app servers without the db role.
+
+It listens on its private address (and locally), only over TLS with a certificate of its own
+that the apps check (sslmode=verify-full), and hashes passwords with SCRAM. pg_hba lets each
+app's role reach only its own database, only from that app's servers. Each role's password is
+made here, kept root-only as a libpq password file line, and copied to the app's servers as the
+run goes (deploys.postgres.credentials): it never reaches the machine running pyinfra's plan,
+output or diffs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt
+
+from deploys import base, ops, paths, postgres
+from deploys.defaults import POSTGRESQL_PACKAGE
+from deploys.ops import Guard
+from deploys.templates import render
+from deploys.topology import ServedDatabase
+from facts.state import HostState, State
+
+# How long the server's own certificate is valid (days); the apps trust exactly this certificate.
+CERT_DAYS = 3650
+
+
+def settings(address: str) -> dict[str, str]:
+    """The server settings djangohost gives PostgreSQL (ALTER SYSTEM: no path that depends on its version)."""
+    return {
+        "listen_addresses": f"localhost,{address}",
+        "ssl": "on",
+        "ssl_cert_file": paths.db_cert(address),
+        "ssl_key_file": paths.db_key(address),
+        "ssl_min_protocol_version": "TLSv1.2",
+        "password_encryption": "scram-sha-256",
+        "hba_file": paths.DB_HBA,
+    }
+
+
+def hba_address(address: str) -> str:
+    """An app server's address as pg_hba matches it: an IP address alone, or a host name."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    return f"{ip}/{ip.max_prefixlen}"
+
+
+def read_server_state(databases: list[ServedDatabase], address: str) -> State:
+    names = [served.app.name for served in databases]
+    return host.get_fact(
+        HostState,
+        paths=[paths.UPLOADS, paths.DB_SERVER, paths.DB_HBA, paths.DB_PASSWORD_TOOL, paths.db_cert(address),
+               *(paths.db_password(served.app) for served in databases)],
+        packages=[POSTGRESQL_PACKAGE],
+        databases=names,
+    )
+
+
+@deploy("Database server")
+def server(databases: list[ServedDatabase], address: str) -> None:
+    """PostgreSQL listening on `address` over TLS, and a role, a database and a password for each
+    of `databases`."""
+    state = read_server_state(databases, address)
+    if POSTGRESQL_PACKAGE not in state.packages:
+        apt.packages(name="Install PostgreSQL", packages=[POSTGRESQL_PACKAGE], update=True, no_recommends=True)
+    base.start("postgresql", state)
+    base.uploads(state)
+    ops.directory(name="Database server's files", path=paths.DB_SERVER, owner="root", group="postgres",
+                  mode="750", current=state.paths.get(paths.DB_SERVER))
+    # openssl writes the key 0600 under umask 077; PostgreSQL reads it as its owner.
+    certificate = ops.command(
+        name=f"Certificate for {address}",
+        command=(f"(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+                 f"-days {CERT_DAYS} -subj /CN={address} -addext subjectAltName={_san(address)} "
+                 f"-keyout {paths.db_key(address)} -out {paths.db_cert(address)}) && "
+                 f"chown postgres:postgres {paths.db_key(address)} && chmod 644 {paths.db_cert(address)}"),
+        needed=paths.db_cert(address) not in state.paths,
+        reason=f"the certificate for {address} exists",
+    )
+    hba = ops.file(
+        name="Who may connect (pg_hba.conf)", path=paths.DB_HBA,
+        content=render("postgres/pg_hba.conf.j2", databases=[
+            {"app": served.app, "clients": [hba_address(client) for client in served.clients]}
+            for served in databases]),
+        owner="root", group="postgres", mode="640", current=state.paths.get(paths.DB_HBA),
+    )
+    wanted = settings(address)
+    changed = {name: value for name, value in wanted.items() if state.pg_settings.get(name) != value}
+    configured = ops.command(
+        name="Server settings: address, TLS, SCRAM, pg_hba",
+        command=" ".join([postgres.PSQL, *(f"-c \"ALTER SYSTEM SET {name} = '{value}'\""
+                                           for name, value in changed.items())]),
+        needed=bool(changed),
+        reason="the server has djangohost's settings",
+    )
+    # The address and pg_hba's place are read at start only; a restart applies every setting.
+    restart = bool(changed) or certificate.will_change or state.pg_restart_pending
+    ops.command(
+        name="PostgreSQL restarted",
+        command="systemctl restart postgresql" if state.systemd else "service postgresql restart",
+        needed=restart, reason="no setting waits for a restart",
+        _if=lambda: configured.did_change() or certificate.did_change() or state.pg_restart_pending,
+    )
+    ops.command(
+        name="PostgreSQL reloaded (pg_hba.conf)",
+        command=f"{postgres.PSQL} -c 'SELECT pg_reload_conf()'",
+        needed=hba.will_change and not restart, reason="pg_hba.conf is as it was", _if=hba.did_change,
+    )
+
+    ops.file(
+        name="Password tool", path=paths.DB_PASSWORD_TOOL, content=render("postgres/djangohost-db-password.j2"),
+        owner="root", group="root", mode="700", current=state.paths.get(paths.DB_PASSWORD_TOOL),
+    )
+    for served in host.loop(databases):
+        app = served.app
+        postgres.database(app=app, state=state, guard=Guard(app.name))
+        ops.command(
+            name=f"{app.name}: password",
+            command=f"{paths.DB_PASSWORD_TOOL} {app.name} {paths.db_password(app)}",
+            needed=paths.db_password(app) not in state.paths,
+            reason=f"{app.name} has its password",
+        )
+
+
+def _san(address: str) -> str:
+    try:
+        ipaddress.ip_address(address)
+        return f"IP:{address}"
+    except ValueError:
+        return f"DNS:{address}"

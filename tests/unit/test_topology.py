@@ -1,0 +1,93 @@
+"""Roles and the database server: which host keeps which database, and the refusals, each naming
+the host, the app and the field."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from deploys.dbserver import hba_address
+from deploys.inventory import DatabaseServer, InventoryError
+from deploys.postgres import database_url
+from deploys.templates import render
+from deploys.topology import SINGLE_SERVER, load_topology, roles
+from tests.helpers import EXAMPLES
+
+
+def node(name: str, groups=(), **data):
+    return SimpleNamespace(name=name, groups=list(groups), data=data)
+
+
+def entry(name="hello", **fields):
+    return {"name": name, "domains": [f"{name}.test"], "source": str(EXAMPLES / name), "backup": False, **fields}
+
+
+def refusal(hosts) -> str:
+    with pytest.raises(InventoryError) as raised:
+        load_topology(hosts)
+    return str(raised.value)
+
+
+def test_a_host_without_roles_is_a_single_server_as_before():
+    topology = load_topology([node("web1", apps=[entry()])])
+    assert roles(node("web1")) == SINGLE_SERVER
+    (hello,) = topology.apps["web1"]
+    assert hello.database_server is None
+    assert database_url(hello) == "postgres://hello@/hello"
+    assert topology.served == {}
+
+
+def test_app_servers_keep_their_databases_on_the_database_server():
+    apps = [entry(), entry("goodbye")]
+    topology = load_topology([
+        node("app1", ["app"], private_address="10.0.0.11", apps=apps[:1]),
+        node("app2", roles=["app"], private_address="10.0.0.12", apps=apps[1:]),
+        node("db1", ["db"], private_address="10.0.0.5", apps=apps),  # declared in group data: not run here
+    ])
+    assert topology.apps["db1"] == []
+    hello = topology.apps["app1"][0]
+    assert hello.database_server == DatabaseServer("db1", "10.0.0.5")
+    assert database_url(hello) == ("postgres://hello@10.0.0.5:5432/hello?sslmode=verify-full&sslrootcert="
+                                   "%2Fwebapps%2Fhello%2Fconf%2Fdb-server.crt&passfile=%2Fwebapps%2Fhello%2Fconf%2Fpgpass")
+    assert {served.app.name: served.clients for served in topology.served["db1"]} == {
+        "hello": ("10.0.0.11",), "goodbye": ("10.0.0.12",)}
+    hba = render("postgres/pg_hba.conf.j2", databases=[
+        {"app": served.app, "clients": [hba_address(client) for client in served.clients]}
+        for served in topology.served["db1"]])
+    assert 'hostssl "hello" "hello" 10.0.0.11/32 scram-sha-256' in hba
+    assert 'hostssl "goodbye" "goodbye" 10.0.0.12/32 scram-sha-256' in hba
+    assert "10.0.0.12" not in hba.split('"goodbye"', 1)[0]
+    assert [line for line in hba.splitlines() if line.startswith("host ")] == []
+
+
+@pytest.mark.parametrize("hosts, message", [
+    ([node("app1", ["app"], apps=[entry()])],
+     "host app1, app hello, field database: this host has no db role"),
+    ([node("app1", ["app"], apps=[entry()]), node("db1", ["db"]), node("db2", ["db"])],
+     "host app1, app hello, field database: several hosts have the db role (db1, db2)"),
+    ([node("app1", ["app"], apps=[entry(database={"engine": "mariadb"})]), node("db1", ["db"])],
+     "host app1, app hello, field database: mariadb runs on the app's own host only"),
+    ([node("app1", ["app"], apps=[entry(backup=True)]), node("db1", ["db"])],
+     "host app1, app hello, field backup: backups of a database on the database server (db1) are not taken yet"),
+    ([node("app1", ["app"], private_address="10.0.0.11", apps=[entry()]),
+      node("app2", ["app"], private_address="10.0.0.12", apps=[entry()]), node("db1", ["db"])],
+     "host app2, app hello, field name: hello is on several app servers (app1, app2)"),
+    ([node("app1", roles=["app", "cache"], apps=[entry()])],
+     "host app1, field roles: ['app', 'cache'] must be a list of lb, app, db"),
+    ([node("app1", ["app"], apps=[entry()]), node("db1", ["db"], private_address="10.0.0.5; rm -rf /")],
+     "host db1, field private_address: '10.0.0.5; rm -rf /' is not an IP address or a host name"),
+])
+def test_a_topology_that_cannot_work_is_refused(hosts, message):
+    assert message in refusal(hosts)
+
+
+def test_an_app_without_a_database_needs_no_database_server():
+    topology = load_topology([node("app1", ["app"], apps=[entry(database=False)])])
+    assert topology.apps["app1"][0].database_server is None
+
+
+def test_pg_hba_addresses():
+    assert hba_address("10.0.0.5") == "10.0.0.5/32"
+    assert hba_address("fd00::5") == "fd00::5/128"
+    assert hba_address("app1.internal") == "app1.internal"
