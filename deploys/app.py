@@ -241,7 +241,8 @@ def candidate(app: App, state: State, release: str, venv: str, config: Configura
         if base.ENGINES[app.database].exists(app, state):
             migrated = f"{with_release} migrate --check --noinput >/dev/null 2>&1"
             tasks.append(f"{{ {migrated} || {backups.take(app, release)}; }}")
-        tasks.append(f"{with_release} migrate --noinput")
+        tasks.append(f"{with_release} migrate --noinput" if not app.database_server else
+                     f"{with_release} shell --command \"import runpy; runpy.run_path('{paths.MIGRATE_LOCKED}')\"")
     marker = f"{release_path}/{paths.RELEASE_VENV}"
     tasks += [f"{with_release} collectstatic --noinput --verbosity 0", paths.compress_static(app),
               candidate_check(app, release_path, venv_dir),

@@ -9,6 +9,7 @@ from pyinfra.operations import apt
 from deploys import backups, broker, logs, mariadb, nginx, ops, paths, postgres, tls
 from deploys.defaults import BUILD_TOOLS, MARIADB_PACKAGE, POSTGRESQL_PACKAGE, UV_VERSION
 from deploys.inventory import App, HostSettings
+from deploys.templates import render
 from facts.state import SERVICES, State
 
 # The deploy module of each engine, with its database(), database_url() and exists().
@@ -85,6 +86,9 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         current=state.paths.get(paths.BUILD),
     )
     uploads(state)
+    if any(app.database_server for app in apps):
+        ops.file(name="migrate under a lock", path=paths.MIGRATE_LOCKED, content=render("app/migrate_locked.py.j2"),
+                 owner="root", group="root", mode="644", current=state.paths.get(paths.MIGRATE_LOCKED))
 
     for service in host.loop(services(apps)):
         start(service, state)

@@ -96,6 +96,7 @@ class Process:
     name: str
     command: str
     stop_wait: int = defaults.PROCESS_STOP_WAIT
+    unique: bool = False  # on the app's primary server only (deploys.topology)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ class App:
     secrets: Mapping[str, str] = field(default_factory=dict)
     database: str | None = "postgresql"  # the engine (defaults.DATABASE_ENGINES), None without
     database_server: DatabaseServer | None = None  # None: the database is on the app's host (deploys.topology)
+    media: bool = True  # False: it keeps no uploads on its servers
+    primary_server: str | None = None  # the entry's `primary`: where its schedule and unique processes run
+    primary: bool = True  # whether this host is that server (deploys.topology)
+    balancer: str | None = None  # the load balancer's private address, the one client of its Nginx site
     client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
     health_path: str = defaults.HEALTH_PATH
     health_timeout: float = defaults.HEALTH_TIMEOUT
@@ -341,13 +346,15 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         git=git,
         tls=_tls(entry.tls),
         backup=_backup(entry.backup, settings.backup, entry.name),
-        processes=tuple(Process(name, process.command, process.stop_wait)  # type: ignore[union-attr]
+        processes=tuple(Process(name, process.command, process.stop_wait, process.unique)  # type: ignore[union-attr]
                         for name, process in entry.processes.items()),
         broker=(None if entry.broker is False else
                 entry.broker.maxmemory if isinstance(entry.broker, schema.BrokerEntry) else defaults.BROKER_MAXMEMORY),
         schedule=tuple(Job(job.name, job.command, job.cron or _cron_at(job.at or "daily", f"{entry.name}.{job.name}"))
                        for job in entry.schedule),
         limits=entry.limits,
+        media=entry.media,
+        primary_server=entry.primary,
     )
 
 

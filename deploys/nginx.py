@@ -54,7 +54,7 @@ def http2_directive(state: State) -> bool:
     return state.debian_version >= 13
 
 
-def _site(label: str, path: str, link: str, content: str, state: State) -> list[OperationMeta]:
+def site_files(label: str, path: str, link: str, content: str, state: State) -> list[OperationMeta]:
     """A site in sites-available and its link in sites-enabled."""
     return [
         ops.file(name=f"{label}: nginx site", path=path, content=content,
@@ -86,7 +86,7 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
                   current=state.paths.get(paths.NGINX_STAGED))
     default_site = render("nginx/default.conf.j2", https=any(app.tls for app in all_apps if app.present),
                           tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
-    changes += _site("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, default_site, state)
+    changes += site_files("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, default_site, state)
 
     debian_default = state.paths.get(paths.NGINX_DEBIAN_DEFAULT)
     if "nginx" not in state.packages:

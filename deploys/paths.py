@@ -52,6 +52,8 @@ BUILD = "/var/lib/djangohost/build"
 TOOLS = "/usr/local/lib/djangohost"
 UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
 UV_BIN = f"{UV}/bin/uv"
+# `migrate` under a lock in the database, for apps whose database is on the database server.
+MIGRATE_LOCKED = f"{TOOLS}/migrate_locked.py"
 # Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
 # as (under sudo, the SSH user can write nowhere else that others cannot read).
 UPLOADS = "/var/lib/djangohost/uploads"
@@ -347,6 +349,7 @@ def app_stamps(app: App) -> list[str]:
 
 HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
               NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
-              STAMPS, UPLOADS, BUILD, UV_BIN, TLS_DIR, ACME_WEBROOT, CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
+              STAMPS, UPLOADS, BUILD, UV_BIN, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT, CERTBOT_DEPLOY_HOOKS,
+              CERTBOT_DEPLOY_HOOK,
               BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
               *(stamp(kind) for kind in HOST_STAMPS)]

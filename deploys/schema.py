@@ -310,6 +310,7 @@ class ProcessEntry(Model):
 
     command: str
     stop_wait: int = Field(defaults.PROCESS_STOP_WAIT, ge=1)
+    unique: bool = Field(False, description="Runs on one app server only (the app's primary), like Celery beat.")
 
     _command = field_validator("command")(command_line)
 
@@ -405,6 +406,10 @@ class AppEntry(Model):
     broker: bool | BrokerEntry = False
     schedule: list[JobEntry] = Field(default_factory=list)
     limits: LimitsEntry | None = None
+    media: bool = Field(True, description="false: the app keeps no uploads on its servers (an object store); "
+                                          "an app on several app servers must say so.")
+    primary: str | None = Field(None, description="The app server (inventory name) that runs its schedule and "
+                                                  "unique processes; default the first of its servers.")
 
     @field_validator("name")
     @classmethod

@@ -9,6 +9,7 @@ from pyinfra.api.operation import OperationMeta
 
 from deploys import (
     backups,
+    balancer,
     base,
     broker,
     dbserver,
@@ -34,8 +35,10 @@ from deploys.topology import load_topology, private_address
 # Every host's apps and roles are checked before any operation is prepared on any host.
 topology = load_topology(inventory)
 all_apps = topology.apps[host.name]
-# What this host keeps as the database server of app servers without the db role.
+# What this host keeps as the database server of app servers without the db role, and balances
+# as their load balancer.
 served = topology.served.get(host.name, [])
+balanced = topology.balanced.get(host.name, [])
 settings = host_settings(host.name, host.data)
 state = read_state(all_apps, settings)
 check_host(host.name, all_apps, state)
@@ -43,7 +46,7 @@ apps = [app for app in selected(all_apps, host.data) if app.present]
 removed = [app for app in selected(all_apps, host.data) if not app.present]
 
 # One run at a time; a targeted run leaves hosts without its apps alone.
-with lock.held(apps or removed or served):
+with lock.held(apps or removed or served or balanced):
     # Before the apps of any host: their servers copy what it makes (passwords) as the run goes,
     # after the rendezvous.
     if served:
@@ -95,5 +98,9 @@ with lock.held(apps or removed or served):
     for app in host.loop(apps):
         health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
                     guard=guards[app.name], keep=settings.keep_releases, attempt=attempts[app.name])
+
+    # The load balancer's sites, once the app servers serve what they point at.
+    if balanced:
+        balancer.balancer(apps=balanced)
 
     health.failures(guards=list(guards.values()))

@@ -10,7 +10,7 @@ import click
 from pyinfra import host, inventory
 
 from deploys.inventory import App, selected
-from deploys.topology import load_topology
+from deploys.topology import ROLES, Topology, load_topology
 from facts.status import AppStatus, HostStatus, Status
 
 
@@ -72,10 +72,20 @@ def process_lines(app: App, status: AppStatus) -> list[str]:
     return lines
 
 
-def report(apps: list[App], status: HostStatus) -> str:
+def role_lines(topology: Topology) -> list[str]:
+    """The host's roles, the databases it keeps for app servers and the apps it balances."""
+    lines = [f"  roles: {', '.join(role for role in ROLES if role in topology.roles[host.name])}"]
+    lines += [f"  database {served.app.name:<16} for {', '.join(served.clients)}"
+              for served in topology.served.get(host.name, [])]
+    lines += [f"  balances {balanced.app.name:<16} over {', '.join(balanced.servers)}"
+              for balanced in topology.balanced.get(host.name, [])]
+    return lines
+
+
+def report(apps: list[App], status: HostStatus, roles: list[str]) -> str:
     nginx = status["nginx"]
     valid = "valid" if nginx["valid"] else f"INVALID: {nginx['error']}"
-    lines = [f"{host.name}: nginx configuration {valid}"]
+    lines = [f"{host.name}: nginx configuration {valid}", *roles]
     for app in apps:
         app_status = status["apps"].get(app.name)
         lines.append(app_line(app, app_status))
@@ -83,8 +93,12 @@ def report(apps: list[App], status: HostStatus) -> str:
     return "\n".join(lines)
 
 
-apps = [app for app in selected(load_topology(inventory).apps[host.name], host.data) if app.present]
-status = host.get_fact(
-    Status, apps=[(app.name, app.socket, list(app.origins), app.health_path) for app in apps]
-)
-click.echo(report(apps, status))
+topology = load_topology(inventory)
+apps = [app for app in selected(topology.apps[host.name], host.data) if app.present]
+if topology.apps[host.name]:
+    status = host.get_fact(
+        Status, apps=[(app.name, app.socket, list(app.origins), app.health_path) for app in apps]
+    )
+    click.echo(report(apps, status, role_lines(topology)))
+else:  # a load balancer or a database server only
+    click.echo("\n".join([f"{host.name}:", *role_lines(topology)]))

@@ -32,12 +32,21 @@ class ServedDatabase:
 
 
 @dataclass(frozen=True)
+class Balanced:
+    """An app on the load balancer, and the app servers it spreads the app's requests over."""
+
+    app: App
+    servers: tuple[str, ...]  # their private addresses
+
+
+@dataclass(frozen=True)
 class Topology:
     """The inventory's hosts by role, and what each must do."""
 
     roles: dict[str, frozenset[str]]  # host name -> its roles
     apps: dict[str, list[App]]  # host name -> the apps it runs (none without the app role)
     served: dict[str, list[ServedDatabase]]  # database server -> the databases it keeps for app servers
+    balanced: dict[str, list[Balanced]]  # load balancer -> the apps it balances
 
 
 def roles(host: Any) -> frozenset[str]:
@@ -67,47 +76,112 @@ def _is_address(value: str) -> bool:
 
 
 def load_topology(hosts: Iterable[Any]) -> Topology:
-    """Every host's apps (load_inventory), roles and address; which database server keeps the
-    databases of app servers without the db role. Raises InventoryError naming each problem."""
+    """Every host's apps (load_inventory) placed by roles: where each database is kept, which app
+    server is each app's primary, what the load balancer balances. Raises InventoryError naming
+    each problem."""
     hosts = list(hosts)
     declared = load_inventory(hosts)
     host_roles = {host.name: roles(host) for host in hosts}
-    servers = [host for host in hosts if "db" in host_roles[host.name]]
-    apps: dict[str, list[App]] = {}
-    served: dict[str, list[ServedDatabase]] = {}
-    clients: dict[str, list[str]] = {}
-    problems = []
+    by_role = {role: [host for host in hosts if role in host_roles[host.name]] for role in ROLES}
+    runs = {host.name: declared[host.name] if "app" in host_roles[host.name] else [] for host in hosts}
+    servers_of: dict[str, list[str]] = {}
     for host in hosts:
-        if "app" not in host_roles[host.name]:
-            apps[host.name] = []
-            continue
-        if "db" in host_roles[host.name]:
-            apps[host.name] = declared[host.name]
-            continue
-        apps[host.name] = []
-        for app in declared[host.name]:
-            problem = _remote_problem(app, [server.name for server in servers])
-            if problem:
-                problems.append(f"host {host.name}, app {app.name}, field {problem}")
-                continue
-            if app.database and app.present:
-                server = servers[0]
-                app = dataclasses.replace(app, database_server=DatabaseServer(server.name, private_address(server)))
-                if app.name not in clients:
-                    served.setdefault(server.name, []).append(ServedDatabase(app, ()))
-                clients.setdefault(app.name, []).append(private_address(host))
-            apps[host.name].append(app)
-    for name, addresses in clients.items():
-        if len(addresses) > 1:
-            hosts_of = [host for host, host_apps in apps.items() if any(app.name == name for app in host_apps)]
-            problems.append(f"host {hosts_of[1]}, app {name}, field name: {name} is on several app servers "
-                            f"({', '.join(hosts_of)}), and one app on several servers behind a load balancer is "
-                            "not supported yet; keep each app on one app server")
+        for app in runs[host.name]:
+            servers_of.setdefault(app.name, []).append(host.name)
+    problems = _role_problems(host_roles, by_role)
+    for host in hosts:
+        for app in runs[host.name]:
+            problems += [f"host {host.name}, app {app.name}, field {problem}"
+                         for problem in _app_problems(app, host.name, host_roles[host.name], servers_of, by_role)]
+    problems += _domain_problems(runs) if by_role["lb"] else []
     if problems:
         raise InventoryError("\n".join(problems))
-    served = {server: [dataclasses.replace(entry, clients=tuple(clients[entry.app.name])) for entry in entries]
-              for server, entries in served.items()}
-    return Topology(roles=host_roles, apps=apps, served=served)
+    apps = {host.name: [_placed(app, host.name, host_roles[host.name], servers_of, by_role)
+                        for app in runs[host.name]] for host in hosts}
+    served, balanced = _shared(apps, servers_of, {host.name: host for host in hosts}, by_role)
+    return Topology(roles=host_roles, apps=apps, served=served, balanced=balanced)
+
+
+def _shared(apps: dict[str, list[App]], servers_of: dict[str, list[str]], hosts: dict[str, Any],
+            by_role: dict[str, list[Any]]) -> tuple[dict[str, list[ServedDatabase]], dict[str, list[Balanced]]]:
+    """What the database server keeps and the load balancer balances, for the app servers."""
+    served: dict[str, list[ServedDatabase]] = {}
+    balanced: dict[str, list[Balanced]] = {}
+    for name, servers in servers_of.items():
+        app = next(app for app in apps[servers[0]] if app.name == name)
+        clients = tuple(private_address(hosts[server]) for server in servers)
+        if app.database_server and app.present:
+            served.setdefault(app.database_server.host, []).append(ServedDatabase(app, clients))
+        if by_role["lb"] and app.present:
+            balanced.setdefault(by_role["lb"][0].name, []).append(Balanced(app, clients))
+    return served, balanced
+
+
+def _placed(app: App, host: str, host_roles: frozenset[str], servers_of: dict[str, list[str]],
+            by_role: dict[str, list[Any]]) -> App:
+    """The app as `host` runs it: its database server, its load balancer, and on any but its
+    primary server, no schedule and no unique process."""
+    changes: dict[str, Any] = {}
+    if app.database and app.present and "db" not in host_roles:
+        server = by_role["db"][0]
+        changes["database_server"] = DatabaseServer(server.name, private_address(server))
+    if by_role["lb"]:
+        changes["balancer"] = private_address(by_role["lb"][0])
+    if (app.primary_server or servers_of[app.name][0]) != host:
+        changes.update(primary=False, schedule=(),
+                       processes=tuple(process for process in app.processes if not process.unique))
+    return dataclasses.replace(app, **changes)
+
+
+def _role_problems(host_roles: dict[str, frozenset[str]], by_role: dict[str, list[Any]]) -> list[str]:
+    problems = [f"host {name}, field roles: a host cannot be both the load balancer and an app server (both "
+                "answer on port 80)" for name, given in host_roles.items() if {"lb", "app"} <= given]
+    if len(by_role["lb"]) > 1:
+        problems.append(f"host {by_role['lb'][1].name}, field roles: several hosts have the lb role "
+                        f"({', '.join(host.name for host in by_role['lb'])}); one load balancer is supported")
+    return problems
+
+
+def _domain_problems(runs: dict[str, list[App]]) -> list[str]:
+    """Domains two different apps take on the load balancer, which answers for every app server."""
+    owners: dict[str, tuple[str, str]] = {}
+    problems = []
+    for host, apps in runs.items():
+        for app in apps:
+            for domain in app.domains:
+                owner = owners.setdefault(domain, (app.name, host))
+                if owner[0] != app.name:
+                    problems.append(f"host {host}, app {app.name}, field domains: {domain} is already used by app "
+                                    f"{owner[0]} on host {owner[1]}, and the load balancer answers for both")
+    return problems
+
+
+def _app_problems(app: App, host: str, host_roles: frozenset[str], servers_of: dict[str, list[str]],
+                  by_role: dict[str, list[Any]]) -> list[str]:
+    """Why `app` cannot run on `host` as the inventory places it: "FIELD: why" each."""
+    servers = servers_of[app.name]
+    problems = [] if "db" in host_roles else [
+        problem for problem in [_remote_problem(app, [server.name for server in by_role["db"]])] if problem]
+    if app.primary_server and app.primary_server not in servers:
+        problems.append(f"primary: {app.primary_server} is not one of its app servers ({', '.join(servers)})")
+    if by_role["lb"] and app.tls:
+        problems.append("tls: TLS on the load balancer is not done yet; remove tls, or the lb host")
+    if len(servers) < 2 or not app.present:
+        return problems
+    if not by_role["lb"]:
+        problems.append(f"name: {app.name} is on several app servers ({', '.join(servers)}), which need a load "
+                        "balancer in front (a host in the group lb); or keep the app on one app server")
+    if app.database and "db" in host_roles:
+        problems.append(f"database: on several app servers, its database must be on the database server; remove "
+                        f"the db role from {host}")
+    if app.broker:
+        problems.append("broker: a broker on each app server would split its tasks between them; an app on several "
+                        "app servers cannot have one yet")
+    if app.media:
+        problems.append("media: on several app servers, an upload saved on one is missing on the others; keep "
+                        "uploads in an object store (django-storages, for example) and set media: false, or keep "
+                        "the app on one app server")
+    return problems
 
 
 def _remote_problem(app: App, servers: list[str]) -> str | None:

@@ -89,6 +89,14 @@ def write_inventory(path: Path, container: str, apps: list[dict], login: Login |
     return path
 
 
+def write_groups(path: Path, groups: dict[str, list[tuple[str, dict]]]) -> Path:
+    """An inventory of containers reached through @docker, in groups (app, db, lb):
+    {group: [(container, host data), ...]}."""
+    path.write_text("".join(f"{group} = {[(f'@docker/{container}', data) for container, data in hosts]!r}\n"
+                            for group, hosts in groups.items()))
+    return path
+
+
 def copy_example(name: str, dest: Path) -> Path:
     """A copy of an example project that a test may change."""
     target = dest / name

@@ -198,6 +198,12 @@ def wait_for_systemd(name: str, timeout: float = 60) -> None:
     raise RuntimeError(f"systemd in {name} did not come up")
 
 
+def address(name: str) -> str:
+    """The container's address on its (only) network."""
+    return run("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name,
+               capture_output=True).stdout.strip()
+
+
 def published_port(name: str, container_port: int) -> int:
     out = run("docker", "port", name, f"{container_port}/tcp", capture_output=True).stdout
     return int(out.splitlines()[0].rsplit(":", 1)[1])

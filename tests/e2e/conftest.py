@@ -46,6 +46,32 @@ def container_factory(docker_ready, ssh_key) -> Iterator[Callable[..., str]]:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
 
 
+@pytest.fixture(scope="module")
+def network_factory(docker_ready) -> Iterator[Callable[..., dict[str, str]]]:
+    """Start fresh containers on a Docker network of the module's own, as hosts of one inventory:
+    network(*labels, published=labels whose port 80 is published) returns {label: container}.
+    All removed after the module, the network too."""
+    started: list[str] = []
+    networks: list[str] = []
+
+    def start(*labels: str, published: tuple[str, ...] = ()) -> dict[str, str]:
+        network = f"djangohost-test-{uuid.uuid4().hex[:8]}"
+        targets.run("docker", "network", "create", network, stdout=subprocess.DEVNULL)
+        networks.append(network)
+        containers = {}
+        for label in labels:
+            containers[label] = f"{network}-{label}"
+            started.append(containers[label])
+            targets.start_container(containers[label], network=network,
+                                    ports={80: 0} if label in published else None)
+        return containers
+
+    yield start
+    subprocess.run(["docker", "rm", "-f", *started], capture_output=True)
+    for network in networks:
+        subprocess.run(["docker", "network", "rm", network], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def login(ssh_key) -> Callable[[str, str], Login]:
     """login(container, user): how pyinfra reaches a container started with ssh=True as `user`

@@ -5,43 +5,28 @@ over TLS with a password made there; each app reaches only its own, and only fro
 from __future__ import annotations
 
 import shlex
-import subprocess
-import uuid
 
 import pytest
 
 from tests import targets
-from tests.helpers import copy_example, http_get, pyinfra, sh
+from tests.helpers import copy_example, http_get, pyinfra, sh, write_groups
+from tests.targets import address
 
 pytestmark = pytest.mark.e2e
 
-def address(container: str) -> str:
-    return targets.run("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                       container, capture_output=True).stdout.strip()
-
 
 @pytest.fixture(scope="module")
-def topology(docker_ready, tmp_path_factory):
-    label = uuid.uuid4().hex[:8]
-    network = f"djangohost-test-{label}"
-    targets.run("docker", "network", "create", network, stdout=subprocess.DEVNULL)
-    db, app = f"djangohost-test-{label}-db", f"djangohost-test-{label}-app"
-    try:
-        targets.start_container(db, network=network)
-        targets.start_container(app, network=network, ports={80: 0})
-        workdir = tmp_path_factory.mktemp("database-server")
-        apps = [{"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir)),
-                 "backup": False} for name in ("hello", "goodbye")]
-        inventory = workdir / "inventory.py"
-        inventory.write_text(
-            f"app = [({f'@docker/{app}'!r}, {{'private_address': {address(app)!r}, 'apps': {apps!r}}})]\n"
-            f"db = [({f'@docker/{db}'!r}, {{'private_address': {address(db)!r}}})]\n")
-        first = pyinfra(inventory, json_results=False)
-        yield {"db": db, "app": app, "inventory": inventory, "first": first,
-               "port": targets.published_port(app, 80), "addresses": (address(db), address(app))}
-    finally:
-        subprocess.run(["docker", "rm", "-f", db, app], capture_output=True)
-        subprocess.run(["docker", "network", "rm", network], capture_output=True)
+def topology(network_factory, tmp_path_factory):
+    hosts = network_factory("db", "app", published=("app",))
+    db, app = hosts["db"], hosts["app"]
+    workdir = tmp_path_factory.mktemp("database-server")
+    apps = [{"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir)),
+             "backup": False} for name in ("hello", "goodbye")]
+    inventory = write_groups(workdir / "inventory.py", {"app": [(app, {"private_address": address(app), "apps": apps})],
+                                                        "db": [(db, {"private_address": address(db)})]})
+    first = pyinfra(inventory, json_results=False)
+    return {"db": db, "app": app, "inventory": inventory, "first": first,
+            "port": targets.published_port(app, 80), "addresses": (address(db), address(app))}
 
 
 def connect(container: str, as_user: str, python: str, **options: str) -> str:

@@ -70,9 +70,29 @@ def test_app_servers_keep_their_databases_on_the_database_server():
      "host app1, app hello, field database: mariadb runs on the app's own host only"),
     ([node("app1", ["app"], apps=[entry(backup=True)]), node("db1", ["db"])],
      "host app1, app hello, field backup: backups of a database on the database server (db1) are not taken yet"),
-    ([node("app1", ["app"], private_address="10.0.0.11", apps=[entry()]),
-      node("app2", ["app"], private_address="10.0.0.12", apps=[entry()]), node("db1", ["db"])],
-     "host app2, app hello, field name: hello is on several app servers (app1, app2)"),
+    ([node("app1", ["app"], apps=[entry(media=False)]), node("app2", ["app"], apps=[entry(media=False)]),
+      node("db1", ["db"])],
+     "host app2, app hello, field name: hello is on several app servers (app1, app2), which need a load balancer"),
+    ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry()]), node("app2", ["app"], apps=[entry()]),
+      node("db1", ["db"])],
+     "host app1, app hello, field media: on several app servers, an upload saved on one is missing on the others"),
+    ([node("lb1", ["lb"]), node("app1", ["app", "db"], apps=[entry(media=False)]),
+      node("app2", ["app"], apps=[entry(media=False)])],
+     "host app1, app hello, field database: on several app servers, its database must be on the database server"),
+    ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry(media=False, broker=True)]),
+      node("app2", ["app"], apps=[entry(media=False, broker=True)]), node("db1", ["db"])],
+     "host app1, app hello, field broker: a broker on each app server would split its tasks"),
+    ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry(primary="app3")]), node("db1", ["db"])],
+     "host app1, app hello, field primary: app3 is not one of its app servers (app1)"),
+    ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry(tls={"mode": "self-signed"})]), node("db1", ["db"])],
+     "host app1, app hello, field tls: TLS on the load balancer is not done yet"),
+    ([node("lb1", ["lb"]), node("lb2", ["lb"])],
+     "host lb2, field roles: several hosts have the lb role (lb1, lb2)"),
+    ([node("web1", ["lb", "app"])],
+     "host web1, field roles: a host cannot be both the load balancer and an app server"),
+    ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry()]),
+      node("app2", ["app"], apps=[entry("goodbye", domains=["hello.test"])]), node("db1", ["db"])],
+     "host app2, app goodbye, field domains: hello.test is already used by app hello on host app1"),
     ([node("app1", roles=["app", "cache"], apps=[entry()])],
      "host app1, field roles: ['app', 'cache'] must be a list of lb, app, db"),
     ([node("app1", ["app"], apps=[entry()]), node("db1", ["db"], private_address="10.0.0.5; rm -rf /")],
@@ -91,3 +111,29 @@ def test_pg_hba_addresses():
     assert hba_address("10.0.0.5") == "10.0.0.5/32"
     assert hba_address("fd00::5") == "fd00::5/128"
     assert hba_address("app1.internal") == "app1.internal"
+
+
+def test_the_load_balancer_spreads_an_app_over_its_servers_and_its_primary_runs_the_rest():
+    hello = entry(media=False, primary="app2", processes={"beat": {"command": "celery beat", "unique": True},
+                                                          "worker": "celery worker"},
+                  schedule=[{"name": "tick", "command": "true", "at": "hourly"}])
+    topology = load_topology([
+        node("lb1", ["lb"], private_address="10.0.0.2"),
+        node("app1", ["app"], private_address="10.0.0.11", apps=[hello]),
+        node("app2", ["app"], private_address="10.0.0.12", apps=[hello]),
+        node("db1", ["db"], private_address="10.0.0.5"),
+    ])
+    (balanced,) = topology.balanced["lb1"]
+    assert balanced.servers == ("10.0.0.11", "10.0.0.12")
+    on_app1, on_app2 = topology.apps["app1"][0], topology.apps["app2"][0]
+    assert on_app1.balancer == on_app2.balancer == "10.0.0.2"
+    assert (on_app1.primary, on_app2.primary) == (False, True)
+    assert [process.name for process in on_app1.processes] == ["worker"] and on_app1.schedule == ()
+    assert [process.name for process in on_app2.processes] == ["beat", "worker"] and len(on_app2.schedule) == 1
+    assert topology.served["db1"][0].clients == ("10.0.0.11", "10.0.0.12")
+    site = render("nginx/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s")
+    assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in site
+    assert "proxy_next_upstream_tries 2;" in site
+    app_site = render("nginx/site.conf.j2", app=on_app1, logs="/var/log/nginx/djangohost/hello")
+    assert "allow 10.0.0.2;\n    allow 127.0.0.1;\n    allow ::1;\n    deny all;" in app_site
+    assert "proxy_set_header X-Real-IP $http_x_real_ip;" in app_site

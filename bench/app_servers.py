@@ -1,0 +1,75 @@
+"""Time the no-op run and a code deploy over 1, 2, 4 and 8 app servers behind a load balancer,
+with the database on a server of its own.
+
+    .venv/bin/python -m bench.app_servers [--servers 1,2,4,8] [--runs 3]
+
+One Docker network holds the load balancer, the database server and the largest number of app
+servers. Each step deploys hello on the first N app servers (a first deploy for the servers new
+to it, not timed), then times no-op re-runs (median) and one code change shipped to all N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.deploy_times import machine
+from bench.status_time import pyinfra
+from tests import targets
+from tests.helpers import copy_example, write_groups
+
+PREFIX = "djangohost-bench-servers"
+NETWORK = PREFIX
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--servers", default="1,2,4,8")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    counts = [int(count) for count in args.servers.split(",")]
+    targets.ensure_docker()
+    names = {"lb": f"{PREFIX}-lb", "db": f"{PREFIX}-db",
+             **{f"app{i}": f"{PREFIX}-app{i}" for i in range(1, max(counts) + 1)}}
+    subprocess.run(["docker", "rm", "-f", *names.values()], capture_output=True)
+    subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
+    targets.run("docker", "network", "create", NETWORK, stdout=subprocess.DEVNULL)
+    for name in names.values():
+        targets.start_container(name, network=NETWORK)
+    figures = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = copy_example("hello", Path(tmp))
+            hello = {"name": "hello", "domains": ["hello.test"], "source": str(source), "workers": 2,
+                     "media": False, "backup": False}
+            for count in counts:
+                inventory = write_groups(Path(tmp) / "inventory.py", {
+                    "lb": [(names["lb"], {"private_address": targets.address(names["lb"])})],
+                    "db": [(names["db"], {"private_address": targets.address(names["db"])})],
+                    "app": [(names[f"app{i}"], {"private_address": targets.address(names[f"app{i}"]),
+                                                "apps": [hello]}) for i in range(1, count + 1)],
+                })
+                pyinfra(inventory, "deploys/site.py")
+                noop = [pyinfra(inventory, "deploys/site.py") for _ in range(args.runs)]
+                views = source / "hello" / "views.py"
+                message = f'MESSAGE = "Hello from {count} servers"'
+                views.write_text(re.sub(r'MESSAGE = ".*"', message, views.read_text()))
+                code = pyinfra(inventory, "deploys/site.py")
+                figures.append((count, noop, code))
+    finally:
+        subprocess.run(["docker", "rm", "-f", *names.values()], capture_output=True)
+        subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
+    print(f"machine: {machine()}")
+    one_noop, one_code = statistics.median(figures[0][1]), figures[0][2]
+    for count, noop, code in figures:
+        print(f"{count} app servers: no-op median {statistics.median(noop):5.2f} s "
+              f"({statistics.median(noop) / one_noop:.2f}x) (runs: {', '.join(f'{t:.2f}' for t in noop)}); "
+              f"code deploy {code:5.2f} s ({code / one_code:.2f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""A load balancer, two app servers and a database server, from one inventory, on a Docker network
+of the test's own: hello on both app servers, its database on the db host, requests through the
+load balancer only."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests import targets
+from tests.helpers import copy_example, http_get, pyinfra, sh, write_groups
+from tests.load import Load
+from tests.targets import address
+
+pytestmark = pytest.mark.e2e
+
+OLD, NEW = "Hello from djangohost", "Hello from both servers"
+HELLO = {"media": False, "backup": False,
+         "processes": {"ticker": {"command": "sleep 100000", "unique": True}},
+         "schedule": [{"name": "tick", "command": "true", "at": "hourly"}]}
+
+
+@pytest.fixture(scope="module")
+def cluster(network_factory, tmp_path_factory):
+    hosts = network_factory("lb", "app1", "app2", "db", published=("lb",))
+    workdir = tmp_path_factory.mktemp("load-balancer")
+    hello = {"name": "hello", "domains": ["hello.test"], "source": str(copy_example("hello", workdir)), **HELLO}
+    inventory = write_groups(workdir / "inventory.py", {
+        "lb": [(hosts["lb"], {"private_address": address(hosts["lb"])})],
+        "app": [(hosts[name], {"private_address": address(hosts[name]), "apps": [hello]}) for name in ("app1", "app2")],
+        "db": [(hosts["db"], {"private_address": address(hosts["db"])})],
+    })
+    pyinfra(inventory)
+    return {**hosts, "inventory": inventory, "workdir": workdir, "port": targets.published_port(hosts["lb"], 80)}
+
+
+def served_by(cluster, server: str) -> int:
+    return int(sh(cluster[server], "grep -c 'GET / ' /var/log/nginx/djangohost/hello/access.log || true"))
+
+
+def test_both_app_servers_answer_through_the_load_balancer(cluster):
+    before = {server: served_by(cluster, server) for server in ("app1", "app2")}
+    for _ in range(10):
+        status, body = http_get(cluster["port"], "hello.test")
+        assert status == 200 and OLD in body
+    assert all(served_by(cluster, server) > before[server] for server in ("app1", "app2"))
+    # One database for both: each request counted a visit in it.
+    visits = sh(cluster["db"], "runuser -u postgres -- psql -XAtq -d hello -c 'select count(*) from hello_visit'")
+    assert int(visits) >= 10
+
+
+def test_app_servers_answer_the_load_balancer_only(cluster):
+    app1 = address(cluster["app1"])
+    direct = sh(cluster["db"], f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: hello.test' http://{app1}/")
+    assert direct == "403"
+    through = sh(cluster["lb"], f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: hello.test' http://{app1}/")
+    assert through == "200"
+    assert "hello" not in sh(cluster["app1"], "ls /etc/postgresql 2>/dev/null || true")
+
+
+def test_the_schedule_and_unique_processes_run_on_the_primary_only(cluster):
+    assert "RUNNING" in sh(cluster["app1"], "supervisorctl status hello-ticker")
+    assert "no such process" in sh(cluster["app2"], "supervisorctl status hello-ticker || true").lower()
+    assert sh(cluster["app1"], "ls /etc/cron.d | grep -c hello || true") != "0"
+    assert sh(cluster["app2"], "ls /etc/cron.d | grep -c hello || true") == "0"
+
+
+def test_a_code_deploy_with_a_migration_fails_no_request(cluster):
+    source = cluster["workdir"] / "hello"
+    views = source / "hello" / "views.py"
+    views.write_text(views.read_text().replace(OLD, NEW))
+    # Nullable: the release still serving until the switch writes rows without it.
+    models = source / "hello" / "models.py"
+    models.write_text(models.read_text() + "    note = models.TextField(null=True)\n")
+    (source / "hello" / "migrations" / "0099_visit_note.py").write_text(
+        "from django.db import migrations, models\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        f"    dependencies = [{latest_migration(source)!r}]\n"
+        "    operations = [migrations.AddField('visit', 'note', models.TextField(null=True))]\n")
+    with Load(cluster["port"], "hello.test", markers=(OLD, NEW)) as load:
+        pyinfra(cluster["inventory"])
+    assert set(load.statuses) == {200}, load.statuses
+    assert load.seen[NEW] > 0
+    applied = sh(cluster["db"], "runuser -u postgres -- psql -XAtq -d hello -c "
+                                "\"select count(*) from django_migrations where name = '0099_visit_note'\"")
+    assert applied == "1"
+    for _ in range(6):
+        assert NEW in http_get(cluster["port"], "hello.test")[1]
+
+
+def latest_migration(source) -> tuple[str, str]:
+    names = sorted(path.stem for path in (source / "hello" / "migrations").glob("0*.py") if path.stem < "0099")
+    return ("hello", names[-1])
+
+
+def test_a_second_run_changes_nothing(cluster):
+    assert pyinfra(cluster["inventory"]).changed() == []
+
+
+def test_the_status_view_shows_every_role(cluster):
+    out = pyinfra(cluster["inventory"], deploy="deploys/status.py", json_results=False).output
+    app1, app2 = address(cluster["app1"]), address(cluster["app2"])
+    assert f"roles: lb\n  balances hello            over {app1}, {app2}" in out
+    assert f"roles: db\n  database hello            for {app1}, {app2}" in out
+    assert out.count("roles: app\n  hello            RUNNING") == 2
+    assert "hello-ticker" in out and "job tick" in out
+
+
+def test_a_dead_app_server_costs_at_most_the_request_in_flight(cluster):
+    # One client, one request at a time: at most the one in flight on app2 as it dies may fail.
+    with Load(cluster["port"], "hello.test") as load:
+        time.sleep(1)
+        subprocess.run(["docker", "kill", cluster["app2"]], capture_output=True, check=True)
+        killed = time.monotonic()
+        time.sleep(5)
+    failed = sum(count for status, count in load.statuses.items() if status != 200)
+    assert failed <= 1, load.statuses
+    after = [seconds for start, seconds in load.latencies if start > killed + 1]
+    assert len(after) > 20, load.statuses
