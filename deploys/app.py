@@ -18,7 +18,7 @@ from pyinfra.api.operation import OperationMeta
 from deploys import backups, base, broker, ops, paths, postgres
 from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
-from deploys.ops import Guard, Stamp, react
+from deploys.ops import UNCHANGED, Guard, Stamp, react
 from deploys.source import Code, archive, code, venv_key, venv_key_shell, venv_packages
 from deploys.templates import render
 from facts.git import as_user
@@ -31,10 +31,11 @@ class AppChanges:
     environment, Gunicorn config): the operations and what they write."""
 
     ops: list[OperationMeta]
-    inputs: list[str]
+    inputs: list[str]  # release, virtualenv, configuration files
     # only a new master sees it
     start_script: OperationMeta
     start_content: str
+    candidate: OperationMeta = UNCHANGED  # the check of what goes live (see candidate())
 
     @property
     def attempt(self) -> str:
@@ -106,7 +107,8 @@ def environment(app: App) -> dict[str, str]:
 
 @deploy("Django app")
 def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> AppChanges:
-    """User, directories, code, virtualenv, settings, environment, migrations and static files."""
+    """User, directories, code, virtualenv, settings, environment, migrations and static files,
+    and the candidate check of what would go live (see live())."""
     home(app, settings, state)
     if app.database_server:
         postgres.credentials(app, state, guard)
@@ -129,8 +131,14 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
     config = configuration(app, state)
     changes = AppChanges([], [release, venv, *config.contents], config.start_script, config.start_content)
     refused(app, state, changes, guard)
-    candidate(app, state, release, venv, config, [fetch, build_venv], guard)
+    changes.candidate = candidate(app, state, release, venv, config, [fetch, build_venv], guard)
+    changes.ops = config.ops
+    return changes
 
+
+def live(app: App, state: State, changes: AppChanges) -> None:
+    """The release and virtualenv that passed the candidate check become the live ones."""
+    release, venv = changes.inputs[:2]
     venv_link = ops.link(
         name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv}",
         current=state.paths.get(paths.venv(app)),
@@ -139,8 +147,7 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
         name=f"{app.name}: live release", path=paths.current(app), target=f"releases/{release}",
         current=state.paths.get(paths.current(app)),
     )
-    changes.ops = [release_link, venv_link, *config.ops]
-    return changes
+    changes.ops = [release_link, venv_link, *changes.ops]
 
 
 def refused(app: App, state: State, changes: AppChanges, guard: Guard) -> None:

@@ -27,7 +27,7 @@ SITE_LINK = f"{paths.NGINX_ENABLED}/djangohost-balancer"
 def read_balancer_state() -> State:
     return host.get_fact(HostState, packages=["nginx"], paths=[
         paths.UPLOADS, paths.NGINX_CONF, paths.NGINX_DEBIAN_DEFAULT, paths.NGINX_DEFAULT_SITE,
-        paths.NGINX_DEFAULT_LINK, SITE, SITE_LINK])
+        paths.NGINX_DEFAULT_LINK, SITE, SITE_LINK, paths.LB_MEMBER])
 
 
 @deploy("Load balancer")
@@ -54,5 +54,8 @@ def balancer(apps: list[Balanced]) -> None:
                    current=state.paths.get(paths.NGINX_DEBIAN_DEFAULT) or (
                        PathState("link") if "nginx" not in state.packages else None)),
     ]
+    ops.file(name="Upstream member tool", path=paths.LB_MEMBER,
+             content=render("nginx/djangohost-lb-member.j2", site=SITE, reload=nginx.RELOAD),
+             owner="root", group="root", mode="755", current=state.paths.get(paths.LB_MEMBER))
     ops.command(name="Nginx reload", command=nginx.RELOAD, needed=any(op.will_change for op in changes),
                 reason="nothing changed", _if=lambda: any(op.did_change() for op in changes))

@@ -255,18 +255,39 @@ def relay(path: str, source: str, source_path: str, owner: str, group: str, mode
 
 
 def _fetch(state: Any, host: Any, source: str, path: str, content: StringIO) -> bool:
-    """Read `path` on the host `source` into `content`, as that host's operations would (its sudo)."""
-    other = state.inventory.get_host(source)
-    arguments, _ = pop_global_arguments(state, other, {})
-    ok, output = other.run_shell_command(
-        StringCommand("cat", shlex.quote(path)), print_output=False, print_input=False,
-        **{key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS})
+    """Read `path` on the host `source` into `content`."""
+    ok, output = _run_on(state, source, StringCommand("cat", shlex.quote(path)))
     if not ok:
         host.log(f"{path} could not be read on {source}", logger.error)
         return False
     content.write("".join(f"{line}\n" for line in output.stdout_lines))
     content.seek(0)
     return True
+
+
+@operation()
+def elsewhere(on: str, command: str):
+    """
+    Run a shell command on another host of the inventory (`on`) as this operation runs: this
+    host's step there, such as an app server leaving the load balancer.
+    """
+    yield FunctionCommand(_elsewhere, (on, command), {})
+
+
+def _elsewhere(state: Any, host: Any, on: str, command: str) -> bool:
+    ok, output = _run_on(state, on, StringCommand(command))
+    if not ok:
+        host.log(f"on {on}: {command} failed: {' '.join(output.stderr_lines)[-500:]}", logger.error)
+    return ok
+
+
+def _run_on(state: Any, name: str, command: StringCommand) -> tuple[bool, Any]:
+    """Run `command` on the inventory's host `name` as its own operations would (its sudo), its
+    output unprinted."""
+    other = state.inventory.get_host(name)
+    arguments, _ = pop_global_arguments(state, other, {})
+    return other.run_shell_command(command, print_output=False, print_input=False,
+                                   **{key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS})
 
 
 @unless(lambda needed, **_: not needed)
@@ -375,9 +396,11 @@ class Guard:
     def __init__(self, app: str) -> None:
         self.app = app
         self.risky: list[OperationMeta] = []
+        # What else must hold as the run goes (see deploys.roll: the app servers before this one).
+        self.waits: list[Callable[[], bool]] = []
 
     def ok(self) -> bool:
-        return not any(op.is_complete() and op.did_error() for op in self.risky)
+        return not any(op.is_complete() and op.did_error() for op in self.risky) and all(wait() for wait in self.waits)
 
     def failed(self) -> bool:
         return not self.ok()

@@ -63,6 +63,8 @@ UPLOADS = "/var/lib/djangohost/uploads"
 DB_SERVER = "/etc/djangohost/postgresql"
 DB_HBA = f"{DB_SERVER}/pg_hba.conf"
 DB_PASSWORD_TOOL = "/usr/local/sbin/djangohost-db-password"
+# On the load balancer: what takes an app server out of its upstreams and back (deploys.roll).
+LB_MEMBER = "/usr/local/sbin/djangohost-lb-member"
 # Backups: one directory per app (root only), the tool that takes and restores them, each app's
 # backup settings (root only) and the schedule.
 BACKUPS = str(backup_tool.BACKUPS)

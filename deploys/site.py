@@ -21,11 +21,12 @@ from deploys import (
     ops,
     paths,
     removal,
+    roll,
     schedule,
     supervisor,
     tls,
 )
-from deploys.app import AppChanges, django_app
+from deploys.app import AppChanges, django_app, live
 from deploys.inventory import check_host, host_settings, selected
 from deploys.ops import Guard
 from deploys.state import read_state
@@ -47,8 +48,10 @@ removed = [app for app in selected(all_apps, host.data) if not app.present]
 
 # One run at a time; a targeted run leaves hosts without its apps alone.
 with lock.held(apps or removed or served or balanced):
-    # Before the apps of any host: their servers copy what it makes (passwords) as the run goes,
-    # after the rendezvous.
+    # The load balancer, then the database server: before the apps of any host, whose servers copy
+    # what it makes (passwords) as the run goes, after the rendezvous.
+    if balanced:
+        balancer.balancer(apps=balanced)
     if served:
         dbserver.server(databases=served, address=private_address(host))
     if topology.served:
@@ -63,44 +66,47 @@ with lock.held(apps or removed or served or balanced):
     # Each app's deploy stops at its first failed step (see Guard) and leaves the others going.
     # pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
     guards = {app.name: Guard(app.name) for app in apps}
-    reactions: dict[str, Reactions] = {}
-    attempts: dict[str, str] = {}
+    prepared: dict[str, AppChanges] = {}
     for app in host.loop(apps):
         guard = guards[app.name]
         if app.database and not app.database_server:  # PostgreSQL's or MariaDB's, on this host
             base.ENGINES[app.database].database(app=app, state=state, guard=guard, _if=guard.ok)
-        changes: AppChanges = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
-                                         _if=guard.ok)
-        attempts[app.name] = changes.attempt
-        if app.limits or paths.slice_unit(app) in state.paths:
-            limits.limits(app=app, state=state, _if=guard.ok)
-        if app.broker:
-            broker.broker(app=app, state=state, _if=guard.ok)
-        reactions[app.name] = supervisor.program(app=app, settings=settings, state=state,  # type: ignore[assignment]
-                                                 changes=changes, guard=guard, _if=guard.ok)
-        schedule.schedule(app=app, state=state, _if=guard.ok)
+        prepared[app.name] = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
+                                        _if=guard.ok)
     for app in host.loop(removed):
         removal.remove(app=app, state=state)
 
-    certificates: dict[str, list[OperationMeta]] = {}
-    for app in host.loop([app for app in apps if app.tls]):
-        certificates[app.name] = tls.certificate(app=app, state=state, guard=guards[app.name],  # type: ignore[assignment]
-                                                 _if=guards[app.name].ok)
-    acme_apps = [app for app in apps if app.tls and app.tls.mode == "acme"]
-    if acme_apps:
-        tls.acme_client(state=state)
+    # Going live: behind the load balancer, one app server after the other (see deploys.roll).
+    for mine in roll.turns(topology, guards, prepared):
+        if not mine:
+            continue
+        reactions: dict[str, Reactions] = {}
+        for app in host.loop(apps):
+            guard = guards[app.name]
+            live(app, state, prepared[app.name])
+            if app.limits or paths.slice_unit(app) in state.paths:
+                limits.limits(app=app, state=state, _if=guard.ok)
+            if app.broker:
+                broker.broker(app=app, state=state, _if=guard.ok)
+            reactions[app.name] = supervisor.program(app=app, settings=settings, state=state,  # type: ignore[assignment]
+                                                     changes=prepared[app.name], guard=guard, _if=guard.ok)
+            schedule.schedule(app=app, state=state, _if=guard.ok)
 
-    if apps or removed:
-        nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
-                                   certificates=certificates, guards=guards)
-    for app in host.loop(acme_apps):
-        tls.acme(app=app, state=state, guard=guards[app.name])
-    for app in host.loop(apps):
-        health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
-                    guard=guards[app.name], keep=settings.keep_releases, attempt=attempts[app.name])
+        certificates: dict[str, list[OperationMeta]] = {}
+        for app in host.loop([app for app in apps if app.tls]):
+            certificates[app.name] = tls.certificate(app=app, state=state,  # type: ignore[assignment]
+                                                     guard=guards[app.name], _if=guards[app.name].ok)
+        acme_apps = [app for app in apps if app.tls and app.tls.mode == "acme"]
+        if acme_apps:
+            tls.acme_client(state=state)
 
-    # The load balancer's sites, once the app servers serve what they point at.
-    if balanced:
-        balancer.balancer(apps=balanced)
+        if apps or removed:
+            nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
+                                       certificates=certificates, guards=guards)
+        for app in host.loop(acme_apps):
+            tls.acme(app=app, state=state, guard=guards[app.name])
+        for app in host.loop(apps):
+            health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
+                        guard=guards[app.name], keep=settings.keep_releases, attempt=prepared[app.name].attempt)
 
     health.failures(guards=list(guards.values()))

@@ -47,6 +47,11 @@ class Topology:
     apps: dict[str, list[App]]  # host name -> the apps it runs (none without the app role)
     served: dict[str, list[ServedDatabase]]  # database server -> the databases it keeps for app servers
     balanced: dict[str, list[Balanced]]  # load balancer -> the apps it balances
+    hosts: dict[str, Any]  # host name -> the inventory's host
+
+    def address(self, name: str) -> str:
+        """The private address of the host `name`."""
+        return private_address(self.hosts[name])
 
 
 def roles(host: Any) -> frozenset[str]:
@@ -99,7 +104,8 @@ def load_topology(hosts: Iterable[Any]) -> Topology:
     apps = {host.name: [_placed(app, host.name, host_roles[host.name], servers_of, by_role)
                         for app in runs[host.name]] for host in hosts}
     served, balanced = _shared(apps, servers_of, {host.name: host for host in hosts}, by_role)
-    return Topology(roles=host_roles, apps=apps, served=served, balanced=balanced)
+    return Topology(roles=host_roles, apps=apps, served=served, balanced=balanced,
+                    hosts={host.name: host for host in hosts})
 
 
 def _shared(apps: dict[str, list[App]], servers_of: dict[str, list[str]], hosts: dict[str, Any],

@@ -80,9 +80,16 @@ def test_a_code_deploy_with_a_migration_fails_no_request(cluster):
         f"    dependencies = [{latest_migration(source)!r}]\n"
         "    operations = [migrations.AddField('visit', 'note', models.TextField(null=True))]\n")
     with Load(cluster["port"], "hello.test", markers=(OLD, NEW)) as load:
-        pyinfra(cluster["inventory"])
+        run = pyinfra(cluster["inventory"])
     assert set(load.statuses) == {200}, load.statuses
     assert load.seen[NEW] > 0
+    # One server after the other: app2 leaves the load balancer only once app1 is back.
+    app1, app2 = (f"@docker/{cluster[name]}" for name in ("app1", "app2"))
+    roll = [name for name in run.changed() if name.startswith("Roll: ")]
+    assert roll == [f"Roll: {app1} out of the load balancer", f"Roll: requests still on {app1} answered",
+                    f"Roll: {app1} back into the load balancer", f"Roll: {app2} out of the load balancer",
+                    f"Roll: requests still on {app2} answered", f"Roll: {app2} back into the load balancer"]
+    assert "down" not in sh(cluster["lb"], "cat /etc/nginx/sites-enabled/djangohost-balancer")
     applied = sh(cluster["db"], "runuser -u postgres -- psql -XAtq -d hello -c "
                                 "\"select count(*) from django_migrations where name = '0099_visit_note'\"")
     assert applied == "1"
@@ -93,6 +100,28 @@ def test_a_code_deploy_with_a_migration_fails_no_request(cluster):
 def latest_migration(source) -> tuple[str, str]:
     names = sorted(path.stem for path in (source / "hello" / "migrations").glob("0*.py") if path.stem < "0099")
     return ("hello", names[-1])
+
+
+def test_a_server_that_fails_stops_the_roll(cluster):
+    # A release that answers 500 on app1 only: app1 refuses it, and app2, whose check it would
+    # pass, keeps its release too; requests through the load balancer never see it.
+    views = cluster["workdir"] / "hello" / "hello" / "views.py"
+    good = views.read_text()
+    views.write_text(good.replace("def home(request):\n", "def home(request):\n"
+                                  "    import socket\n"
+                                  "    if socket.gethostname().endswith('-app1'):\n"
+                                  "        return HttpResponse('broken here', status=500)\n")
+                     .replace(NEW, "Hello, half broken"))
+    with Load(cluster["port"], "hello.test", markers=(NEW, "Hello, half broken")) as load:
+        run = pyinfra(cluster["inventory"], check=False, json_results=False)
+    assert run.returncode != 0
+    assert f"djangohost: @docker/{cluster['app1']}: the deploy of hello FAILED" in run.output
+    assert f"djangohost: @docker/{cluster['app2']}: the deploy of hello FAILED" in run.output
+    assert set(load.statuses) == {200} and load.seen["Hello, half broken"] == 0, (load.statuses, load.seen)
+    for server in ("app1", "app2"):
+        assert NEW in sh(cluster[server], "curl -s -H 'Host: hello.test' http://127.0.0.1/")
+    views.write_text(good)
+    pyinfra(cluster["inventory"])
 
 
 def test_a_second_run_changes_nothing(cluster):
