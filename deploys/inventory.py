@@ -125,6 +125,7 @@ class App:
     database_server: DatabaseServer | None = None  # None: the database is on the app's host (deploys.topology)
     media: bool = True  # False: it keeps no uploads on its servers
     primary_server: str | None = None  # the entry's `primary`: where its schedule and unique processes run
+    servers: tuple[str, ...] | None = None  # the entry's `servers`: the app servers that run it; None: every one
     primary: bool = True  # whether this host is that server (deploys.topology)
     balancer: str | None = None  # the load balancer's private address, the one client of its Nginx site
     client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
@@ -355,6 +356,7 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         limits=entry.limits,
         media=entry.media,
         primary_server=entry.primary,
+        servers=tuple(entry.servers) if entry.servers is not None else None,
     )
 
 

@@ -410,6 +410,8 @@ class AppEntry(Model):
                                           "an app on several app servers must say so.")
     primary: str | None = Field(None, description="The app server (inventory name) that runs its schedule and "
                                                   "unique processes; default the first of its servers.")
+    servers: list[str] | None = Field(None, description="The app servers (inventory names) that run it; default "
+                                                        "every app server whose data declares it.")
 
     @field_validator("name")
     @classmethod

@@ -88,12 +88,14 @@ def load_topology(hosts: Iterable[Any]) -> Topology:
     declared = load_inventory(hosts)
     host_roles = {host.name: roles(host) for host in hosts}
     by_role = {role: [host for host in hosts if role in host_roles[host.name]] for role in ROLES}
-    runs = {host.name: declared[host.name] if "app" in host_roles[host.name] else [] for host in hosts}
+    runs = {host.name: [app for app in declared[host.name] if app.servers is None or host.name in app.servers]
+            if "app" in host_roles[host.name] else [] for host in hosts}
     servers_of: dict[str, list[str]] = {}
     for host in hosts:
         for app in runs[host.name]:
             servers_of.setdefault(app.name, []).append(host.name)
     problems = _role_problems(host_roles, by_role)
+    problems += _server_problems(declared, [host.name for host in by_role["app"]])
     for host in hosts:
         for app in runs[host.name]:
             problems += [f"host {host.name}, app {app.name}, field {problem}"
@@ -137,6 +139,13 @@ def _placed(app: App, host: str, host_roles: frozenset[str], servers_of: dict[st
         changes.update(primary=False, schedule=(),
                        processes=tuple(process for process in app.processes if not process.unique))
     return dataclasses.replace(app, **changes)
+
+
+def _server_problems(declared: dict[str, list[App]], app_servers: list[str]) -> list[str]:
+    """Names in the apps' `servers` that are no app server of the inventory."""
+    return [f"host {host}, app {app.name}, field servers: {name} is not an app server of the inventory "
+            f"(app servers: {', '.join(app_servers)})"
+            for host, apps in declared.items() for app in apps for name in app.servers or () if name not in app_servers]
 
 
 def _role_problems(host_roles: dict[str, frozenset[str]], by_role: dict[str, list[Any]]) -> list[str]:

@@ -305,7 +305,7 @@ def test_every_problem_of_every_host_is_in_one_message():
         "host web1, app hello, field workers: 0 must be a whole number of at least 1",
         "host web1, app two, field colour: unknown field (known fields: backup, broker, client_max_body_size, "
         "database, domains, env, health_path, health_timeout, limits, media, name, primary, processes, purge, "
-        "requirements, schedule, secrets, settings_module, source, state, tls, workers, wsgi_module)",
+        "requirements, schedule, secrets, servers, settings_module, source, state, tls, workers, wsgi_module)",
         "host web2, field djangohost_group: 'web apps' must be a group name: lowercase letters, digits, _ and -",
     ]
 

@@ -88,6 +88,8 @@ def test_app_servers_keep_their_databases_on_the_database_server():
      "host app1, app hello, field tls: TLS on the load balancer is not done yet"),
     ([node("lb1", ["lb"]), node("lb2", ["lb"])],
      "host lb2, field roles: several hosts have the lb role (lb1, lb2)"),
+    ([node("app1", ["app"], apps=[entry(servers=["app1", "app9"])]), node("db1", ["db"])],
+     "host app1, app hello, field servers: app9 is not an app server of the inventory (app servers: app1)"),
     ([node("web1", ["lb", "app"])],
      "host web1, field roles: a host cannot be both the load balancer and an app server"),
     ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry()]),
@@ -137,3 +139,12 @@ def test_the_load_balancer_spreads_an_app_over_its_servers_and_its_primary_runs_
     app_site = render("nginx/site.conf.j2", app=on_app1, logs="/var/log/nginx/djangohost/hello")
     assert "allow 10.0.0.2;\n    allow 127.0.0.1;\n    allow ::1;\n    deny all;" in app_site
     assert "proxy_set_header X-Real-IP $http_x_real_ip;" in app_site
+
+
+def test_an_app_declared_once_runs_on_the_servers_its_entry_names():
+    apps = [entry(servers=["app1"]), entry("goodbye", servers=["app2"])]  # as group data gives them to every host
+    topology = load_topology([node("app1", ["app"], private_address="10.0.0.11", apps=apps),
+                              node("app2", ["app"], private_address="10.0.0.12", apps=apps),
+                              node("db1", ["db"], private_address="10.0.0.5")])
+    assert [app.name for app in topology.apps["app1"]] == ["hello"]
+    assert [app.name for app in topology.apps["app2"]] == ["goodbye"]
