@@ -1,7 +1,8 @@
 """The load balancer: Nginx in front of the app servers, one upstream per app.
 
-It passes the visitor's address on (X-Forwarded-For, X-Real-IP); the app servers' sites answer
-it alone (deploys.topology gives each app its address). Static files are proxied like the rest
+TLS and HSTS end here, with certificates had as on a single server (deploys.tls). It passes the
+visitor's address and scheme on (X-Forwarded-For, X-Real-IP, X-Forwarded-Proto); the app servers'
+sites answer it alone (deploys.topology gives each app its address). Static files are proxied like the rest
 and cached by no one here: each app server serves its own release's files with their
 Cache-Control, so what a browser or a CDN caches is never a file of another release.
 """
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt
 
-from deploys import base, nginx, ops, paths
+from deploys import base, health, nginx, ops, paths, tls
+from deploys.inventory import App
+from deploys.ops import Guard
 from deploys.templates import render
 from deploys.topology import Balanced
 from facts.state import HostState, PathState, State
@@ -24,38 +28,66 @@ SITE = f"{paths.NGINX_AVAILABLE}/djangohost-balancer"
 SITE_LINK = f"{paths.NGINX_ENABLED}/djangohost-balancer"
 
 
-def read_balancer_state() -> State:
-    return host.get_fact(HostState, packages=["nginx"], paths=[
-        paths.UPLOADS, paths.NGINX_CONF, paths.NGINX_DEBIAN_DEFAULT, paths.NGINX_DEFAULT_SITE,
-        paths.NGINX_DEFAULT_LINK, SITE, SITE_LINK, paths.LB_MEMBER])
+def read_balancer_state(apps: list[App]) -> State:
+    tls_apps = [app for app in apps if app.tls]
+    return host.get_fact(HostState, packages=["nginx", *tls.packages(tls_apps)], paths=[
+        paths.UPLOADS, paths.STAMPS, paths.NGINX_CONF, paths.NGINX_DEBIAN_DEFAULT, paths.NGINX_DEFAULT_SITE,
+        paths.NGINX_DEFAULT_LINK, SITE, SITE_LINK, paths.LB_MEMBER, paths.TLS_DIR, paths.ACME_WEBROOT,
+        paths.CERTBOT_DEPLOY_HOOKS, paths.CERTBOT_DEPLOY_HOOK,
+        *(path for app in tls_apps
+          for path in (paths.tls_dir(app), paths.tls_cert(app), paths.tls_key(app), paths.stamp("tls", app)))])
 
 
 @deploy("Load balancer")
 def balancer(apps: list[Balanced]) -> None:
-    """Nginx with an upstream and a site for each of `apps`, and a default server that refuses
-    other names; reloaded (checked first) when any of it changed."""
-    state = read_balancer_state()
-    if "nginx" not in state.packages:
-        apt.packages(name="Install Nginx", packages=["nginx"], update=True, no_recommends=True)
+    """Nginx with an upstream and a site for each of `apps`, TLS and HSTS for those that have it
+    (certificates as on a single server, deploys.tls), and a default server that refuses other
+    names; reloaded (checked first) when any of it changed."""
+    tls_apps = [entry.app for entry in apps if entry.app.tls]
+    acme_apps = [app for app in tls_apps if app.tls and app.tls.mode == "acme"]
+    state = read_balancer_state([entry.app for entry in apps])
+    missing = [package for package in ["nginx", *tls.packages(tls_apps)] if package not in state.packages]
+    if missing:
+        apt.packages(name="Install packages", packages=missing, update=True, no_recommends=True)
     base.start("nginx", state)
     base.uploads(state)
-    changes = [
-        ops.file(name="Nginx configuration", path=paths.NGINX_CONF,
-                 content=render("nginx/nginx.conf.j2", worker_connections=nginx.WORKER_CONNECTIONS,
-                                tls_protocols=nginx.TLS_PROTOCOLS),
-                 owner="root", group="root", mode="644", current=state.paths.get(paths.NGINX_CONF)),
-        *nginx.site_files("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
-                          render("nginx/default.conf.j2", https=False), state),
-        *nginx.site_files("Balanced apps", SITE, SITE_LINK,
-                          render("nginx/balancer.conf.j2", apps=apps, fail_timeout=FAIL_TIMEOUT,
-                                 connect_timeout=CONNECT_TIMEOUT), state),
-        ops.absent(name="Debian's default site disabled", path=paths.NGINX_DEBIAN_DEFAULT,
-                   # Installed by this run, whose package enables the default site after the fact was read.
-                   current=state.paths.get(paths.NGINX_DEBIAN_DEFAULT) or (
-                       PathState("link") if "nginx" not in state.packages else None)),
-    ]
+    ops.directory(name="Stamps of applied reloads", path=paths.STAMPS, owner="root", group="root", mode="700",
+                  current=state.paths.get(paths.STAMPS))
+    guards = {app.name: Guard(app.name) for app in tls_apps}
+    certificates = [op for app in host.loop(tls_apps)
+                    for op in tls.certificate(app=app, state=state, guard=guards[app.name])]  # type: ignore[attr-defined]
+    if acme_apps:
+        tls.acme_client(state=state)
+    changes = [*certificates, *sites(apps, state)]
     ops.file(name="Upstream member tool", path=paths.LB_MEMBER,
              content=render("nginx/djangohost-lb-member.j2", site=SITE, reload=nginx.RELOAD),
              owner="root", group="root", mode="755", current=state.paths.get(paths.LB_MEMBER))
     ops.command(name="Nginx reload", command=nginx.RELOAD, needed=any(op.will_change for op in changes),
                 reason="nothing changed", _if=lambda: any(op.did_change() for op in changes))
+    for app in host.loop(acme_apps):
+        tls.acme(app=app, state=state, guard=guards[app.name])
+    health.failures(guards=list(guards.values()))
+
+
+def sites(apps: list[Balanced], state: State) -> list[OperationMeta]:
+    """Nginx's configuration, the default server and the balanced apps' sites."""
+    tls_settings = {"tls_protocols": nginx.TLS_PROTOCOLS, "tls_ciphers": nginx.TLS_CIPHERS,
+                    "http2_on": nginx.http2_directive(state)}
+    certificates = {entry.app.name: (paths.tls_cert(entry.app), paths.tls_key(entry.app))
+                    for entry in apps if entry.app.tls}
+    return [
+        ops.file(name="Nginx configuration", path=paths.NGINX_CONF,
+                 content=render("nginx/nginx.conf.j2", worker_connections=nginx.WORKER_CONNECTIONS,
+                                tls_protocols=nginx.TLS_PROTOCOLS),
+                 owner="root", group="root", mode="644", current=state.paths.get(paths.NGINX_CONF)),
+        *nginx.site_files("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
+                          render("nginx/default.conf.j2", https=bool(certificates), **tls_settings), state),
+        *nginx.site_files("Balanced apps", SITE, SITE_LINK,
+                          render("nginx/balancer.conf.j2", apps=apps, fail_timeout=FAIL_TIMEOUT,
+                                 connect_timeout=CONNECT_TIMEOUT, certificates=certificates,
+                                 acme_webroot=paths.ACME_WEBROOT, **tls_settings), state),
+        ops.absent(name="Debian's default site disabled", path=paths.NGINX_DEBIAN_DEFAULT,
+                   # Installed by this run, whose package enables the default site after the fact was read.
+                   current=state.paths.get(paths.NGINX_DEBIAN_DEFAULT) or (
+                       PathState("link") if "nginx" not in state.packages else None)),
+    ]

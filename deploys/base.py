@@ -30,7 +30,7 @@ def packages(apps: list[App], settings: HostSettings) -> list[str]:
     with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
     build_tools = list(BUILD_TOOLS) if settings.build_tools else []
     return [*settings.packages, *build_tools, *nginx.PACKAGES, *logs.PACKAGES, *backups.packages(apps),
-            *with_database, *with_git, *tls.packages(apps), *broker.packages(apps)]
+            *with_database, *with_git, *tls.packages([app for app in apps if not app.balancer]), *broker.packages(apps)]
 
 
 def services(apps: list[App]) -> list[str]:

@@ -82,7 +82,7 @@ def gate_command(app: App, previous: str | None = None, previous_venv: str | Non
     `attempt` (what the run tried, see AppChanges.attempt) as refused."""
     return python(GATE, app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
                   f"{app.health_timeout:g}", paths.current(app), previous or "-", paths.venv(app),
-                  previous_venv or "-", reload_all(app), paths.stamp("refused", app), attempt, *app.origins)
+                  previous_venv or "-", reload_all(app), paths.stamp("refused", app), attempt, *app.checked_origins)
 
 
 def prune(app: App, keep: int) -> str:

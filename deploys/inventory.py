@@ -156,6 +156,12 @@ class App:
         return tuple(f"{'https' if self.tls else 'http'}://{domain}" for domain in self.domains)
 
     @property
+    def checked_origins(self) -> tuple[str, ...]:
+        """Where this host's own checks ask the app through its Nginx: its origins, or behind a load
+        balancer holding its certificate, plain HTTP that says it came over https (facts.health)."""
+        return tuple(f"lb-{origin}" if self.balancer and self.tls else origin for origin in self.origins)
+
+    @property
     def socket(self) -> str:
         return self.path("run", "gunicorn.sock")
 

@@ -84,7 +84,8 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
                      owner="root", group="root", mode="755", current=state.paths.get(paths.NGINX_CHECK))
     ops.directory(name="Nginx sites to check", path=paths.NGINX_STAGED, owner="root", group="root", mode="700",
                   current=state.paths.get(paths.NGINX_STAGED))
-    default_site = render("nginx/default.conf.j2", https=any(app.tls for app in all_apps if app.present),
+    https = any(app.tls and not app.balancer for app in all_apps if app.present)
+    default_site = render("nginx/default.conf.j2", https=https,
                           tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
     changes += site_files("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, default_site, state)
 

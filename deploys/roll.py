@@ -46,9 +46,10 @@ def turns(topology: Topology, guards: dict[str, Guard], prepared: dict[str, AppC
         if server != host.name:
             yield False
             continue
-        for guard in guards.values():
-            guard.waits.append(functools.partial(went_live, servers[:turn]))
-        switching = any(changes.candidate.will_change for changes in prepared.values())
+        # An app with a release to switch to waits for the servers before this one.
+        switching = [name for name, changes in prepared.items() if changes.candidate.will_change]
+        for name in switching:
+            guards[name].waits.append(functools.partial(went_live, servers[:turn]))
         if switching:
             leave(topology, servers[:turn])
         yield True

@@ -93,10 +93,11 @@ with lock.held(apps or removed or served or balanced):
             schedule.schedule(app=app, state=state, _if=guard.ok)
 
         certificates: dict[str, list[OperationMeta]] = {}
-        for app in host.loop([app for app in apps if app.tls]):
+        # Behind the load balancer, TLS ends there (deploys.balancer).
+        for app in host.loop([app for app in apps if app.tls and not app.balancer]):
             certificates[app.name] = tls.certificate(app=app, state=state,  # type: ignore[assignment]
                                                      guard=guards[app.name], _if=guards[app.name].ok)
-        acme_apps = [app for app in apps if app.tls and app.tls.mode == "acme"]
+        acme_apps = [app for app in apps if app.tls and app.tls.mode == "acme" and not app.balancer]
         if acme_apps:
             tls.acme_client(state=state)
 

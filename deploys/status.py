@@ -97,7 +97,7 @@ topology = load_topology(inventory)
 apps = [app for app in selected(topology.apps[host.name], host.data) if app.present]
 if topology.apps[host.name]:
     status = host.get_fact(
-        Status, apps=[(app.name, app.socket, list(app.origins), app.health_path) for app in apps]
+        Status, apps=[(app.name, app.socket, list(app.checked_origins), app.health_path) for app in apps]
     )
     click.echo(report(apps, status, role_lines(topology)))
 else:  # a load balancer or a database server only

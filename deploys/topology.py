@@ -179,8 +179,9 @@ def _app_problems(app: App, host: str, host_roles: frozenset[str], servers_of: d
         problem for problem in [_remote_problem(app, [server.name for server in by_role["db"]])] if problem]
     if app.primary_server and app.primary_server not in servers:
         problems.append(f"primary: {app.primary_server} is not one of its app servers ({', '.join(servers)})")
-    if by_role["lb"] and app.tls:
-        problems.append("tls: TLS on the load balancer is not done yet; remove tls, or the lb host")
+    if by_role["lb"] and app.tls and app.tls.mode == "provided":
+        problems.append("tls: provided certificates on the load balancer are not done yet; use self-signed or "
+                        "acme, which the load balancer makes or asks for")
     if len(servers) < 2 or not app.present:
         return problems
     if not by_role["lb"]:

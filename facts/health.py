@@ -56,6 +56,8 @@ def statuses(path, origins, socket_path=None):
     result = {}
     for origin in origins:
         scheme, _, domain = origin.rpartition("://")
+        # lb-https: behind the load balancer, which ends TLS; plain HTTP, saying it was https.
+        forwarded = scheme.removeprefix("lb-")
         if socket_path:
             conn = UnixHTTPConnection(socket_path)
         elif scheme == "https":
@@ -63,7 +65,7 @@ def statuses(path, origins, socket_path=None):
         else:
             conn = http.client.HTTPConnection("127.0.0.1", 80, timeout=10)
         headers = {"Host": domain, "User-Agent": "djangohost-health",
-                   "X-Forwarded-Proto": scheme or "http"}
+                   "X-Forwarded-Proto": forwarded or "http"}
         try:
             conn.request("GET", path, headers=headers)
             result[origin] = conn.getresponse().status

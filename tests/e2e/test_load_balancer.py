@@ -27,9 +27,14 @@ def cluster(network_factory, tmp_path_factory):
     hosts = network_factory("lb", "app1", "app2", "db", published=("lb",))
     workdir = tmp_path_factory.mktemp("load-balancer")
     hello = {"name": "hello", "domains": ["hello.test"], "source": str(copy_example("hello", workdir)), **HELLO}
+    # Declared for both app servers, as group data would; its entry names the one that runs it.
+    goodbye = {"name": "goodbye", "domains": ["goodbye.test"], "source": str(copy_example("goodbye", workdir)),
+               "backup": False, "servers": [f"@docker/{hosts['app2']}"],
+               "tls": {"mode": "self-signed", "hsts_max_age": 600}}
     inventory = write_groups(workdir / "inventory.py", {
         "lb": [(hosts["lb"], {"private_address": address(hosts["lb"])})],
-        "app": [(hosts[name], {"private_address": address(hosts[name]), "apps": [hello]}) for name in ("app1", "app2")],
+        "app": [(hosts[name], {"private_address": address(hosts[name]), "apps": [hello, goodbye]})
+                for name in ("app1", "app2")],
         "db": [(hosts["db"], {"private_address": address(hosts["db"])})],
     })
     pyinfra(inventory)
@@ -58,6 +63,20 @@ def test_app_servers_answer_the_load_balancer_only(cluster):
     through = sh(cluster["lb"], f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Host: hello.test' http://{app1}/")
     assert through == "200"
     assert "hello" not in sh(cluster["app1"], "ls /etc/postgresql 2>/dev/null || true")
+
+
+def test_tls_and_hsts_end_at_the_load_balancer(cluster):
+    lb = cluster["lb"]
+    https = sh(lb, "curl -sSik --resolve goodbye.test:443:127.0.0.1 https://goodbye.test/")
+    # 200, not Django's redirect to https: the app saw the scheme the load balancer passed on.
+    assert https.startswith("HTTP/2 200") and "Goodbye from djangohost" in https, https[:300]
+    assert https.lower().count("strict-transport-security: max-age=600") == 1, https[:600]
+    plain = sh(lb, "curl -sSi --resolve goodbye.test:80:127.0.0.1 http://goodbye.test/x")
+    assert plain.startswith("HTTP/1.1 301") and "location: https://goodbye.test/x" in plain.lower(), plain[:300]
+    assert sh(lb, "stat -c '%U %a' /etc/djangohost/tls/goodbye/privkey.pem") == "root 600"
+    # The app server holds no certificate and runs goodbye; app1 does not.
+    assert sh(cluster["app2"], "ls /etc/djangohost/tls 2>/dev/null || true") == ""
+    assert sh(cluster["app1"], "id goodbye 2>&1 || true").endswith("no such user")
 
 
 def test_the_schedule_and_unique_processes_run_on_the_primary_only(cluster):

@@ -84,8 +84,9 @@ def test_app_servers_keep_their_databases_on_the_database_server():
      "host app1, app hello, field broker: a broker on each app server would split its tasks"),
     ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry(primary="app3")]), node("db1", ["db"])],
      "host app1, app hello, field primary: app3 is not one of its app servers (app1)"),
-    ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry(tls={"mode": "self-signed"})]), node("db1", ["db"])],
-     "host app1, app hello, field tls: TLS on the load balancer is not done yet"),
+    ([node("lb1", ["lb"]), node("app1", ["app"], apps=[entry(tls={"mode": "provided", "cert": __file__,
+                                                                 "key": __file__})]), node("db1", ["db"])],
+     "host app1, app hello, field tls: provided certificates on the load balancer are not done yet"),
     ([node("lb1", ["lb"]), node("lb2", ["lb"])],
      "host lb2, field roles: several hosts have the lb role (lb1, lb2)"),
     ([node("app1", ["app"], apps=[entry(servers=["app1", "app9"])]), node("db1", ["db"])],
@@ -133,7 +134,8 @@ def test_the_load_balancer_spreads_an_app_over_its_servers_and_its_primary_runs_
     assert [process.name for process in on_app1.processes] == ["worker"] and on_app1.schedule == ()
     assert [process.name for process in on_app2.processes] == ["beat", "worker"] and len(on_app2.schedule) == 1
     assert topology.served["db1"][0].clients == ("10.0.0.11", "10.0.0.12")
-    site = render("nginx/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s")
+    site = render("nginx/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+                  certificates={})
     assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in site
     assert "proxy_next_upstream_tries 2;" in site
     app_site = render("nginx/site.conf.j2", app=on_app1, logs="/var/log/nginx/djangohost/hello")
@@ -148,3 +150,24 @@ def test_an_app_declared_once_runs_on_the_servers_its_entry_names():
                               node("db1", ["db"], private_address="10.0.0.5")])
     assert [app.name for app in topology.apps["app1"]] == ["hello"]
     assert [app.name for app in topology.apps["app2"]] == ["goodbye"]
+
+
+def test_tls_ends_at_the_load_balancer():
+    hello = entry(media=False, tls={"mode": "self-signed", "hsts_max_age": 600})
+    topology = load_topology([node("lb1", ["lb"], private_address="10.0.0.2"),
+                              node("app1", ["app"], private_address="10.0.0.11", apps=[hello]),
+                              node("app2", ["app"], private_address="10.0.0.12", apps=[hello]),
+                              node("db1", ["db"], private_address="10.0.0.5")])
+    (balanced,) = topology.balanced["lb1"]
+    site = render("nginx/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+                  certificates={"hello": ("/etc/djangohost/tls/hello/fullchain.pem", "/key")},
+                  acme_webroot="/var/lib/djangohost/acme", tls_protocols="TLSv1.2 TLSv1.3", tls_ciphers="X",
+                  http2_on=True)
+    assert "listen 443 ssl;" in site and "ssl_certificate /etc/djangohost/tls/hello/fullchain.pem;" in site
+    assert 'add_header Strict-Transport-Security "max-age=600" always;' in site
+    assert "return 301 https://$host$request_uri;" in site and "proxy_hide_header Strict-Transport-Security;" in site
+    app = topology.apps["app1"][0]
+    app_site = render("nginx/site.conf.j2", app=app, logs="/var/log/nginx/djangohost/hello")
+    assert "443" not in app_site and "ssl_certificate" not in app_site and "Strict-Transport" not in app_site
+    assert "proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;" in app_site
+    assert app.checked_origins == ("lb-https://hello.test",)
