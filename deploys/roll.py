@@ -29,6 +29,8 @@ GUARDS: dict[str, list[Guard]] = {}
 
 def order(topology: Topology) -> list[str]:
     """The app servers behind the load balancer, in the order they go live (the inventory's)."""
+    if not topology.balanced:
+        return []
     servers = {server for entries in topology.balanced.values() for entry in entries for server in entry.servers}
     return [name for name, apps in topology.apps.items() if apps and topology.address(name) in servers]
 

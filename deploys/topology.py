@@ -117,10 +117,12 @@ def _shared(apps: dict[str, list[App]], servers_of: dict[str, list[str]], hosts:
     balanced: dict[str, list[Balanced]] = {}
     for name, servers in servers_of.items():
         app = next(app for app in apps[servers[0]] if app.name == name)
+        if not app.present or not (app.database_server or by_role["lb"]):
+            continue  # a single server's: no other host reaches it
         clients = tuple(private_address(hosts[server]) for server in servers)
-        if app.database_server and app.present:
+        if app.database_server:
             served.setdefault(app.database_server.host, []).append(ServedDatabase(app, clients))
-        if by_role["lb"] and app.present:
+        if by_role["lb"]:
             balanced.setdefault(by_role["lb"][0].name, []).append(Balanced(app, clients))
     return served, balanced
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from deploys import roll
 from deploys.dbserver import hba_address
 from deploys.inventory import DatabaseServer, InventoryError
 from deploys.postgres import database_url
@@ -30,9 +31,11 @@ def refusal(hosts) -> str:
 
 
 def test_a_host_without_roles_is_a_single_server_as_before():
-    topology = load_topology([node("web1", apps=[entry()])])
+    # pyinfra's name for a container is no address: a single server needs none.
+    topology = load_topology([node("@docker/web1", apps=[entry()])])
+    assert roll.order(topology) == []
     assert roles(node("web1")) == SINGLE_SERVER
-    (hello,) = topology.apps["web1"]
+    (hello,) = topology.apps["@docker/web1"]
     assert hello.database_server is None
     assert database_url(hello) == "postgres://hello@/hello"
     assert topology.served == {}
@@ -128,6 +131,7 @@ def test_the_load_balancer_spreads_an_app_over_its_servers_and_its_primary_runs_
     ])
     (balanced,) = topology.balanced["lb1"]
     assert balanced.servers == ("10.0.0.11", "10.0.0.12")
+    assert roll.order(topology) == ["app1", "app2"]
     on_app1, on_app2 = topology.apps["app1"][0], topology.apps["app2"][0]
     assert on_app1.balancer == on_app2.balancer == "10.0.0.2"
     assert (on_app1.primary, on_app2.primary) == (False, True)
