@@ -136,8 +136,10 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
     return changes
 
 
+@deploy("Live release")
 def live(app: App, state: State, changes: AppChanges) -> None:
-    """The release and virtualenv that passed the candidate check become the live ones."""
+    """The release and virtualenv that passed the candidate check become the live ones (called
+    with the app's guard: what failed a step never goes live)."""
     release, venv = changes.inputs[:2]
     venv_link = ops.link(
         name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv}",

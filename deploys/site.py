@@ -83,7 +83,7 @@ with lock.held(apps or removed or served or balanced):
         reactions: dict[str, Reactions] = {}
         for app in host.loop(apps):
             guard = guards[app.name]
-            live(app, state, prepared[app.name])
+            live(app=app, state=state, changes=prepared[app.name], _if=guard.ok)
             if app.limits or paths.slice_unit(app) in state.paths:
                 limits.limits(app=app, state=state, _if=guard.ok)
             if app.broker:
