@@ -5,7 +5,9 @@ with the database on a server of its own.
 
 One Docker network holds the load balancer, the database server and the largest number of app
 servers. Each step deploys hello on the first N app servers (a first deploy for the servers new
-to it, not timed), then times no-op re-runs (median) and one code change shipped to all N.
+to it, not timed), then times no-op re-runs (median) and one code change shipped to all N. Beside
+each no-op, pyinfra's own floor on the same hosts: `pyinfra INVENTORY exec -- true` (connect, one
+command on each host; median).
 """
 
 from __future__ import annotations
@@ -55,19 +57,21 @@ def main() -> None:
                 })
                 pyinfra(inventory, "deploys/site.py")
                 noop = [pyinfra(inventory, "deploys/site.py") for _ in range(args.runs)]
+                floor = statistics.median(pyinfra(inventory, "exec", "--", "true") for _ in range(args.runs))
                 views = source / "hello" / "views.py"
                 message = f'MESSAGE = "Hello from {count} servers"'
                 views.write_text(re.sub(r'MESSAGE = ".*"', message, views.read_text()))
                 code = pyinfra(inventory, "deploys/site.py")
-                figures.append((count, noop, code))
+                figures.append((count, noop, floor, code))
     finally:
         subprocess.run(["docker", "rm", "-f", *names.values()], capture_output=True)
         subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
     print(f"machine: {machine()}")
-    one_noop, one_code = statistics.median(figures[0][1]), figures[0][2]
-    for count, noop, code in figures:
+    one_noop, one_floor, one_code = statistics.median(figures[0][1]), figures[0][2], figures[0][3]
+    for count, noop, floor, code in figures:
         print(f"{count} app servers: no-op median {statistics.median(noop):5.2f} s "
               f"({statistics.median(noop) / one_noop:.2f}x) (runs: {', '.join(f'{t:.2f}' for t in noop)}); "
+              f"pyinfra exec -- true {floor:5.2f} s ({floor / one_floor:.2f}x); "
               f"code deploy {code:5.2f} s ({code / one_code:.2f}x)")
 
 

@@ -182,3 +182,30 @@ def commit(container: str, old: str, new: str, message: str) -> str:
                   f"git commit --quiet -am {shlex.quote(message)} && git push --quiet origin HEAD:main && "
                   "chown -R git: /srv/git")
     return sh(container, f"cd {GIT_WORK} && git rev-parse HEAD")
+
+
+PEBBLE_CONFIG = {"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+                            "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem",
+                            "httpPort": 80, "tlsPort": 443,
+                            # as Let's Encrypt's certificates do, pebble's name where to check revocation
+                            "ocspResponderURL": "http://pebble:4002",
+                            "externalAccountBindingRequired": False}}
+PEBBLE_DIRECTORY = "https://pebble:14000/dir"
+
+
+def start_pebble(pebble: str, *trusting: str) -> None:
+    """Run pebble (Let's Encrypt's test server, Debian's package) in the container `pebble`, known
+    as `pebble` on its network, where the ACME domains name the hosts that answer the challenges;
+    certbot in each of `trusting` trusts its API as it would trust Let's Encrypt's."""
+    sh(pebble, "apt-get install -y -q pebble >/dev/null && mkdir -p /etc/pebble && "
+               "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 "
+               "-subj /CN=pebble -addext subjectAltName=DNS:pebble "
+               "-keyout /etc/pebble/key.pem -out /etc/pebble/cert.pem 2>/dev/null && "
+               f"echo '{json.dumps(PEBBLE_CONFIG)}' > /etc/pebble/config.json")
+    subprocess.run(["docker", "exec", "-d", "-e", "PEBBLE_VA_NOSLEEP=1", "-e", "PEBBLE_WFE_NONCEREJECT=0",
+                    pebble, "sh", "-c", "pebble -config /etc/pebble/config.json >/var/log/pebble.log 2>&1"],
+                   check=True)
+    root = sh(pebble, "cat /etc/pebble/cert.pem")
+    for container in trusting:
+        sh(container, f"echo '{root}' > /usr/local/share/ca-certificates/pebble.crt && "
+                      "update-ca-certificates >/dev/null")

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -148,11 +147,12 @@ def _build_from_pulled(base: str, image: str, suite: str) -> None:
 
 
 def start_container(name: str, *, systemd: bool = False, ports: dict[int, int] | None = None,
-                    suite: str = "bookworm", network: str | None = None,
+                    suite: str = "bookworm", network: str | None = None, aliases: tuple[str, ...] = (),
                     ssh_public_key: str | None = None) -> str:
     """Start a fresh target container called `name` (replacing any old one) and return its name.
 
-    ports maps container ports to host ports published on 127.0.0.1 (0 picks a free port). With
+    ports maps container ports to host ports published on 127.0.0.1 (0 picks a free port); aliases
+    are more names of it on the network (the domains it answers ACME challenges for). With
     ssh_public_key, sshd runs and lets that key in as root and as SSH_USER (publish port 22).
     """
     image = ensure_image(suite)
@@ -161,7 +161,7 @@ def start_container(name: str, *, systemd: bool = False, ports: dict[int, int] |
     for container_port, host_port in (ports or {}).items():
         args += ["-p", f"127.0.0.1:{host_port or ''}:{container_port}"]
     if network:
-        args += ["--network", network]
+        args += ["--network", network, *(f"--network-alias={alias}" for alias in aliases)]
     if systemd:
         args += SYSTEMD_RUN_ARGS + [image, "/sbin/init"]
     else:
@@ -224,4 +224,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -49,12 +49,14 @@ def container_factory(docker_ready, ssh_key) -> Iterator[Callable[..., str]]:
 @pytest.fixture(scope="module")
 def network_factory(docker_ready) -> Iterator[Callable[..., dict[str, str]]]:
     """Start fresh containers on a Docker network of the module's own, as hosts of one inventory:
-    network(*labels, published=labels whose port 80 is published) returns {label: container}.
+    network(*labels, published=labels whose port 80 is published, aliases={label: its other names
+    on the network}) returns {label: container}.
     All removed after the module, the network too."""
     started: list[str] = []
     networks: list[str] = []
 
-    def start(*labels: str, published: tuple[str, ...] = ()) -> dict[str, str]:
+    def start(*labels: str, published: tuple[str, ...] = (),
+              aliases: dict[str, tuple[str, ...]] | None = None) -> dict[str, str]:
         network = f"djangohost-test-{uuid.uuid4().hex[:8]}"
         targets.run("docker", "network", "create", network, stdout=subprocess.DEVNULL)
         networks.append(network)
@@ -63,6 +65,7 @@ def network_factory(docker_ready) -> Iterator[Callable[..., dict[str, str]]]:
             containers[label] = f"{network}-{label}"
             started.append(containers[label])
             targets.start_container(containers[label], network=network,
+                                    aliases=(aliases or {}).get(label, ()),
                                     ports={80: 0} if label in published else None)
         return containers
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests import targets
-from tests.helpers import copy_example, http_get, pyinfra, sh, write_groups
+from tests.helpers import PEBBLE_DIRECTORY, copy_example, http_get, pyinfra, sh, start_pebble, write_groups
 from tests.load import Load
 from tests.targets import address
 
@@ -24,13 +24,17 @@ HELLO = {"media": False, "backup": False,
 
 @pytest.fixture(scope="module")
 def cluster(network_factory, tmp_path_factory):
-    hosts = network_factory("lb", "app1", "app2", "db", published=("lb",))
+    # pebble stands for Let's Encrypt: goodbye.test names the load balancer on the test's network.
+    hosts = network_factory("lb", "app1", "app2", "db", "pebble", published=("lb",),
+                            aliases={"lb": ("goodbye.test",), "pebble": ("pebble",)})
+    start_pebble(hosts["pebble"], hosts["lb"])
     workdir = tmp_path_factory.mktemp("load-balancer")
     hello = {"name": "hello", "domains": ["hello.test"], "source": str(copy_example("hello", workdir)), **HELLO}
     # Declared for both app servers, as group data would; its entry names the one that runs it.
     goodbye = {"name": "goodbye", "domains": ["goodbye.test"], "source": str(copy_example("goodbye", workdir)),
                "backup": False, "servers": [f"@docker/{hosts['app2']}"],
-               "tls": {"mode": "self-signed", "hsts_max_age": 600}}
+               "tls": {"mode": "acme", "email": "ops@goodbye.test", "directory": PEBBLE_DIRECTORY,
+                       "hsts_max_age": 600}}
     inventory = write_groups(workdir / "inventory.py", {
         "lb": [(hosts["lb"], {"private_address": address(hosts["lb"])})],
         "app": [(hosts[name], {"private_address": address(hosts[name]), "apps": [hello, goodbye]})
@@ -71,9 +75,12 @@ def test_tls_and_hsts_end_at_the_load_balancer(cluster):
     # 200, not Django's redirect to https: the app saw the scheme the load balancer passed on.
     assert https.startswith("HTTP/2 200") and "Goodbye from djangohost" in https, https[:300]
     assert https.lower().count("strict-transport-security: max-age=600") == 1, https[:600]
+    served = sh(lb, "openssl s_client -connect 127.0.0.1:443 -servername goodbye.test </dev/null 2>/dev/null "
+                    "| openssl x509 -noout -issuer -ext subjectAltName")
+    assert "Pebble Intermediate CA" in served and "DNS:goodbye.test" in served, served  # ACME, at the load balancer
     plain = sh(lb, "curl -sSi --resolve goodbye.test:80:127.0.0.1 http://goodbye.test/x")
     assert plain.startswith("HTTP/1.1 301") and "location: https://goodbye.test/x" in plain.lower(), plain[:300]
-    assert sh(lb, "stat -c '%U %a' /etc/djangohost/tls/goodbye/privkey.pem") == "root 600"
+    assert sh(lb, "stat -L -c '%U %a' /etc/djangohost/tls/goodbye/privkey.pem") == "root 600"
     # The app server holds no certificate and runs goodbye; app1 does not.
     assert sh(cluster["app2"], "ls /etc/djangohost/tls 2>/dev/null || true") == ""
     assert sh(cluster["app1"], "id goodbye 2>&1 || true").endswith("no such user")

@@ -14,17 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests import targets
-from tests.helpers import copy_example, master_pid, pyinfra, sh, write_inventory
+from tests.helpers import PEBBLE_DIRECTORY, copy_example, master_pid, pyinfra, sh, start_pebble, write_inventory
 
 pytestmark = pytest.mark.e2e
-
-PEBBLE_CONFIG = {"pebble": {"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
-                            "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem",
-                            "httpPort": 80, "tlsPort": 443,
-                            # as Let's Encrypt's certificates do, pebble's name where to check revocation
-                            "ocspResponderURL": "http://pebble:4002",
-                            "externalAccountBindingRequired": False}}
-
 
 def curl(container: str, domain: str, *args: str, path: str = "/") -> str:
     """curl inside the target, to its own Nginx on 443 with the domain as SNI (the chain is
@@ -62,24 +54,14 @@ def site(container_factory, tmp_path_factory):
         subprocess.run(["docker", "network", "connect", "--alias", "shop.test", "--alias", "www.shop.test",
                         network, container], check=True)
         subprocess.run(["docker", "network", "connect", "--alias", "pebble", network, pebble], check=True)
-        sh(pebble, "apt-get install -y -q pebble >/dev/null && mkdir -p /etc/pebble && "
-                   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 "
-                   "-subj /CN=pebble -addext subjectAltName=DNS:pebble "
-                   "-keyout /etc/pebble/key.pem -out /etc/pebble/cert.pem 2>/dev/null && "
-                   f"echo '{json.dumps(PEBBLE_CONFIG)}' > /etc/pebble/config.json")
-        subprocess.run(["docker", "exec", "-d", "-e", "PEBBLE_VA_NOSLEEP=1", "-e", "PEBBLE_WFE_NONCEREJECT=0",
-                        pebble, "sh", "-c", "pebble -config /etc/pebble/config.json >/var/log/pebble.log 2>&1"],
-                       check=True)
-        # certbot on the target trusts pebble's API as it would trust Let's Encrypt's.
-        sh(container, f"echo '{sh(pebble, 'cat /etc/pebble/cert.pem')}' > /usr/local/share/ca-certificates/"
-                      "pebble.crt && update-ca-certificates >/dev/null")
+        start_pebble(pebble, container)
 
         workdir = tmp_path_factory.mktemp("tls")
         cert, key = make_certificate(container, workdir, "first")
         apps = {
             "shop": {"name": "shop", "domains": ["shop.test", "www.shop.test"],
                      "source": str(copy_example("hello", workdir)),
-                     "tls": {"mode": "acme", "email": "ops@shop.test", "directory": "https://pebble:14000/dir"}},
+                     "tls": {"mode": "acme", "email": "ops@shop.test", "directory": PEBBLE_DIRECTORY}},
             "goodbye": {"name": "goodbye", "domains": ["goodbye.test"],
                         "source": str(copy_example("goodbye", workdir)),
                         "tls": {"mode": "provided", "cert": cert, "key": key}},
