@@ -57,13 +57,14 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         )
 
     # Built aside and moved into place: a directory named after its version is a whole install.
-    # A wheel only: root runs no build script, whatever the host's index offers.
+    # A wheel only: root runs no build script, whatever the host's index offers. pip runs from the
+    # wheel Debian ships for venv (python3-pip-whl): no virtualenv of its own to make (2 s of 4.7).
     ops.command(
         name=f"uv {UV_VERSION}",
-        command=(f"rm -rf {paths.TOOLS}/uv-* && {settings.python} -m venv {paths.UV}.new && "
-                 f"{paths.UV}.new/bin/pip install --quiet --disable-pip-version-check --no-input --only-binary :all: "
-                 f"uv=={UV_VERSION} && "
-                 f"mv {paths.UV}.new {paths.UV}"),
+        command=(f"rm -rf {paths.TOOLS}/uv-* && set -- {paths.PIP_WHEELS}/pip-*.whl && "
+                 f'{settings.python} "$1/pip" install --quiet --disable-pip-version-check --no-input '
+                 f"--root-user-action=ignore --no-compile --only-binary :all: --target {paths.UV}.new "
+                 f"uv=={UV_VERSION} && mv {paths.UV}.new {paths.UV}"),
         needed=paths.UV_BIN not in state.paths,
         reason=f"uv {UV_VERSION} is installed",
     )

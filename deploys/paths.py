@@ -52,6 +52,8 @@ BUILD = "/var/lib/djangohost/build"
 TOOLS = "/usr/local/lib/djangohost"
 UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
 UV_BIN = f"{UV}/bin/uv"
+# Debian's wheels of pip and setuptools, which its venv module installs from.
+PIP_WHEELS = "/usr/share/python-wheels"
 # `migrate` under a lock in the database, for apps whose database is on the database server.
 MIGRATE_LOCKED = f"{TOOLS}/migrate_locked.py"
 # Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
