@@ -9,6 +9,7 @@ over TLS, checking the server's certificate, with a password made there and copi
 from __future__ import annotations
 
 import functools
+import threading
 from urllib.parse import urlencode
 
 from pyinfra import inventory
@@ -19,6 +20,9 @@ from deploys.inventory import App
 from deploys.ops import Guard
 from facts.state import HostState, PathState, State
 
+# The app servers plan at the same time (pyinfra's greenlets): the first to ask reads the database
+# server's files, the others wait for its answer instead of asking again (one fact, not one each).
+_SERVER_FILES_LOCK = threading.Lock()
 # psql as the postgres superuser, stopping at the first error.
 PSQL = "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1"
 PORT = 5432
@@ -92,8 +96,13 @@ def credentials(app: App, state: State, guard: Guard) -> None:
         ))
 
 
-@functools.cache
 def _server_files(server: str, files: tuple[str, ...]) -> dict[str, PathState]:
     """What the database server has of `files`, read as pyinfra plans (once per run, whichever app servers ask)."""
+    with _SERVER_FILES_LOCK:
+        return _read_server_files(server, files)
+
+
+@functools.cache
+def _read_server_files(server: str, files: tuple[str, ...]) -> dict[str, PathState]:
     state: State = inventory.get_host(server).get_fact(HostState, paths=list(files))
     return state.paths

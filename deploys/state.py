@@ -11,7 +11,10 @@ from facts.state import HostState, State
 
 
 def read_state(apps: list[App], settings: HostSettings) -> State:
-    """The HostState fact, with the git apps' mirrors fetched first (one more round trip)."""
+    """The HostState fact, with the git apps' mirrors fetched first (one more round trip). A host
+    without apps (a load balancer, a database server) has nothing here to compare: no round trip."""
+    if not apps:
+        return State()
     git_apps = [(app.name, paths.builder(app), paths.build_home(app), app.git.ref, app.requirements or "")
                 for app in apps if app.git and app.present]
     mirrors = host.get_fact(GitMirrors, apps=git_apps) if git_apps else {}

@@ -81,4 +81,3 @@ class Load:
     @property
     def served(self) -> int:
         return sum(self.statuses.values())
-
