@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
@@ -45,39 +44,30 @@ def make_certificate(container: str, workdir, name: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def site(container_factory, tmp_path_factory):
-    network = f"djangohost-tls-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "network", "create", network], check=True, capture_output=True)
-    container = container_factory()
-    pebble = container_factory()
-    try:
-        subprocess.run(["docker", "network", "connect", "--alias", "shop.test", "--alias", "www.shop.test",
-                        network, container], check=True)
-        subprocess.run(["docker", "network", "connect", "--alias", "pebble", network, pebble], check=True)
-        start_pebble(pebble, container)
+def site(network_factory, tmp_path_factory):
+    hosts = network_factory("site", "pebble", published=("site",),
+                            aliases={"site": ("shop.test", "www.shop.test"), "pebble": ("pebble",)})
+    container, pebble = hosts["site"], hosts["pebble"]
+    start_pebble(pebble, container)
 
-        workdir = tmp_path_factory.mktemp("tls")
-        cert, key = make_certificate(container, workdir, "first")
-        apps = {
-            "shop": {"name": "shop", "domains": ["shop.test", "www.shop.test"],
-                     "source": str(copy_example("hello", workdir)),
-                     "tls": {"mode": "acme", "email": "ops@shop.test", "directory": PEBBLE_DIRECTORY}},
-            "goodbye": {"name": "goodbye", "domains": ["goodbye.test"],
-                        "source": str(copy_example("goodbye", workdir)),
-                        "tls": {"mode": "provided", "cert": cert, "key": key}},
-        }
+    workdir = tmp_path_factory.mktemp("tls")
+    cert, key = make_certificate(container, workdir, "first")
+    apps = {
+        "shop": {"name": "shop", "domains": ["shop.test", "www.shop.test"],
+                 "source": str(copy_example("hello", workdir)),
+                 "tls": {"mode": "acme", "email": "ops@shop.test", "directory": PEBBLE_DIRECTORY}},
+        "goodbye": {"name": "goodbye", "domains": ["goodbye.test"],
+                    "source": str(copy_example("goodbye", workdir)),
+                    "tls": {"mode": "provided", "cert": cert, "key": key}},
+    }
 
-        def deploy(check: bool = True, **changes: dict):
-            entries = [{**entry, **changes.get(name, {})} for name, entry in apps.items()]
-            return pyinfra(write_inventory(workdir / "inventory.py", container, entries), check=check)
+    def deploy(check: bool = True, **changes: dict):
+        entries = [{**entry, **changes.get(name, {})} for name, entry in apps.items()]
+        return pyinfra(write_inventory(workdir / "inventory.py", container, entries), check=check)
 
-        first = deploy()
-        yield {"container": container, "pebble": pebble, "deploy": deploy, "first": first, "workdir": workdir,
-               "apps": apps, "port": targets.published_port(container, 80)}
-    finally:
-        for name in (container, pebble):
-            subprocess.run(["docker", "network", "disconnect", "-f", network, name], capture_output=True)
-        subprocess.run(["docker", "network", "rm", network], capture_output=True)
+    first = deploy()
+    return {"container": container, "pebble": pebble, "deploy": deploy, "first": first, "workdir": workdir,
+            "apps": apps, "port": targets.published_port(container, 80)}
 
 
 def test_http_redirects_to_https_except_acme_challenges(site):
