@@ -181,12 +181,8 @@ def home(app: App, settings: HostSettings, state: State) -> None:
         needed=app.name not in state.users,
         reason=f"user {app.name} exists",
     )
-    for directory, owner, group, mode in host.loop(paths.app_dirs(app)):
-        ops.directory(
-            name=f"{app.name}: directory {directory}",
-            path=directory, owner=owner, group=group, mode=mode,
-            current=state.paths.get(directory),
-        )
+    ops.directories(name=f"{app.name}: directories of {app.home}", directories=paths.app_dirs(app),
+                    current=state.paths)
 
 
 @dataclass

@@ -43,9 +43,9 @@ def backups(apps: list[App], scheduled: list[App], state: State) -> None:
     schedule of `scheduled` (every app of the host that is deployed or being deployed)."""
     ops.file(name="Backup tool", path=paths.BACKUP_TOOL, content=Path(backup_tool.__file__).read_text(),
              owner="root", group="root", mode="755", current=state.paths.get(paths.BACKUP_TOOL))
-    for directory in (paths.BACKUPS, paths.BACKUP_CONFIG):
-        ops.directory(name=f"Directory {directory}", path=directory, owner="root", group="root", mode="700",
-                      current=state.paths.get(directory))
+    ops.directories(name=f"Directories {paths.BACKUPS}, {paths.BACKUP_CONFIG}",
+                    directories=[(paths.BACKUPS, "root", "root", "700"), (paths.BACKUP_CONFIG, "root", "root", "700")],
+                    current=state.paths)
     for app in host.loop(apps):
         ops.file(name=f"{app.name}: backup settings", path=paths.backup_config(app),
                  content=render("backup/app.json.j2", app=app),

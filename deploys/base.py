@@ -76,15 +76,10 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         reason=f"group {settings.group} exists",
     )
 
-    ops.directory(
-        name="Stamps of applied reloads",
-        path=paths.STAMPS, owner="root", group="root", mode="700",
-        current=state.paths.get(paths.STAMPS),
-    )
-    ops.directory(
-        name="Homes of the build identities",
-        path=paths.BUILD, owner="root", group="root", mode="755",
-        current=state.paths.get(paths.BUILD),
+    ops.directories(
+        name="Stamps of applied reloads, homes of the build identities",
+        directories=[(paths.STAMPS, "root", "root", "700"), (paths.BUILD, "root", "root", "755")],
+        current=state.paths,
     )
     uploads(state)
     if any(app.database_server for app in apps):

@@ -158,8 +158,18 @@ def file(
            f"mv -f {shlex.quote(temp)} {shlex.quote(path)}")
 
 
-@unless(lambda owner, group, mode, current, **_: current is not None and current.kind == "dir"
-        and (current.owner, current.group, current.mode) == (owner, group, mode))
+def _directory_up_to_date(path: str, owner: str, group: str, mode: str, current: PathState | None) -> bool:
+    return (current is not None and current.kind == "dir"
+            and (current.owner, current.group, current.mode) == (owner, group, mode))
+
+
+def _ensure_directory(path: str, owner: str, group: str, mode: str, current: PathState | None) -> str:
+    if current and current.kind == "dir":
+        return _owner_mode(path, owner, group, mode)
+    return f"mkdir -p {shlex.quote(path)} && {_owner_mode(path, owner, group, mode)}"
+
+
+@unless(lambda path, owner, group, mode, current, **_: _directory_up_to_date(path, owner, group, mode, current))
 @operation()
 def directory(path: str, owner: str, group: str, mode: str, current: PathState | None):
     """
@@ -167,10 +177,31 @@ def directory(path: str, owner: str, group: str, mode: str, current: PathState |
 
     + current: the directory's PathState from HostState, or None when it does not exist
     """
-    if current and current.kind == "dir":
-        yield _owner_mode(path, owner, group, mode)
-        return
-    yield f"mkdir -p {shlex.quote(path)} && {_owner_mode(path, owner, group, mode)}"
+    yield _ensure_directory(path, owner, group, mode, current)
+
+
+#: A directory as (path, owner, group, octal mode).
+Directory = tuple[str, str, str, str]
+
+
+def _directories_up_to_date(directories: list[Directory], current: Mapping[str, PathState], **_: Any) -> bool:
+    return all(_directory_up_to_date(path, owner, group, mode, current.get(path))
+               for path, owner, group, mode in directories)
+
+
+@unless(_directories_up_to_date)
+@operation()
+def directories(directories: list[Directory], current: Mapping[str, PathState]):
+    """
+    Ensure several directories in one command (one round trip), in their order: a parent before
+    what it holds.
+
+    + directories: (path, owner, group, octal mode) of each
+    + current: HostState's paths
+    """
+    yield " && ".join(_ensure_directory(path, owner, group, mode, current.get(path))
+                      for path, owner, group, mode in directories
+                      if not _directory_up_to_date(path, owner, group, mode, current.get(path)))
 
 
 @unless(lambda target, current, **_: current is not None and current.kind == "link" and current.target == target)

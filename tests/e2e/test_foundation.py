@@ -112,6 +112,18 @@ def test_second_run_reports_no_change(deployed):
     assert run.changed() == []
 
 
+def test_directories_changed_by_hand_are_put_back_and_only_they(deployed):
+    container = deployed["container"]
+    sh(container, "chmod 777 /webapps/hello/logs && chown goodbye /webapps/hello/run && rmdir /webapps/hello/media")
+
+    run = pyinfra(deployed["inventory"])
+
+    assert run.changed() == ["Django app | hello: directories of /webapps/hello"]
+    assert sh(container, "stat -c '%U:%G %a' /webapps/hello/logs /webapps/hello/run /webapps/hello/media") == (
+        "root:hello 750\nhello:www-data 750\nhello:www-data 750")
+    assert pyinfra(deployed["inventory"]).changed() == []
+
+
 def test_code_change_restarts_only_that_app(deployed):
     container, port = deployed["container"], deployed["port"]
     goodbye_pid = master_pid(container, "goodbye")

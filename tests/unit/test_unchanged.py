@@ -13,6 +13,9 @@ def test_up_to_date_paths_make_no_operation():
                     current=PathState("file", "root", "hello", "640", sha256=ops.sha256(content))) is ops.UNCHANGED
     assert ops.directory(name="d", path="/d", owner="root", group="hello", mode="750",
                          current=PathState("dir", "root", "hello", "750")) is ops.UNCHANGED
+    assert ops.directories(name="ds", directories=[("/d", "root", "hello", "750"), ("/d/e", "hello", "hello", "700")],
+                           current={"/d": PathState("dir", "root", "hello", "750"),
+                                    "/d/e": PathState("dir", "hello", "hello", "700")}) is ops.UNCHANGED
     assert ops.link(name="l", path="/l", target="releases/1", current=ops.link_state("releases/1")) is ops.UNCHANGED
     assert ops.absent(name="a", path="/a", current=None) is ops.UNCHANGED
     assert ops.command(name="c", command="false", needed=False, reason="done") is ops.UNCHANGED
