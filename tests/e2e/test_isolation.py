@@ -173,3 +173,35 @@ def test_uv_is_never_built_from_source_as_root(site):
     pyinfra(site["inventory"])
     assert sh(container, "ls /usr/local/lib/djangohost") == f"uv-{UV_VERSION}"
     assert http_get(site["port"], "hello.test")[0] == 200
+
+
+# Prepended to the release's WSGI module: in the candidate check's Gunicorn it leaves who it runs
+# as, and tries to write where only root can.
+HOSTILE_WSGI = """
+import os, sys
+if any("candidate.sock" in arg for arg in sys.argv):
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    with open(f"/tmp/candidate-ran-as-{os.getpid()}", "w") as out:
+        out.write(f"{os.getuid()} {os.getgid()} {sorted(os.getgroups())} {status['CapEff'].strip()} "
+                  f"{os.environ['HOME']}\\n")
+    try:
+        open("/etc/djangohost-pwned-by-candidate", "w").close()
+    except OSError:
+        pass
+"""
+
+
+def test_the_candidate_check_runs_the_release_as_the_apps_user_only(site):
+    container = site["container"]
+    wsgi = Path(site["workdir"]) / "hello" / "hello" / "wsgi.py"
+    original = wsgi.read_text()
+    wsgi.write_text(HOSTILE_WSGI + original)
+    try:
+        pyinfra(site["inventory"])
+    finally:
+        wsgi.write_text(original)
+    assert sh(container, "ls /etc/djangohost-pwned-by-candidate 2>&1 || true").endswith("No such file or directory")
+    uid, gid = sh(container, "id -u hello"), sh(container, "id -g hello")
+    groups = sorted(int(group) for group in sh(container, "id -G hello").split())
+    ran_as = set(sh(container, "cat /tmp/candidate-ran-as-*").splitlines())
+    assert ran_as == {f"{uid} {gid} {groups} 0000000000000000 /webapps/hello"}
