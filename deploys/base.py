@@ -58,7 +58,7 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
 
     # Built aside and moved into place: a directory named after its version is a whole install.
     # A wheel only: root runs no build script, whatever the host's index offers. pip runs from the
-    # wheel Debian ships for venv (python3-pip-whl): no virtualenv of its own to make (2 s of 4.7).
+    # wheel Debian ships (python3-pip-whl): no virtualenv of its own to make (2 s of 4.7).
     ops.command(
         name=f"uv {UV_VERSION}",
         command=(f"rm -rf {paths.TOOLS}/uv-* && set -- {paths.PIP_WHEELS}/pip-*.whl && "

@@ -108,12 +108,13 @@ MARIADB_DRIVER = "PyMySQL>=1.1,<2"
 MARIADB_PACKAGE = "mariadb-server"
 #: MariaDB's socket on Debian 12 and 13.
 MARIADB_SOCKET = "/run/mysqld/mysqld.sock"
-#: Debian packages every host needs: the servers and venv.
+#: Debian packages every host needs: the servers, Python, and pip's wheel, which installs uv (uv
+#: makes the virtualenvs itself: python3-venv and the five packages it brings are not needed).
 PACKAGES = (
     "nginx",
     "supervisor",
     "python3",
-    "python3-venv",
+    "python3-pip-whl",
 )
 #: What uv needs to compile a requirement that has no wheel; installed only where the host's
 #: `djangohost_build_tools` is true (default false: most projects install from wheels alone,
