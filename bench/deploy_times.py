@@ -32,9 +32,10 @@ VIAS = ("docker", "root", "sudo")
 
 # The phases of a deploy, by the names of their operations (as pyinfra prints them); the time of
 # an operation runs from its start to the next one's. Migrations, collectstatic, the static files'
-# compression and the candidate check are one operation on the host.
+# compression and the candidate check are one operation on the host. Most packages install while
+# the apps build: "packages" is what the run waits for them (see deploys.base).
 PHASES = {
-    "packages": r"Host base \| Install packages",
+    "packages": r"Host base \| Install packages|Host services \| Packages installed",
     "database": r"PostgreSQL \||MariaDB \|",
     "virtualenvs (uv's install included)": r": virtualenv |Host base \| uv ",
     "migrations, static files, check": r"collectstatic, candidate check",

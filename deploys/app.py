@@ -35,6 +35,8 @@ class AppChanges:
     # only a new master sees it
     start_script: OperationMeta
     start_content: str
+    config: Configuration
+    built: list[OperationMeta]  # the release's code and virtualenv
     candidate: OperationMeta = UNCHANGED  # the check of what goes live (see candidate())
 
     @property
@@ -107,8 +109,8 @@ def environment(app: App) -> dict[str, str]:
 
 @deploy("Django app")
 def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> AppChanges:
-    """User, directories, code, virtualenv, settings, environment, migrations and static files,
-    and the candidate check of what would go live (see live())."""
+    """User, directories, code, virtualenv, settings and environment: what needs no server (see
+    checked() for what does)."""
     home(app, settings, state)
     if app.database_server:
         postgres.credentials(app, state, guard)
@@ -129,11 +131,18 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
         )
     venv, venv_dir, build_venv = virtualenv(app, settings, state, source, release_path, now, guard)
     config = configuration(app, state)
-    changes = AppChanges([], [release, venv, *config.contents], config.start_script, config.start_content)
+    changes = AppChanges(config.ops, [release, venv, *config.contents], config.start_script, config.start_content,
+                         config, [fetch, build_venv])
     refused(app, state, changes, guard)
-    changes.candidate = candidate(app, state, release, venv, config, [fetch, build_venv], guard)
-    changes.ops = config.ops
     return changes
+
+
+@deploy("Django app")
+def checked(app: App, state: State, changes: AppChanges, guard: Guard) -> None:
+    """Migrations, static files and the candidate check of what django_app made, which would go
+    live (see live())."""
+    release, venv = changes.inputs[:2]
+    changes.candidate = candidate(app, state, release, venv, changes.config, changes.built, guard)
 
 
 @deploy("Live release")

@@ -1,4 +1,5 @@
-"""What every host needs before any app: packages, the apps' group, running Nginx and Supervisor."""
+"""What every host needs: packages (most of them installed while the apps build), the apps' group,
+uv, and running Nginx, Supervisor and database servers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt
 
 from deploys import backups, broker, logs, mariadb, nginx, ops, paths, postgres, tls
-from deploys.defaults import BUILD_TOOLS, MARIADB_PACKAGE, POSTGRESQL_PACKAGE, UV_VERSION
+from deploys.defaults import (
+    BUILD_PACKAGES,
+    BUILD_TOOLS,
+    MARIADB_PACKAGE,
+    PACKAGES_TIMEOUT,
+    POSTGRESQL_PACKAGE,
+    UV_VERSION,
+)
 from deploys.inventory import App, HostSettings
 from deploys.templates import render
 from facts.state import SERVICES, State
@@ -25,12 +33,27 @@ def engines(apps: list[App]) -> list[str]:
             if any(app.database == engine and not app.database_server for app in apps)]
 
 
-def packages(apps: list[App], settings: HostSettings) -> list[str]:
-    with_database = [DATABASE_SERVERS[engine][0] for engine in engines(apps)]
+def build_packages(apps: list[App], settings: HostSettings) -> list[str]:
+    """What building the apps' releases and virtualenvs needs: Python and pip's wheel (uv's
+    install), git for apps from git, and the compilers where the host asks for them."""
     with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
-    build_tools = list(BUILD_TOOLS) if settings.build_tools else []
-    return [*settings.packages, *build_tools, *nginx.PACKAGES, *logs.PACKAGES, *backups.packages(apps),
-            *with_database, *with_git, *tls.packages([app for app in apps if not app.balancer]), *broker.packages(apps)]
+    return [*BUILD_PACKAGES, *(BUILD_TOOLS if settings.build_tools else []), *with_git]
+
+
+def packages(apps: list[App], settings: HostSettings) -> list[str]:
+    """Every package the host needs: what builds need, the servers and the tools they run."""
+    with_database = [DATABASE_SERVERS[engine][0] for engine in engines(apps)]
+    return [*build_packages(apps, settings), *settings.packages, *nginx.PACKAGES, *logs.PACKAGES,
+            *backups.packages(apps), *with_database, *tls.packages([app for app in apps if not app.balancer]),
+            *broker.packages(apps)]
+
+
+def missing(apps: list[App], settings: HostSettings, state: State) -> tuple[list[str], list[str]]:
+    """The missing packages: those builds need (installed first), and the others (installed in the
+    background while the apps build, see host_services)."""
+    needed = [package for package in dict.fromkeys(packages(apps, settings)) if package not in state.packages]
+    build = build_packages(apps, settings)
+    return [package for package in needed if package in build], [package for package in needed if package not in build]
 
 
 def services(apps: list[App]) -> list[str]:
@@ -40,21 +63,24 @@ def services(apps: list[App]) -> list[str]:
 
 @deploy("Host base")
 def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
-    """Install the packages, create the group of app users, start Nginx, Supervisor, cron and
-    the database servers the apps choose (PostgreSQL, MariaDB)."""
-    missing = [package for package in packages(apps, settings) if package not in state.packages]
-    if missing:
-        # Without what Debian only recommends: a mail server (exim4, for cron and logrotate),
-        # sysstat, sensors; nothing djangohost runs needs them, and they were a fifth of the packages.
-        apt.packages(name="Install packages", packages=missing, update=True, no_recommends=True)
-    if broker.PACKAGE in missing:
-        # Each app has a Redis of its own; the package's Redis for the whole host is not wanted.
-        ops.command(
-            name="Debian's shared Redis stopped and disabled",
-            command=("systemctl disable --now redis-server" if state.systemd
-                     else "service redis-server stop; update-rc.d redis-server disable"),
-            needed=True, reason="",
-        )
+    """Install what the apps' builds need, start installing the other packages, install uv,
+    create the group of app users. The servers start in host_services, once the apps are built."""
+    for_builds, in_background = missing(apps, settings, state)
+    # Without what Debian only recommends: a mail server (exim4, for cron and logrotate),
+    # sysstat, sensors; nothing djangohost runs needs them, and they were a fifth of the packages.
+    if for_builds:
+        apt.packages(name="Install packages that builds need", packages=for_builds, update=True,
+                     no_recommends=True)
+    uploads(state)
+    if in_background:
+        # dpkg takes a third of a first deploy; the apps' users, code and virtualenvs need none
+        # of these packages, and are made meanwhile.
+        ops.file(name="Package installer", path=paths.PACKAGES_TOOL, owner="root", group="root", mode="755",
+                 content=render("apt/djangohost-packages.j2", log=paths.PACKAGES_LOG, status=paths.PACKAGES_STATUS,
+                                timeout=PACKAGES_TIMEOUT),
+                 current=state.paths.get(paths.PACKAGES_TOOL))
+        ops.command(name="Install packages", command=f"{paths.PACKAGES_TOOL} start {' '.join(in_background)}",
+                    needed=True, reason="")
 
     # Built aside and moved into place: a directory named after its version is a whole install.
     # A wheel only: root runs no build script, whatever the host's index offers. pip runs from the
@@ -81,11 +107,27 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         directories=[(paths.STAMPS, "root", "root", "700"), (paths.BUILD, "root", "root", "755")],
         current=state.paths,
     )
-    uploads(state)
     if any(app.database_server for app in apps):
         ops.file(name="migrate under a lock", path=paths.MIGRATE_LOCKED, content=render("app/migrate_locked.py.j2"),
                  owner="root", group="root", mode="644", current=state.paths.get(paths.MIGRATE_LOCKED))
 
+
+
+@deploy("Host services")
+def host_services(apps: list[App], settings: HostSettings, state: State) -> None:
+    """Once the packages host_base installs in the background are in: start Nginx, Supervisor,
+    cron and the database servers the apps choose (PostgreSQL, MariaDB)."""
+    _, in_background = missing(apps, settings, state)
+    if in_background:
+        ops.command(name="Packages installed", command=f"{paths.PACKAGES_TOOL} wait", needed=True, reason="")
+    if broker.PACKAGE in in_background:
+        # Each app has a Redis of its own; the package's Redis for the whole host is not wanted.
+        ops.command(
+            name="Debian's shared Redis stopped and disabled",
+            command=("systemctl disable --now redis-server" if state.systemd
+                     else "service redis-server stop; update-rc.d redis-server disable"),
+            needed=True, reason="",
+        )
     for service in host.loop(services(apps)):
         start(service, state)
 

@@ -48,6 +48,11 @@ CERTBOT_DEPLOY_HOOK = f"{CERTBOT_DEPLOY_HOOKS}/djangohost-nginx-reload"
 STAMPS = "/var/lib/djangohost/applied"
 # The homes of the apps' build identities (see builder()).
 BUILD = "/var/lib/djangohost/build"
+# Installs the servers' packages while the deploy goes on (see deploys.base), its output and its
+# exit status.
+PACKAGES_TOOL = "/usr/local/sbin/djangohost-packages"
+PACKAGES_LOG = "/var/log/djangohost-packages.log"
+PACKAGES_STATUS = "/var/lib/djangohost/packages.status"
 # Tools djangohost installs on the host: uv, which the build identities run (root's, read-only).
 TOOLS = "/usr/local/lib/djangohost"
 UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
@@ -353,7 +358,7 @@ def app_stamps(app: App) -> list[str]:
 
 HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
               NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
-              STAMPS, UPLOADS, BUILD, UV_BIN, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT, CERTBOT_DEPLOY_HOOKS,
-              CERTBOT_DEPLOY_HOOK,
+              STAMPS, UPLOADS, BUILD, UV_BIN, PACKAGES_TOOL, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT,
+              CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
               BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
               *(stamp(kind) for kind in HOST_STAMPS)]

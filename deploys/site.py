@@ -26,7 +26,7 @@ from deploys import (
     supervisor,
     tls,
 )
-from deploys.app import AppChanges, django_app, live
+from deploys.app import AppChanges, checked, django_app, live
 from deploys.inventory import check_host, host_settings, selected
 from deploys.ops import Guard
 from deploys.state import read_state
@@ -58,21 +58,27 @@ with lock.held(apps or removed or served or balanced):
         ops.rendezvous(name="Database server ready")
     if apps or removed:
         base.host_base(apps=apps, settings=settings, state=state)
-        # The schedule keeps every app the host has; the settings are those of the apps deployed now.
-        backups.backups(apps=apps, state=state,
-                        scheduled=[app for app in all_apps if app.present and (app in apps or app.name in state.users)])
-        logs.rotation(settings=settings, state=state)
 
     # Each app's deploy stops at its first failed step (see Guard) and leaves the others going.
     # pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
     guards = {app.name: Guard(app.name) for app in apps}
     prepared: dict[str, AppChanges] = {}
+    # Built while the servers' packages install (see deploys.base).
+    for app in host.loop(apps):
+        prepared[app.name] = django_app(app=app, settings=settings, state=state, guard=guards[app.name],  # type: ignore[assignment]
+                                        _if=guards[app.name].ok)
+
+    if apps or removed:
+        base.host_services(apps=apps, settings=settings, state=state)
+        # The schedule keeps every app the host has; the settings are those of the apps deployed now.
+        backups.backups(apps=apps, state=state,
+                        scheduled=[app for app in all_apps if app.present and (app in apps or app.name in state.users)])
+        logs.rotation(settings=settings, state=state)
     for app in host.loop(apps):
         guard = guards[app.name]
         if app.database and not app.database_server:  # PostgreSQL's or MariaDB's, on this host
             base.ENGINES[app.database].database(app=app, state=state, guard=guard, _if=guard.ok)
-        prepared[app.name] = django_app(app=app, settings=settings, state=state, guard=guard,  # type: ignore[assignment]
-                                        _if=guard.ok)
+        checked(app=app, state=state, changes=prepared[app.name], guard=guard, _if=guard.ok)
     for app in host.loop(removed):
         removal.remove(app=app, state=state)
 

@@ -208,3 +208,19 @@ def test_removing_an_app_keeps_its_data_unless_purged_and_others_keep_serving(si
     assert served > 0 and failures == []
     apps = [*site["apps"], {"name": "extra", "state": "absent", "purge": True}]
     assert pyinfra(write_inventory(site["workdir"] / "removal.py", container, apps)).changed() == []
+
+
+def test_a_package_apt_cannot_install_fails_the_run_with_apts_reason(container_factory, tmp_path):
+    # The servers' packages install in the background while the apps build (deploys.base): their
+    # failure must still stop the run, with apt's own words, before anything goes live.
+    container = container_factory()
+    source = copy_example("hello", tmp_path)
+    inventory = write_inventory(tmp_path / "inventory.py", container,
+                                [{"name": "hello", "domains": ["hello.test"], "source": str(source)}],
+                                djangohost_packages=["nginx", "supervisor", "python3", "python3-pip-whl",
+                                                     "djangohost-no-such-package"])
+    run = pyinfra(inventory, check=False, json_results=False)
+    assert run.returncode != 0
+    assert "Unable to locate package djangohost-no-such-package" in run.output, run.output[-3000:]
+    assert "djangohost: installing the packages failed" in run.output
+    assert sh(container, "ls /webapps/hello/current 2>&1 || true").endswith("No such file or directory")

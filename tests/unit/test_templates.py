@@ -299,3 +299,34 @@ def test_django_settings_for_mariadb_use_the_socket_strict_mode_and_utf8mb4():
     assert "STRICT_TRANS_TABLES" in settings and '"charset": "utf8mb4"' in settings
     assert "django.contrib.postgres" not in settings
     assert environment(shop)["DATABASE_URL"] == "mysql://shop@/shop?unix_socket=/run/mysqld/mysqld.sock"
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_packages_install_in_the_background_and_are_waited_for(tmp_path, fails):
+    """djangohost-packages, run for real with an apt-get of the test's: `start` returns while
+    apt-get still runs, `wait` returns once it ended, and fails with its output when it failed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    apt_get = bin_dir / "apt-get"
+    apt_get.write_text(f'#!/bin/sh\necho "apt-get $*"\nsleep 0.5\n{"exit 100" if fails else "exit 0"}\n')
+    apt_get.chmod(0o755)
+    script = tmp_path / "djangohost-packages"
+    script.write_text(render("apt/djangohost-packages.j2", log=tmp_path / "log", status=tmp_path / "state" / "status",
+                             timeout=10))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    started = time.monotonic()
+    subprocess.run(["sh", str(script), "start", "nginx", "postgresql"], env=env, check=True, timeout=5)
+    assert time.monotonic() - started < 0.5  # apt-get's update alone sleeps 0.5 s
+    waited = subprocess.run(["sh", str(script), "wait"], env=env, capture_output=True, text=True, timeout=10)
+
+    assert time.monotonic() - started >= 0.5
+    log = (tmp_path / "log").read_text()
+    if fails:
+        assert waited.returncode == 1
+        assert "apt-get update" in waited.stderr
+        assert "installing the packages failed (apt-get's status 100)" in waited.stderr
+    else:
+        assert waited.returncode == 0, waited.stderr
+        assert "install --no-install-recommends nginx postgresql" in log
+    assert (tmp_path / "log").stat().st_mode & 0o077 == 0
