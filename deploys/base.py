@@ -112,7 +112,6 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
                  owner="root", group="root", mode="644", current=state.paths.get(paths.MIGRATE_LOCKED))
 
 
-
 @deploy("Host services")
 def host_services(apps: list[App], settings: HostSettings, state: State) -> None:
     """Once the packages host_base installs in the background are in: start Nginx, Supervisor,
