@@ -32,10 +32,7 @@ class AppChanges:
 
     ops: list[OperationMeta]
     inputs: list[str]  # release, virtualenv, configuration files
-    # only a new master sees it
-    start_script: OperationMeta
-    start_content: str
-    config: Configuration
+    config: Configuration  # its start script: only a new master sees it
     built: list[OperationMeta]  # the release's code and virtualenv
     candidate: OperationMeta = UNCHANGED  # the check of what goes live (see candidate())
 
@@ -131,8 +128,7 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
         )
     venv, venv_dir, build_venv = virtualenv(app, settings, state, source, release_path, now, guard)
     config = configuration(app, state)
-    changes = AppChanges(config.ops, [release, venv, *config.contents], config.start_script, config.start_content,
-                         config, [fetch, build_venv])
+    changes = AppChanges(config.ops, [release, venv, *config.contents], config, [fetch, build_venv])
     refused(app, state, changes, guard)
     return changes
 

@@ -79,7 +79,7 @@ def program(app: App, settings: HostSettings, state: State, changes: AppChanges,
     )
 
     program_stamp = Stamp.of(state, paths.stamp("program", app), program_content)
-    restart_stamp = Stamp.of(state, paths.stamp("restart", app), changes.start_content)
+    restart_stamp = Stamp.of(state, paths.stamp("restart", app), changes.config.start_content)
     reload_stamp = Stamp.of(state, paths.stamp("reload", app), *changes.inputs)
 
     # `update NAME` adds a new program or restarts a changed one, and leaves the others alone.
@@ -90,7 +90,7 @@ def program(app: App, settings: HostSettings, state: State, changes: AppChanges,
     )
     restart = react(
         f"{app.name}: restart gunicorn", f"supervisorctl restart {app.name}",
-        [restart_stamp, reload_stamp], [changes.start_script], guard,
+        [restart_stamp, reload_stamp], [changes.config.start_script], guard,
         unless=[update_programs], risky=True,
     )
     # HUP: the master stays and re-reads its config (environment included); new workers import
