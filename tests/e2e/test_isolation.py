@@ -48,6 +48,12 @@ def test_a_host_setting_cannot_reach_a_root_shell(target):
     assert f"host @docker/{target['container']}, field djangohost_group:" in out
 
 
+def test_a_package_name_cannot_reach_a_root_shell(target):
+    # The packages root installs in the background (deploys.base) are named on its command line.
+    out = attack(target, [hello(target)], djangohost_packages=["nginx", f"x;{SMUGGLED}"])
+    assert f"host @docker/{target['container']}, field djangohost_packages:" in out
+
+
 def test_a_requirements_path_cannot_reach_a_root_shell(target):
     # The inventory's author may name any file of the source, however it is called.
     name = f"r.txt;touch {PWNED}"
