@@ -215,22 +215,27 @@ def configuration(app: App, state: State) -> Configuration:
         key_from=paths.env_file(app),
     )
     settings_content = render("app/djangohost_settings.py.j2", app=app)
-    settings_file = config_file(app, state, paths.settings_file(app, staged=True), settings_content)
     gunicorn_content = render("app/gunicorn.conf.py.j2", app=app, current=paths.current(app),
                               workers=workers(app, state), conf=paths.conf(app),
                               reloaded=paths.gunicorn_reloaded(app))
-    gunicorn_config = config_file(app, state, paths.gunicorn_config(app, staged=True), gunicorn_content)
     scripts = {"app": app, "conf": paths.conf(app), "current": paths.current(app), "venv": paths.venv(app)}
-    config_file(app, state, paths.manage(app), render("app/manage.j2", **scripts), mode="750")
-    config_file(app, state, paths.compress_static(app), render("app/compress-static.j2", app=app,
-                                                                static=app.path("static")), mode="750")
-    config_file(app, state, paths.gunicorn_reload(app), render("app/gunicorn-reload.j2", app=app, wait=RELOAD_WAIT,
-                                                                reloaded=paths.gunicorn_reloaded(app)), mode="750")
-    if app.processes or app.schedule:
-        config_file(app, state, paths.run_script(app), render("app/run.j2", **scripts, bin=app.path("bin"),
-                                                               run=paths.run_script(app)), mode="750")
     start_content = render("app/gunicorn-start.j2", **scripts)
-    start_script = config_file(app, state, paths.gunicorn_start(app), start_content, mode="750")
+    programs = {
+        paths.gunicorn_start(app): start_content,
+        paths.manage(app): render("app/manage.j2", **scripts),
+        paths.compress_static(app): render("app/compress-static.j2", app=app, static=app.path("static")),
+        paths.gunicorn_reload(app): render("app/gunicorn-reload.j2", app=app, wait=RELOAD_WAIT,
+                                           reloaded=paths.gunicorn_reloaded(app)),
+    }
+    if app.processes or app.schedule:
+        programs[paths.run_script(app)] = render("app/run.j2", **scripts, bin=app.path("bin"),
+                                                 run=paths.run_script(app))
+    # Root-owned, for the app's group only; one operation (two round trips) for them all.
+    settings_file, gunicorn_config, start_script, *_ = ops.written(f"{app.name}: configuration and programs", [
+        ops.File(paths.settings_file(app, staged=True), settings_content, group=app.name, mode="640"),
+        ops.File(paths.gunicorn_config(app, staged=True), gunicorn_content, group=app.name, mode="640"),
+        *(ops.File(path, content, group=app.name, mode="750") for path, content in programs.items()),
+    ], state.paths)
     return Configuration([settings_file, gunicorn_config, env], [settings_content, gunicorn_content, env_content],
                          start_script, start_content)
 
@@ -382,17 +387,3 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
         reason=f"{release_path} is already deployed",
         _ignore_errors=True,
     ))
-
-
-def config_file(app: App, state: State, path: str, content: str,
-                mode: str = "640") -> OperationMeta:
-    """A generated file of the app: root-owned, readable by the app's group only."""
-    return ops.file(
-        name=f"{app.name}: {path.rsplit('/', 1)[-1]}",
-        path=path,
-        content=content,
-        owner="root",
-        group=app.name,
-        mode=mode,
-        current=state.paths.get(path),
-    )

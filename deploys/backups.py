@@ -41,20 +41,17 @@ def take(app: App, before: str) -> str:
 def backups(apps: list[App], scheduled: list[App], state: State) -> None:
     """The tool, a root-only directory of backups, the settings of each of `apps` and the cron
     schedule of `scheduled` (every app of the host that is deployed or being deployed)."""
-    ops.file(name="Backup tool", path=paths.BACKUP_TOOL, content=Path(backup_tool.__file__).read_text(),
-             owner="root", group="root", mode="755", current=state.paths.get(paths.BACKUP_TOOL))
     ops.directories(name=f"Directories {paths.BACKUPS}, {paths.BACKUP_CONFIG}",
                     directories=[(paths.BACKUPS, "root", "root", "700"), (paths.BACKUP_CONFIG, "root", "root", "700")],
                     current=state.paths)
-    for app in host.loop(apps):
-        ops.file(name=f"{app.name}: backup settings", path=paths.backup_config(app),
-                 content=render("backup/app.json.j2", app=app),
-                 owner="root", group="root", mode="600", current=state.paths.get(paths.backup_config(app)))
     # cron reads /etc/cron.d files that only root can write (and not group- or world-writable).
-    ops.file(name="Backup schedule", path=paths.BACKUP_CRON,
-             content=render("backup/djangohost-backup.cron.j2", tool=paths.BACKUP_TOOL, log=paths.BACKUP_LOG,
-                            apps=[app for app in scheduled if app.backup and app.backup.cron]),
-             owner="root", group="root", mode="644", current=state.paths.get(paths.BACKUP_CRON))
+    schedule = render("backup/djangohost-backup.cron.j2", tool=paths.BACKUP_TOOL, log=paths.BACKUP_LOG,
+                      apps=[app for app in scheduled if app.backup and app.backup.cron])
+    ops.files(name="Backup tool, settings, schedule", files=[
+        ops.File(paths.BACKUP_TOOL, Path(backup_tool.__file__).read_text(), mode="755"),
+        *(ops.File(paths.backup_config(app), render("backup/app.json.j2", app=app), mode="600") for app in apps),
+        ops.File(paths.BACKUP_CRON, schedule),
+    ], current=state.paths)
 
 
 def files(app: App) -> list[str]:

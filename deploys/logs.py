@@ -26,19 +26,9 @@ def size(logs: LogsEntry, reader: str) -> str:
 @deploy("Log rotation")
 def rotation(settings: HostSettings, state: State) -> None:
     """logrotate's configuration for the apps' logs, and the cron line that runs it."""
-    ops.file(
-        name="logrotate configuration",
-        path=paths.LOGROTATE_CONF,
-        content=render("logs/logrotate.conf.j2", root=settings.root, nginx_logs=paths.NGINX_LOGS,
-                       keep=settings.logs.keep,
-                       size=size(settings.logs, "logrotate")),
-        owner="root", group="root", mode="644",
-        current=state.paths.get(paths.LOGROTATE_CONF),
-    )
-    ops.file(
-        name="logrotate schedule",
-        path=paths.LOGROTATE_CRON,
-        content=render("logs/djangohost-logrotate.cron.j2", conf=paths.LOGROTATE_CONF, state=paths.LOGROTATE_STATE),
-        owner="root", group="root", mode="644",
-        current=state.paths.get(paths.LOGROTATE_CRON),
-    )
+    ops.files(name="logrotate configuration and schedule", files=[
+        ops.File(paths.LOGROTATE_CONF, render("logs/logrotate.conf.j2", root=settings.root, nginx_logs=paths.NGINX_LOGS,
+                                              keep=settings.logs.keep, size=size(settings.logs, "logrotate"))),
+        ops.File(paths.LOGROTATE_CRON, render("logs/djangohost-logrotate.cron.j2", conf=paths.LOGROTATE_CONF,
+                                              state=paths.LOGROTATE_STATE)),
+    ], current=state.paths)

@@ -72,22 +72,25 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
     `certificates` changed. Each app's new site is checked with the rest before it is enabled: one
     that Nginx refuses fails its app only and leaves the site it had. Returns the reload."""
     http2_on = http2_directive(state)
-    changes = [
-        ops.file(name="Nginx configuration", path=paths.NGINX_CONF,
-                 content=render("nginx/nginx.conf.j2", worker_connections=WORKER_CONNECTIONS,
-                                tls_protocols=TLS_PROTOCOLS),
-                 owner="root", group="root", mode="644", current=state.paths.get(paths.NGINX_CONF)),
-    ]
-    check = ops.file(name="Nginx site check", path=paths.NGINX_CHECK,
-                     content=render("nginx/djangohost-nginx-check.j2", enabled=paths.NGINX_ENABLED,
-                                    nginx_conf=paths.NGINX_CONF),
-                     owner="root", group="root", mode="755", current=state.paths.get(paths.NGINX_CHECK))
-    ops.directory(name="Nginx sites to check", path=paths.NGINX_STAGED, owner="root", group="root", mode="700",
-                  current=state.paths.get(paths.NGINX_STAGED))
     https = any(app.tls and not app.balancer for app in all_apps if app.present)
     default_site = render("nginx/default.conf.j2", https=https,
                           tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
-    changes += site_files("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, default_site, state)
+    conf, check, default = ops.written("Nginx configuration, site check, default site", [
+        ops.File(paths.NGINX_CONF, render("nginx/nginx.conf.j2", worker_connections=WORKER_CONNECTIONS,
+                                          tls_protocols=TLS_PROTOCOLS)),
+        ops.File(paths.NGINX_CHECK, render("nginx/djangohost-nginx-check.j2", enabled=paths.NGINX_ENABLED,
+                                           nginx_conf=paths.NGINX_CONF), mode="755"),
+        ops.File(paths.NGINX_DEFAULT_SITE, default_site),
+    ], state.paths)
+    changes = [conf, default, ops.link(name="default: nginx site enabled", path=paths.NGINX_DEFAULT_LINK,
+                                       target=paths.NGINX_DEFAULT_SITE,
+                                       current=state.paths.get(paths.NGINX_DEFAULT_LINK))]
+    # Each app's Nginx logs: its workers reopen them after a rotation, as www-data; the app's
+    # group reads them, no other app can.
+    ops.directories(name="Nginx sites to check, logs of the apps", directories=[
+        (paths.NGINX_STAGED, "root", "root", "700"), (paths.NGINX_LOGS, "root", "root", "755"),
+        *((paths.nginx_logs(app), "www-data", app.name, "750") for app in apps),
+    ], current=state.paths)
 
     debian_default = state.paths.get(paths.NGINX_DEBIAN_DEFAULT)
     if "nginx" not in state.packages:
@@ -99,13 +102,6 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         current=debian_default,
     ))
 
-    # Each app's Nginx logs: its workers reopen them after a rotation, as www-data; the app's
-    # group reads them, no other app can.
-    ops.directory(name="Nginx logs of the apps", path=paths.NGINX_LOGS, owner="root", group="root", mode="755",
-                  current=state.paths.get(paths.NGINX_LOGS))
-    for app in host.loop(apps):
-        ops.directory(name=f"{app.name}: nginx logs", path=paths.nginx_logs(app), owner="www-data", group=app.name,
-                      mode="750", current=state.paths.get(paths.nginx_logs(app)))
     app_sites = {app.name: render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT,
                                   logs=paths.nginx_logs(app),
                                   tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
@@ -113,7 +109,7 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
                  for app in apps}
     for app in host.loop(apps):
         changes.append(app_site(app, app_sites[app.name], state,
-                                [changes[0], check, *certificates.get(app.name, [])], guards[app.name]))
+                                [conf, check, *certificates.get(app.name, [])], guards[app.name]))
     for app in host.loop(removed):
         for path in (paths.nginx_enabled(app), paths.nginx_site(app), paths.nginx_staged(app)):
             changes.append(ops.absent(name=f"{app.name}: nginx {path.split('/')[-2]} entry removed", path=path,

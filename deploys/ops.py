@@ -13,10 +13,11 @@ import functools
 import hashlib
 import os
 import shlex
+import tarfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from io import BytesIO, StringIO
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pyinfra import host, logger, state
 from pyinfra.api import FileDownloadCommand, FileUploadCommand, FunctionCommand, StringCommand, operation
@@ -117,9 +118,13 @@ def unless(up_to_date: Callable[..., bool]) -> Callable[[Operation], Operation]:
     return decorate
 
 
+def _same_content(content: str, current: PathState | None) -> bool:
+    return current is not None and current.kind == "file" and current.sha256 == sha256(content)
+
+
 def _file_up_to_date(path: str, content: str, owner: str, group: str, mode: str, current: PathState | None,
                      **_: Any) -> bool:
-    return (current is not None and current.kind == "file" and current.sha256 == sha256(content)
+    return (current is not None and _same_content(content, current)
             and (current.owner, current.group, current.mode) == (owner, group, mode))
 
 
@@ -142,7 +147,7 @@ def file(
     + current: the file's PathState from HostState, or None when it does not exist
     + secret: never show the content, in diffs either
     """
-    if current and current.kind == "file" and current.sha256 == sha256(content):
+    if _same_content(content, current):
         yield _owner_mode(path, owner, group, mode)
         return
 
@@ -156,6 +161,90 @@ def file(
     # Owner and mode are set before the file takes its name, so it is never readable by others.
     yield (f"{_place(staged, temp)} && {_owner_mode(temp, owner, group, mode)} && "
            f"mv -f {shlex.quote(temp)} {shlex.quote(path)}")
+
+
+@dataclass(frozen=True)
+class File:
+    """A file ops.files writes: its path, text, owner, group and (octal string) mode."""
+
+    path: str
+    content: str
+    owner: str = "root"
+    group: str = "root"
+    mode: str = "644"
+
+    def up_to_date(self, current: Mapping[str, PathState]) -> bool:
+        return _file_up_to_date(self.path, self.content, self.owner, self.group, self.mode, current.get(self.path))
+
+
+class Written:
+    """One file of an ops.files operation, as a reaction sees it: changed when the operation
+    wrote it (decided while pyinfra plans, from HostState), not when it wrote another."""
+
+    def __init__(self, op: OperationMeta, stale: bool) -> None:
+        self.op, self.stale = op, stale
+
+    @property
+    def will_change(self) -> bool:
+        return self.stale and self.op.will_change
+
+    def did_change(self) -> bool:
+        return self.stale and self.op.did_change()
+
+    def did_error(self) -> bool:
+        return self.op.did_error()
+
+    def is_complete(self) -> bool:
+        return self.op.is_complete()
+
+
+def _archive(contents: Iterable[str]) -> bytes:
+    """A tar of the texts, named 0, 1, 2... in their order."""
+    data = BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for index, content in enumerate(contents):
+            encoded = content.encode()
+            member = tarfile.TarInfo(str(index))
+            member.size, member.mode = len(encoded), 0o600
+            tar.addfile(member, BytesIO(encoded))
+    return data.getvalue()
+
+
+@unless(lambda files, current, **_: all(file.up_to_date(current) for file in files))
+@operation()
+def files(files: list[File], current: Mapping[str, PathState]):
+    """
+    Write several files as ops.file writes one (those that differ only) with one upload and one
+    command however many they are. See written() for what reacts to one of them.
+
+    + current: HostState's paths
+    """
+    stale = [file for file in files if not file.up_to_date(current)]
+    new = [file for file in stale if not _same_content(file.content, current.get(file.path))]
+    for file in new if _diffing() else ():
+        _show_diff(file.path, host.get_fact(FileContents, path=file.path) if file.path in current else None,
+                   file.content)
+    commands = [_owner_mode(file.path, file.owner, file.group, file.mode) for file in stale if file not in new]
+    if new:
+        upload, staged = _upload(BytesIO(_archive(file.content for file in new)), ":".join(f.path for f in new))
+        yield upload
+        unpacked = f"{staged}.d"
+        commands.append(f"rm -rf {unpacked} && (umask 077 && mkdir {unpacked} && "
+                        f"tar -xf {staged} -C {unpacked} --no-same-owner) && rm -f {staged}")
+        for index, file in enumerate(new):
+            temp = f"{file.path}.djangohost-new"
+            commands.append(f"{_place(f'{unpacked}/{index}', temp)} && "
+                            f"{_owner_mode(temp, file.owner, file.group, file.mode)} && "
+                            f"mv -f {shlex.quote(temp)} {shlex.quote(file.path)}")
+        commands.append(f"rmdir {unpacked}")
+    yield " && ".join(commands)
+
+
+def written(name: str, batch: list[File], current: Mapping[str, PathState]) -> list[OperationMeta]:
+    """Write the `batch` of files with one ops.files operation named `name`; returns what stands
+    for each file in reactions (see Written), in their order."""
+    op = files(name=name, files=batch, current=current)
+    return [cast(OperationMeta, Written(op, not file.up_to_date(current))) for file in batch]
 
 
 def _directory_up_to_date(path: str, owner: str, group: str, mode: str, current: PathState | None) -> bool:

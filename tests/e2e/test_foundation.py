@@ -124,6 +124,23 @@ def test_directories_changed_by_hand_are_put_back_and_only_they(deployed):
     assert pyinfra(deployed["inventory"]).changed() == []
 
 
+def test_programs_changed_by_hand_are_put_back_without_a_reload(deployed):
+    container = deployed["container"]
+    master = master_pid(container, "hello")
+    sh(container, "chmod 777 /webapps/hello/bin/manage && echo 'echo by hand' >> /webapps/hello/bin/compress-static")
+
+    run = pyinfra(deployed["inventory"])
+
+    # One operation wrote both; what reacts to the settings and the start script did not fire.
+    assert run.changed() == ["Django app | hello: configuration and programs"]
+    assert sh(container, "stat -c '%U:%G %a' /webapps/hello/bin/manage /webapps/hello/bin/compress-static") == (
+        "root:hello 750\nroot:hello 750")
+    assert "by hand" not in sh(container, "cat /webapps/hello/bin/compress-static")
+    assert not sh(container, "ls /webapps/hello/bin /webapps/hello/conf/next | grep djangohost-new || true")
+    assert master_pid(container, "hello") == master
+    assert pyinfra(deployed["inventory"]).changed() == []
+
+
 def test_code_change_restarts_only_that_app(deployed):
     container, port = deployed["container"], deployed["port"]
     goodbye_pid = master_pid(container, "goodbye")
