@@ -49,7 +49,7 @@ def balancer(apps: list[Balanced]) -> None:
     missing = [package for package in ["nginx", *tls.packages(tls_apps)] if package not in state.packages]
     if missing:
         apt.packages(name="Install packages", packages=missing, update=True, no_recommends=True)
-    base.start("nginx", state)
+    base.start(["nginx"], state)
     base.uploads(state)
     ops.directory(name="Stamps of applied reloads", path=paths.STAMPS, owner="root", group="root", mode="700",
                   current=state.paths.get(paths.STAMPS))

@@ -3,7 +3,6 @@ uv, and running Nginx, Supervisor and database servers."""
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
@@ -127,8 +126,7 @@ def host_services(apps: list[App], settings: HostSettings, state: State) -> None
                      else "service redis-server stop; update-rc.d redis-server disable"),
             needed=True, reason="",
         )
-    for service in host.loop(services(apps)):
-        start(service, state)
+    start(services(apps), state)
 
 
 def uploads(state: State) -> None:
@@ -140,13 +138,15 @@ def uploads(state: State) -> None:
     )
 
 
-def start(service: str, state: State) -> None:
-    """Start a service now; with systemd, enable it too, so that it comes back after a reboot."""
+def start(services: list[str], state: State) -> None:
+    """Start services now, in one command; with systemd, enable them too, so that they come back
+    after a reboot."""
     if state.systemd:
-        needed = service not in state.enabled or service not in state.running
-        command = f"systemctl enable --now {service}"
+        stopped = [service for service in services if service not in state.enabled or service not in state.running]
+        command = f"systemctl enable --now {' '.join(stopped)}"
     else:
-        # No init system (a plain container): the package's init script starts it.
-        needed = service not in state.running
-        command = f"service {service} start"
-    ops.command(name=f"Start {service}", command=command, needed=needed, reason=f"{service} is running")
+        # No init system (a plain container): the packages' init scripts start them.
+        stopped = [service for service in services if service not in state.running]
+        command = " && ".join(f"service {service} start" for service in stopped)
+    ops.command(name=f"Start {', '.join(services)}", command=command, needed=bool(stopped),
+                reason=f"{', '.join(services)} running")

@@ -67,7 +67,7 @@ def server(databases: list[ServedDatabase], address: str) -> None:
     state = read_server_state(databases, address)
     if POSTGRESQL_PACKAGE not in state.packages:
         apt.packages(name="Install PostgreSQL", packages=[POSTGRESQL_PACKAGE], update=True, no_recommends=True)
-    base.start("postgresql", state)
+    base.start(["postgresql"], state)
     base.uploads(state)
     ops.directory(name="Database server's files", path=paths.DB_SERVER, owner="root", group="postgres",
                   mode="750", current=state.paths.get(paths.DB_SERVER))
