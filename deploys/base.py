@@ -78,7 +78,8 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
                  content=render("apt/djangohost-packages.j2", log=paths.PACKAGES_LOG, status=paths.PACKAGES_STATUS,
                                 timeout=PACKAGES_TIMEOUT),
                  current=state.paths.get(paths.PACKAGES_TOOL))
-        ops.command(name="Install packages", command=f"{paths.PACKAGES_TOOL} start {' '.join(in_background)}",
+        updated = "--updated " if for_builds else ""  # by the install just above
+        ops.command(name="Install packages", command=f"{paths.PACKAGES_TOOL} start {updated}{' '.join(in_background)}",
                     needed=True, reason="")
 
     # Built aside and moved into place: a directory named after its version is a whole install.

@@ -301,10 +301,11 @@ def test_django_settings_for_mariadb_use_the_socket_strict_mode_and_utf8mb4():
     assert environment(shop)["DATABASE_URL"] == "mysql://shop@/shop?unix_socket=/run/mysqld/mysqld.sock"
 
 
-@pytest.mark.parametrize("fails", [False, True])
-def test_packages_install_in_the_background_and_are_waited_for(tmp_path, fails):
+@pytest.mark.parametrize(("fails", "updated"), [(False, False), (True, False), (False, True)])
+def test_packages_install_in_the_background_and_are_waited_for(tmp_path, fails, updated):
     """djangohost-packages, run for real with an apt-get of the test's: `start` returns while
-    apt-get still runs, `wait` returns once it ended, and fails with its output when it failed."""
+    apt-get still runs, `wait` returns once it ended, and fails with its output when it failed;
+    --updated: the package lists are not updated again."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     apt_get = bin_dir / "apt-get"
@@ -316,8 +317,9 @@ def test_packages_install_in_the_background_and_are_waited_for(tmp_path, fails):
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
 
     started = time.monotonic()
-    subprocess.run(["sh", str(script), "start", "nginx", "postgresql"], env=env, check=True, timeout=5)
-    assert time.monotonic() - started < 0.5  # apt-get's update alone sleeps 0.5 s
+    subprocess.run(["sh", str(script), "start", *(["--updated"] if updated else []), "nginx", "postgresql"],
+                   env=env, check=True, timeout=5)
+    assert time.monotonic() - started < 0.5  # apt-get sleeps 0.5 s
     waited = subprocess.run(["sh", str(script), "wait"], env=env, capture_output=True, text=True, timeout=10)
 
     assert time.monotonic() - started >= 0.5
@@ -329,4 +331,5 @@ def test_packages_install_in_the_background_and_are_waited_for(tmp_path, fails):
     else:
         assert waited.returncode == 0, waited.stderr
         assert "install --no-install-recommends nginx postgresql" in log
+        assert ("apt-get update" in log) is not updated
     assert (tmp_path / "log").stat().st_mode & 0o077 == 0
