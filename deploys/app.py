@@ -45,10 +45,12 @@ class AppChanges:
 # The work of a deploy (builds, migrations, static files, the candidate check) yields the CPU to
 # the apps serving requests: on a small server it would otherwise slow their answers.
 BUILD_NICE = "nice -n 10 "
-# uv as the build identities run it: its cache in the identity's home (its default), copies
-# rather than hard links to that cache (root takes the virtualenv), the host's Python only, and
-# the host's certificate store (where an authority added with update-ca-certificates is).
-UV = f"UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 {paths.UV_BIN}"
+# uv as the build identities run it: its cache in the identity's home (its default), the host's
+# Python only, and the host's certificate store (where an authority added with
+# update-ca-certificates is). The virtualenv's files are hard links to the cache, half the cost of
+# copies: root then takes them, so the identity can neither change them through its cache nor link
+# them again (the kernel's protected_hardlinks; uv copies those instead).
+UV = f"UV_LINK_MODE=hardlink UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 {paths.UV_BIN}"
 # Seconds bin/gunicorn-reload waits for the new workers to take over (they have 60, see
 # gunicorn.conf.py's REPLACE_WITHIN).
 RELOAD_WAIT = 90
