@@ -153,6 +153,24 @@ def test_no_build_script_runs_as_root(site):
     assert sh(container, f"{venv}/bin/python -c 'import importlib.metadata as m; print(m.version(\"evil\"))'") == "1.0"
 
 
+def test_the_build_identity_cannot_change_the_virtualenv_through_its_cache(site):
+    # The virtualenv's files are hard links to the build identity's uv cache: the same files
+    # (those it could link: a file root took already is copied into a later virtualenv).
+    container = site["container"]
+    venv = sh(container, "readlink -f /webapps/hello/venv")
+    module = sh(container, f"find {venv}/lib -type f -links +1 | head -n 1")
+    cached = sh(container, f"find /var/lib/djangohost/build/hello -inum $(stat -c %i {module})")
+    assert cached.startswith("/var/lib/djangohost/build/hello/"), cached  # a link, or this proves nothing
+    before = sh(container, f"sha256sum {module}")
+
+    tries = sh(container, f"runuser -u _hello -- sh -c 'echo raise SystemExit >> {cached}; chmod 666 {cached}; "
+                          f"ln {cached} /var/lib/djangohost/build/hello/again' 2>&1 || true")
+
+    assert tries.count("Operation not permitted") + tries.count("Permission denied") == 3, tries
+    assert sh(container, f"stat -c '%U %G' {module}") == "root root"
+    assert sh(container, f"sha256sum {module}") == before
+
+
 # An index that offers uv only as source, whose build backend writes where only root can.
 HOSTILE_UV = {
     "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
