@@ -1,11 +1,11 @@
 """One djangohost run at a time on a host.
 
 A run takes the host's lock with its first operation and gives it back with its last, or as soon
-as the host fails. A second run that finds the lock taken stops before it changes anything,
-naming who holds it. It does not wait: what it would do was planned from the host as it was
-before the other run changed it. A lock whose run was interrupted stays until /run is cleared
-(a reboot) or it is removed; a run from the same machine sees that its holder is gone and takes
-it over.
+as the host fails; a run with nothing to change on the host takes none. A second run that finds
+the lock taken stops before it changes anything, naming who holds it. It does not wait: what it
+would do was planned from the host as it was before the other run changed it. A lock whose run
+was interrupted stays until /run is cleared (a reboot) or it is removed; a run from the same
+machine sees that its holder is gone and takes it over.
 """
 
 from __future__ import annotations
@@ -81,14 +81,22 @@ def gone(holder: str) -> bool:
 
 
 @contextmanager
-def held(needed: object = True) -> Iterator[None]:
+def held(needed: object = True, taken: bool = False) -> Iterator[None]:
     """The operations added inside run holding the host's lock (unless not `needed`: a host the
-    run leaves alone takes none)."""
-    if needed:
-        take(name="One run at a time: the host's lock")
+    run leaves alone takes none). A run that changes nothing on the host takes none either (two
+    round trips), unless the lock was `taken` as the host was read: then it stops as any would."""
+    if not needed:
+        yield
+        return
+    # Decided once every operation is planned: pyinfra's -y plans without looking for changes,
+    # so each one is asked (as a dry run asks it), not counted.
+    changing: list[bool] = []
+    take(name="One run at a time: the host's lock", _if=lambda: changing[0])
+    before = set(state.ops[host])
     yield
-    if needed:
-        give_back(name="The host's lock given back")
+    changing.append(taken or any(data.operation_meta.will_change for op_hash, data in state.ops[host].items()
+                                 if op_hash not in before))
+    give_back(name="The host's lock given back", _if=lambda: changing[0])
 
 
 @operation(is_idempotent=False)

@@ -47,7 +47,7 @@ apps = [app for app in selected(all_apps, host.data) if app.present]
 removed = [app for app in selected(all_apps, host.data) if not app.present]
 
 # One run at a time; a targeted run leaves hosts without its apps alone.
-with lock.held(apps or removed or served or balanced):
+with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.paths):
     # The load balancer, then the database server: before the apps of any host, whose servers copy
     # what it makes (passwords) as the run goes, after the rendezvous.
     if balanced:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra import host
 
-from deploys import base, paths
+from deploys import base, lock, paths
 from deploys.inventory import App, HostSettings
 from facts.git import GitMirrors
 from facts.state import HostState, State
@@ -21,7 +21,7 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
     state: State = host.get_fact(
         HostState,
         paths=[
-            *paths.HOST_PATHS,
+            *paths.HOST_PATHS, lock.LOCK,
             *(path for app in apps for path in paths.app_paths(app)),
         ],
         env_files=[paths.env_file(app, staged=True) for app in apps],

@@ -139,6 +139,18 @@ def test_two_runs_on_one_host_cannot_interleave(site):
     assert sh(container, "ls -d /run/lock/djangohost 2>/dev/null || true") == ""
     assert pyinfra(site["inventory"]).changed() == []
 
+    # A run with nothing to change takes no lock (two round trips): with no place for a lock, it
+    # succeeds; one that finds a lock taken stops all the same.
+    sh(container, "mv /run/lock /run/lock.kept && touch /run/lock")
+    try:
+        assert pyinfra(site["inventory"]).changed() == []
+    finally:
+        sh(container, "rm /run/lock && mv /run/lock.kept /run/lock")
+    sh(container, "mkdir /run/lock/djangohost && echo 'alice@elsewhere pid 1' > /run/lock/djangohost/holder")
+    blocked = pyinfra(site["inventory"], check=False, json_results=False)
+    sh(container, "rm -r /run/lock/djangohost")
+    assert blocked.returncode != 0 and "being changed by another run (alice@elsewhere pid 1)" in blocked.output
+
 
 def test_a_failing_database_step_stops_only_its_app(site):
     container, port = site["container"], site["port"]
