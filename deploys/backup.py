@@ -16,10 +16,10 @@ from pyinfra import host, inventory
 
 from deploys import backups, lock, ops, paths
 from deploys.inventory import selected
-from deploys.topology import load_topology
+from deploys.topology import topology_of
 from facts.backups import Backups
 
-all_apps = load_topology(inventory).apps[host.name]
+all_apps = topology_of(inventory).apps[host.name]
 name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-manual"  # known before it is taken, to be pulled
 pull = host.data.get("pull")
 

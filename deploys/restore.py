@@ -27,10 +27,10 @@ from pyinfra import host, inventory
 from deploys import backup_tool, lock, ops, paths
 from deploys.health import gate_command
 from deploys.inventory import InventoryError, selection
-from deploys.topology import load_topology
+from deploys.topology import topology_of
 from facts.backups import Backups
 
-all_apps = load_topology(inventory).apps[host.name]
+all_apps = topology_of(inventory).apps[host.name]
 wanted_apps = selection(host.data)
 if not wanted_apps or len(wanted_apps) != 1:
     raise InventoryError("restore: name one app with --data app=NAME")

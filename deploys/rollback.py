@@ -15,11 +15,11 @@ from deploys import lock, ops, paths
 from deploys.health import gate_command
 from deploys.inventory import InventoryError, selected
 from deploys.supervisor import reload_all
-from deploys.topology import load_topology
+from deploys.topology import topology_of
 from facts.backups import Backups
 from facts.releases import AppReleases
 
-all_apps = load_topology(inventory).apps[host.name]
+all_apps = topology_of(inventory).apps[host.name]
 if host.data.get("app") in (None, ""):
     raise InventoryError("rollback: name the apps with --data app=NAME[,NAME]")
 wanted = host.data.get("release")

@@ -31,10 +31,10 @@ from deploys.inventory import check_host, host_settings, selected
 from deploys.ops import Guard
 from deploys.state import read_state
 from deploys.supervisor import Reactions
-from deploys.topology import load_topology, private_address
+from deploys.topology import private_address, topology_of
 
 # Every host's apps and roles are checked before any operation is prepared on any host.
-topology = load_topology(inventory)
+topology = topology_of(inventory)
 all_apps = topology.apps[host.name]
 # What this host keeps as the database server of app servers without the db role, and balances
 # as their load balancer.

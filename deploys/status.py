@@ -10,7 +10,7 @@ import click
 from pyinfra import host, inventory
 
 from deploys.inventory import App, selected
-from deploys.topology import ROLES, Topology, load_topology
+from deploys.topology import ROLES, Topology, topology_of
 from facts.status import AppStatus, HostStatus, Status
 
 
@@ -93,7 +93,7 @@ def report(apps: list[App], status: HostStatus, roles: list[str]) -> str:
     return "\n".join(lines)
 
 
-topology = load_topology(inventory)
+topology = topology_of(inventory)
 apps = [app for app in selected(topology.apps[host.name], host.data) if app.present]
 if topology.apps[host.name]:
     status = host.get_fact(

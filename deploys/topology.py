@@ -80,6 +80,18 @@ def _is_address(value: str) -> bool:
         return DOMAIN_RE.fullmatch(value) is not None and not value.startswith("*")
 
 
+# The run's inventory and its topology (see topology_of).
+_LOADED: list[tuple[Any, Topology]] = []
+
+
+def topology_of(inventory: Any) -> Topology:
+    """load_topology(inventory), once a run: pyinfra runs a deploy file once for each host, and
+    each would check every host's apps again."""
+    if not _LOADED or _LOADED[0][0] is not inventory:
+        _LOADED[:] = [(inventory, load_topology(inventory))]
+    return _LOADED[0][1]
+
+
 def load_topology(hosts: Iterable[Any]) -> Topology:
     """Every host's apps (load_inventory) placed by roles: where each database is kept, which app
     server is each app's primary, what the load balancer balances. Raises InventoryError naming
