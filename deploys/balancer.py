@@ -75,17 +75,20 @@ def sites(apps: list[Balanced], state: State) -> list[OperationMeta]:
                     "http2_on": nginx.http2_directive(state)}
     certificates = {entry.app.name: (paths.tls_cert(entry.app), paths.tls_key(entry.app))
                     for entry in apps if entry.app.tls}
+    written = ops.written("Nginx configuration, default site, balanced apps' site", [
+        ops.File(paths.NGINX_CONF, render("nginx/nginx.conf.j2", worker_connections=nginx.WORKER_CONNECTIONS,
+                                          tls_protocols=nginx.TLS_PROTOCOLS)),
+        ops.File(paths.NGINX_DEFAULT_SITE, render("nginx/default.conf.j2", https=bool(certificates), **tls_settings)),
+        ops.File(SITE, render("nginx/balancer.conf.j2", apps=apps, fail_timeout=FAIL_TIMEOUT,
+                              connect_timeout=CONNECT_TIMEOUT, certificates=certificates,
+                              acme_webroot=paths.ACME_WEBROOT, **tls_settings)),
+    ], state.paths)
     return [
-        ops.file(name="Nginx configuration", path=paths.NGINX_CONF,
-                 content=render("nginx/nginx.conf.j2", worker_connections=nginx.WORKER_CONNECTIONS,
-                                tls_protocols=nginx.TLS_PROTOCOLS),
-                 owner="root", group="root", mode="644", current=state.paths.get(paths.NGINX_CONF)),
-        *nginx.site_files("default", paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK,
-                          render("nginx/default.conf.j2", https=bool(certificates), **tls_settings), state),
-        *nginx.site_files("Balanced apps", SITE, SITE_LINK,
-                          render("nginx/balancer.conf.j2", apps=apps, fail_timeout=FAIL_TIMEOUT,
-                                 connect_timeout=CONNECT_TIMEOUT, certificates=certificates,
-                                 acme_webroot=paths.ACME_WEBROOT, **tls_settings), state),
+        *written,
+        ops.link(name="default: nginx site enabled", path=paths.NGINX_DEFAULT_LINK, target=paths.NGINX_DEFAULT_SITE,
+                 current=state.paths.get(paths.NGINX_DEFAULT_LINK)),
+        ops.link(name="Balanced apps: nginx site enabled", path=SITE_LINK, target=SITE,
+                 current=state.paths.get(SITE_LINK)),
         ops.absent(name="Debian's default site disabled", path=paths.NGINX_DEBIAN_DEFAULT,
                    # Installed by this run, whose package enables the default site after the fact was read.
                    current=state.paths.get(paths.NGINX_DEBIAN_DEFAULT) or (

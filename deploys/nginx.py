@@ -54,16 +54,6 @@ def http2_directive(state: State) -> bool:
     return state.debian_version >= 13
 
 
-def site_files(label: str, path: str, link: str, content: str, state: State) -> list[OperationMeta]:
-    """A site in sites-available and its link in sites-enabled."""
-    return [
-        ops.file(name=f"{label}: nginx site", path=path, content=content,
-                 owner="root", group="root", mode="644", current=state.paths.get(path)),
-        ops.link(name=f"{label}: nginx site enabled", path=link, target=path,
-                 current=state.paths.get(link)),
-    ]
-
-
 @deploy("Nginx sites")
 def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State,
           certificates: dict[str, list[OperationMeta]], guards: dict[str, Guard]) -> OperationMeta:
