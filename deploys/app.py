@@ -47,9 +47,9 @@ class AppChanges:
 BUILD_NICE = "nice -n 10 "
 # uv as the build identities run it: its cache in the identity's home (its default), the host's
 # Python only, and the host's certificate store (where an authority added with
-# update-ca-certificates is). The virtualenv's files are hard links to the cache, half the cost of
-# copies: root then takes them, so the identity can neither change them through its cache nor link
-# them again (the kernel's protected_hardlinks; uv copies those instead).
+# update-ca-certificates is). The virtualenv's files are hard links to the cache (a cold build
+# writes each file once, not twice): root then takes them, so the identity can neither change them
+# through its cache nor link them again (the kernel's protected_hardlinks; uv copies those instead).
 UV = f"UV_LINK_MODE=hardlink UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 {paths.UV_BIN}"
 # Seconds bin/gunicorn-reload waits for the new workers to take over (they have 60, see
 # gunicorn.conf.py's REPLACE_WITHIN).
