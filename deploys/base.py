@@ -91,7 +91,7 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
                  f'{settings.python} "$1/pip" install --quiet --disable-pip-version-check --no-input '
                  f"--root-user-action=ignore --no-compile --only-binary :all: --target {paths.UV}.new "
                  f"uv=={UV_VERSION} && mv {paths.UV}.new {paths.UV}"),
-        needed=paths.UV_BIN not in state.paths,
+        needed=paths.UV not in state.paths,
         reason=f"uv {UV_VERSION} is installed",
     )
 
