@@ -15,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys import backups, base, broker, ops, paths, postgres
+from deploys import backups, base, broker, dbserver, ops, paths
 from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import UNCHANGED, Guard, Stamp, react
@@ -112,7 +112,7 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
     checked() for what does)."""
     home(app, settings, state)
     if app.database_server:
-        postgres.credentials(app, state, guard)
+        dbserver.credentials(app, state, guard)
     build_identity(app, state)
 
     now = f"{datetime.now(UTC):%Y%m%dT%H%M%S}"

@@ -4,27 +4,33 @@ It listens on its private address (and locally), only over TLS with a certificat
 that the apps check (sslmode=verify-full), and hashes passwords with SCRAM. pg_hba lets each
 app's role reach only its own database, only from that app's servers. Each role's password is
 made here, kept root-only as a libpq password file line, and copied to the app's servers as the
-run goes (deploys.postgres.credentials): it never reaches the machine running pyinfra's plan,
+run goes (credentials): it never reaches the machine running pyinfra's plan,
 output or diffs.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
-from pyinfra import host
-from pyinfra.api import deploy
+import gevent
+from pyinfra import host, inventory
+from pyinfra.api import Host, deploy
+from pyinfra.context import ctx_host, ctx_state
 from pyinfra.operations import apt
 
 from deploys import base, ops, paths, postgres
 from deploys.defaults import POSTGRESQL_PACKAGE
+from deploys.inventory import App
 from deploys.ops import Guard
 from deploys.templates import render
-from deploys.topology import ServedDatabase
+from deploys.topology import ServedDatabase, Topology
 from facts.state import HostState, State
 
 # How long the server's own certificate is valid (days); the apps trust exactly this certificate.
 CERT_DAYS = 3650
+# Each database server's state as it is being read, by host (see read_servers).
+_READS: dict[Host, gevent.Greenlet] = {}
 
 
 def settings(address: str) -> dict[str, str]:
@@ -49,22 +55,43 @@ def hba_address(address: str) -> str:
     return f"{ip}/{ip.max_prefixlen}"
 
 
-def read_server_state(databases: list[ServedDatabase], address: str) -> State:
-    names = [served.app.name for served in databases]
-    return host.get_fact(
-        HostState,
-        paths=[paths.UPLOADS, paths.DB_SERVER, paths.DB_HBA, paths.DB_PASSWORD_TOOL, paths.db_cert(address),
-               *(paths.db_password(served.app) for served in databases)],
-        packages=[POSTGRESQL_PACKAGE],
-        databases=names,
-    )
+def read_servers(topology: Topology, names: Iterable[str]) -> None:
+    """Start reading the state of the database servers `names`, once a run. A server's own deploy
+    and every app server of its databases compare against it: read beside the hosts' own facts,
+    it keeps them from waiting for one read after another."""
+    for name in names:
+        server = topology.hosts[name]
+        if server not in _READS:
+            _READS[server] = gevent.spawn(_read, server, topology.served[name], topology.address(name))
+
+
+def server_state(name: str) -> State:
+    """The database server `name`'s state, as read_servers reads it."""
+    read = _READS[inventory.get_host(name)].get()
+    if isinstance(read, Exception):
+        raise read
+    return read
+
+
+def _read(server: Host, databases: list[ServedDatabase], address: str) -> State | Exception:
+    # Returned, not raised: the host that waits for it fails, as if it had read the fact itself.
+    try:
+        with ctx_state.use(server.state), ctx_host.use(server):
+            return server.get_fact(
+                HostState,
+                paths=[paths.UPLOADS, paths.DB_SERVER, paths.DB_HBA, paths.DB_PASSWORD_TOOL, paths.db_cert(address),
+                       *(paths.db_password(served.app) for served in databases)],
+                packages=[POSTGRESQL_PACKAGE],
+                databases=[served.app.name for served in databases],
+            )
+    except Exception as error:
+        return error
 
 
 @deploy("Database server")
-def server(databases: list[ServedDatabase], address: str) -> None:
+def server(databases: list[ServedDatabase], address: str, state: State) -> None:
     """PostgreSQL listening on `address` over TLS, and a role, a database and a password for each
     of `databases`."""
-    state = read_server_state(databases, address)
     if POSTGRESQL_PACKAGE not in state.packages:
         apt.packages(name="Install PostgreSQL", packages=[POSTGRESQL_PACKAGE], update=True, no_recommends=True)
     base.start(["postgresql"], state)
@@ -124,6 +151,25 @@ def server(databases: list[ServedDatabase], address: str) -> None:
             needed=paths.db_password(app) not in state.paths,
             reason=f"{app.name} has its password",
         )
+
+
+def credentials(app: App, state: State, guard: Guard) -> None:
+    """On an app server: the app's password file and the database server's certificate, copied
+    from the database server when they differ from its own (they are made there, see server())."""
+    server = app.database_server
+    assert server is not None
+    theirs = server_state(server.host).paths
+    copies = ((paths.pgpass(app), paths.db_password(app), app.name, "600", "password file"),
+              (paths.db_server_cert(app), paths.db_cert(server.address), "root", "640", "server certificate"))
+    for path, source, owner, mode, what in copies:
+        mine, original = state.paths.get(path), theirs.get(source)
+        guard.watch(ops.relay(
+            name=f"{app.name}: {what}, from {server.host}",
+            path=path, source=server.host, source_path=source, owner=owner, group=app.name, mode=mode,
+            needed=(mine is None or original is None or mine.sha256 != original.sha256
+                    or (mine.owner, mine.group, mine.mode) != (owner, app.name, mode)),
+            _ignore_errors=True,
+        ))
 
 
 def _san(address: str) -> str:

@@ -8,21 +8,15 @@ over TLS, checking the server's certificate, with a password made there and copi
 
 from __future__ import annotations
 
-import functools
-import threading
 from urllib.parse import urlencode
 
-from pyinfra import inventory
 from pyinfra.api import deploy
 
 from deploys import ops, paths
 from deploys.inventory import App
 from deploys.ops import Guard
-from facts.state import HostState, PathState, State
+from facts.state import State
 
-# The app servers plan at the same time (pyinfra's greenlets): the first to ask reads the database
-# server's files, the others wait for its answer instead of asking again (one fact, not one each).
-_SERVER_FILES_LOCK = threading.Lock()
 # psql as the postgres superuser, stopping at the first error.
 PSQL = "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1"
 PORT = 5432
@@ -75,34 +69,3 @@ def database(app: App, state: State, guard: Guard) -> None:
         reason=f"database {app.name} exists, owned by {app.name}, closed to others",
         _ignore_errors=True,
     ))
-
-
-def credentials(app: App, state: State, guard: Guard) -> None:
-    """On an app server: the app's password file and the database server's certificate, copied
-    from the database server when they differ from its own (they are made there, see deploys.dbserver)."""
-    server = app.database_server
-    assert server is not None
-    theirs = _server_files(server.host, (paths.db_password(app), paths.db_cert(server.address)))
-    copies = ((paths.pgpass(app), paths.db_password(app), app.name, "600", "password file"),
-              (paths.db_server_cert(app), paths.db_cert(server.address), "root", "640", "server certificate"))
-    for path, source, owner, mode, what in copies:
-        mine, original = state.paths.get(path), theirs.get(source)
-        guard.watch(ops.relay(
-            name=f"{app.name}: {what}, from {server.host}",
-            path=path, source=server.host, source_path=source, owner=owner, group=app.name, mode=mode,
-            needed=(mine is None or original is None or mine.sha256 != original.sha256
-                    or (mine.owner, mine.group, mine.mode) != (owner, app.name, mode)),
-            _ignore_errors=True,
-        ))
-
-
-def _server_files(server: str, files: tuple[str, ...]) -> dict[str, PathState]:
-    """What the database server has of `files`, read as pyinfra plans (once per run, whichever app servers ask)."""
-    with _SERVER_FILES_LOCK:
-        return _read_server_files(server, files)
-
-
-@functools.cache
-def _read_server_files(server: str, files: tuple[str, ...]) -> dict[str, PathState]:
-    state: State = inventory.get_host(server).get_fact(HostState, paths=list(files))
-    return state.paths
