@@ -1,2 +1,3 @@
-# Every deploy file imports from this package: pyinfra's operation ordering is made fast first.
-from deploys import ordering  # noqa: F401
+# Every deploy file imports from this package: pyinfra's operation ordering and argument handling
+# are made fast first.
+from deploys import arguments, ordering  # noqa: F401
