@@ -1,10 +1,13 @@
 """Rolling deploys: app servers behind the load balancer go live one at a time.
 
 pyinfra runs an operation on every host before the next one, so each app server's turn is fenced
-by operations every app server makes at the same point (ops.rendezvous): server N goes live only
-after server N-1 has. In its turn, a server with a release to switch to leaves the load balancer
-(marked `down` in every upstream, reloaded), lets the requests it still has finish, switches and
-passes its health gates, and comes back. A server whose deploy failed stops the roll: the servers
+by operations it makes at the same point as its neighbours in the roll (ops.rendezvous): the one
+that starts its turn ends the turn of the server before it, and the one that ends it starts the
+next. Server N goes live only after server N-1 has; two fences a server, not one for every turn.
+
+In its turn, a server with a release to switch to leaves the load balancer (marked `down` in every
+upstream, reloaded), lets the requests it still has finish, switches and passes its health gates,
+and comes back. A server whose deploy failed stops the roll: the servers
 after it keep their release, their apps are reported failed, and the traffic never had less than
 all servers but one.
 """
@@ -43,8 +46,10 @@ def turns(topology: Topology, guards: dict[str, Guard], prepared: dict[str, AppC
         yield True
         return
     GUARDS[host.name] = list(guards.values())
+    mine = servers.index(host.name)
     for turn, server in enumerate(host.loop(servers)):
-        ops.rendezvous(name=f"Roll: {server}'s turn")
+        if turn in (mine, mine + 1):
+            ops.rendezvous(name=f"Roll: {server}'s turn")
         if server != host.name:
             yield False
             continue
