@@ -25,12 +25,13 @@ from deploys.inventory import App
 from deploys.ops import Guard
 from deploys.templates import render
 from deploys.topology import ServedDatabase, Topology
-from facts.state import HostState, State
+from facts.state import HostState, PathsState, PathState, State
 
 # How long the server's own certificate is valid (days); the apps trust exactly this certificate.
 CERT_DAYS = 3650
-# Each database server's state as it is being read, by host (see read_servers).
-_READS: dict[Host, gevent.Greenlet] = {}
+# The files of each database server that its app servers copy, as they are being read, by host
+# (see read_files).
+_FILES: dict[Host, gevent.Greenlet] = {}
 
 
 def settings(address: str) -> dict[str, str]:
@@ -55,43 +56,51 @@ def hba_address(address: str) -> str:
     return f"{ip}/{ip.max_prefixlen}"
 
 
-def read_servers(topology: Topology, names: Iterable[str]) -> None:
-    """Start reading the state of the database servers `names`, once a run. A server's own deploy
-    and every app server of its databases compare against it: read beside the hosts' own facts,
-    it keeps them from waiting for one read after another."""
+def read_server_state(databases: list[ServedDatabase], address: str) -> State:
+    names = [served.app.name for served in databases]
+    return host.get_fact(
+        HostState,
+        paths=[paths.UPLOADS, paths.DB_SERVER, paths.DB_HBA, paths.DB_PASSWORD_TOOL, paths.db_cert(address),
+               *(paths.db_password(served.app) for served in databases)],
+        packages=[POSTGRESQL_PACKAGE],
+        databases=names,
+    )
+
+
+def read_files(topology: Topology, names: Iterable[str]) -> None:
+    """Start reading the files that the app servers copy from the database servers `names`, once a
+    run. They plan at the same time, and would otherwise each wait for this read after their own
+    (see credentials)."""
     for name in names:
         server = topology.hosts[name]
-        if server not in _READS:
-            _READS[server] = gevent.spawn(_read, server, topology.served[name], topology.address(name))
+        if server not in _FILES:
+            files = [paths.db_cert(topology.address(name)), *(paths.db_password(served.app)
+                                                              for served in topology.served[name])]
+            _FILES[server] = gevent.spawn(_read_files, server, files)
 
 
-def server_state(name: str) -> State:
-    """The database server `name`'s state, as read_servers reads it."""
-    read = _READS[inventory.get_host(name)].get()
+def server_files(name: str) -> dict[str, PathState]:
+    """The files of the database server `name` that its app servers copy, as read_files reads them."""
+    read = _FILES[inventory.get_host(name)].get()
     if isinstance(read, Exception):
         raise read
     return read
 
 
-def _read(server: Host, databases: list[ServedDatabase], address: str) -> State | Exception:
+def _read_files(server: Host, files: list[str]) -> dict[str, PathState] | Exception:
     # Returned, not raised: the host that waits for it fails, as if it had read the fact itself.
     try:
         with ctx_state.use(server.state), ctx_host.use(server):
-            return server.get_fact(
-                HostState,
-                paths=[paths.UPLOADS, paths.DB_SERVER, paths.DB_HBA, paths.DB_PASSWORD_TOOL, paths.db_cert(address),
-                       *(paths.db_password(served.app) for served in databases)],
-                packages=[POSTGRESQL_PACKAGE],
-                databases=[served.app.name for served in databases],
-            )
+            return server.get_fact(PathsState, paths=files)
     except Exception as error:
         return error
 
 
 @deploy("Database server")
-def server(databases: list[ServedDatabase], address: str, state: State) -> None:
+def server(databases: list[ServedDatabase], address: str) -> None:
     """PostgreSQL listening on `address` over TLS, and a role, a database and a password for each
     of `databases`."""
+    state = read_server_state(databases, address)
     if POSTGRESQL_PACKAGE not in state.packages:
         apt.packages(name="Install PostgreSQL", packages=[POSTGRESQL_PACKAGE], update=True, no_recommends=True)
     base.start(["postgresql"], state)
@@ -158,7 +167,7 @@ def credentials(app: App, state: State, guard: Guard) -> None:
     from the database server when they differ from its own (they are made there, see server())."""
     server = app.database_server
     assert server is not None
-    theirs = server_state(server.host).paths
+    theirs = server_files(server.host)
     copies = ((paths.pgpass(app), paths.db_password(app), app.name, "600", "password file"),
               (paths.db_server_cert(app), paths.db_cert(server.address), "root", "640", "server certificate"))
     for path, source, owner, mode, what in copies:

@@ -42,9 +42,8 @@ served = topology.served.get(host.name, [])
 balanced = topology.balanced.get(host.name, [])
 apps = [app for app in selected(all_apps, host.data) if app.present]
 removed = [app for app in selected(all_apps, host.data) if not app.present]
-# The database servers this host deploys or copies from are read beside its own state.
-dbserver.read_servers(topology, {app.database_server.host for app in apps if app.database_server}
-                      | ({host.name} if served else set()))
+# What this host copies from database servers is read beside its own state.
+dbserver.read_files(topology, {app.database_server.host for app in apps if app.database_server})
 settings = host_settings(host.name, host.data)
 state = read_state(all_apps, settings)
 check_host(host.name, all_apps, state)
@@ -56,7 +55,7 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
     if balanced:
         balancer.balancer(apps=balanced)
     if served:
-        dbserver.server(databases=served, address=private_address(host), state=dbserver.server_state(host.name))
+        dbserver.server(databases=served, address=private_address(host))
     if topology.served:
         ops.rendezvous(name="Database server ready")
     if apps or removed:
