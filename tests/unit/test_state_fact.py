@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
 
-from facts.state import EnvFileState, HostState, PathState, State
+from facts.state import EnvFileState, HostState, PathsState, PathState, State
 
 SPECS = Path(__file__).parent / "facts"
 
@@ -49,6 +50,22 @@ def test_command_is_valid_sh_and_quotes_its_arguments(tmp_path):
                          capture_output=True, text=True, check=True).stdout.splitlines()
     state = HostState().process(out)
     assert list(state.paths) == [str(tmp_path)]
+
+
+def test_paths_state_reads_the_paths_alone(tmp_path):
+    """Run for real on this machine: each path's kind, mode and hash, a missing one left out."""
+    secret = tmp_path / "hello.pgpass"
+    secret.write_text("db:5432:hello:hello:s3cret\n")
+    secret.chmod(0o600)
+    command = PathsState().command(paths=[str(secret), str(tmp_path / "none"), str(tmp_path)])
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True).stdout.splitlines()
+    paths = PathsState().process(out)
+    assert list(paths) == [str(secret), str(tmp_path)]
+    assert (paths[str(secret)].kind, paths[str(secret)].mode) == ("file", "600")
+    assert paths[str(secret)].sha256 == hashlib.sha256(secret.read_bytes()).hexdigest()
+    assert paths[str(tmp_path)].kind == "dir"
+    assert not any(line.startswith(("login", "package", "running")) for line in out)
+    assert PathsState().process([]) == PathsState.default() == {}
 
 
 def test_releases_know_their_commit_and_virtualenvs_their_key():
