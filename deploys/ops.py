@@ -543,8 +543,12 @@ def react(name: str, action: str, stamps: Iterable[Stamp], changes: Iterable[Ope
     one redundant; a `risky` reaction may fail without failing the host (see Guard).
 
     The same condition is the operation's `_if` and decides, while pyinfra plans, whether the
-    reaction is shown: a dry run lists exactly the reactions a real run then performs."""
+    reaction is shown: a dry run lists exactly the reactions a real run then performs. A reaction
+    that nothing can bring about is not made at all (UNCHANGED): an operation that will not change
+    as planned does not as it runs, and a stamp stays as read."""
     stamps, changes, unless = list(stamps), list(changes), list(unless)
+    if not (stamps and stamps[0].stale) and not any(op.will_change for op in changes):
+        return UNCHANGED
 
     def due() -> bool:
         return ((guard is None or guard.ok()) and not happened(unless)
