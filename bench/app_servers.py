@@ -7,13 +7,18 @@ One Docker network holds the load balancer, the database server and the largest 
 servers. Each step deploys hello on the first N app servers (a first deploy for the servers new
 to it, not timed), then times no-op re-runs (median) and one code change shipped to all N. Beside
 each no-op, pyinfra's own floor on the same hosts: `pyinfra INVENTORY exec -- true` (connect, one
-command on each host; median).
+command on each host; median). Beside the code deploy, the CPU time it took: inside the containers
+(their cgroups), and on the machine's side (pyinfra and its `docker` commands).
+Every container shares the machine's cores, so a deploy cannot take less than all of it divided
+by their number.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -61,18 +66,47 @@ def main() -> None:
                 views = source / "hello" / "views.py"
                 message = f'MESSAGE = "Hello from {count} servers"'
                 views.write_text(re.sub(r'MESSAGE = ".*"', message, views.read_text()))
+                servers, others = [names[f"app{i}"] for i in range(1, count + 1)], [names["lb"], names["db"]]
+                before = (cpu_seconds(servers), cpu_seconds(others), local_cpu_seconds())
                 code = pyinfra(inventory, "deploys/site.py")
-                figures.append((count, noop, floor, code))
+                local = local_cpu_seconds() - before[2]
+                cpu = (cpu_seconds(servers) - before[0], cpu_seconds(others) - before[1], local)
+                figures.append((count, noop, floor, code, cpu))
     finally:
         subprocess.run(["docker", "rm", "-f", *names.values()], capture_output=True)
         subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
     print(f"machine: {machine()}")
     one_noop, one_floor, one_code = statistics.median(figures[0][1]), figures[0][2], figures[0][3]
-    for count, noop, floor, code in figures:
+    cores = os.cpu_count() or 1
+    for count, noop, floor, code, (servers_cpu, others_cpu, local_cpu) in figures:
         print(f"{count} app servers: no-op median {statistics.median(noop):5.2f} s "
               f"({statistics.median(noop) / one_noop:.2f}x) (runs: {', '.join(f'{t:.2f}' for t in noop)}); "
               f"pyinfra exec -- true {floor:5.2f} s ({floor / one_floor:.2f}x); "
-              f"code deploy {code:5.2f} s ({code / one_code:.2f}x)")
+              f"code deploy {code:5.2f} s ({code / one_code:.2f}x), its CPU time: app servers {servers_cpu:.1f} s "
+              f"({servers_cpu / count:.1f} s each), load balancer and database server {others_cpu:.1f} s, "
+              f"pyinfra and docker {local_cpu:.1f} s; "
+              f"all of it on {cores} cores: at least {(servers_cpu + others_cpu + local_cpu) / cores:.1f} s")
+
+
+def cpu_seconds(containers: list[str]) -> float:
+    """The CPU time the containers' processes have used, from their cgroups (v1 or v2)."""
+    total = 0.0
+    for name in containers:
+        ident = targets.run("docker", "inspect", "-f", "{{.Id}}", name, capture_output=True).stdout.strip()
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{ident}/cpuacct.usage")
+        if v1.exists():
+            total += int(v1.read_text()) / 1e9
+            continue
+        v2 = next(Path("/sys/fs/cgroup").glob(f"**/*{ident}*/cpu.stat"))
+        usage = next(line for line in v2.read_text().splitlines() if line.startswith("usage_usec"))
+        total += int(usage.split()[1]) / 1e6
+    return total
+
+
+def local_cpu_seconds() -> float:
+    """The CPU time of this bench's finished children: pyinfra, and the docker commands it ran."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
