@@ -7,9 +7,8 @@ next. Server N goes live only after server N-1 has; two fences a server, not one
 
 In its turn, a server with a release to switch to leaves the load balancer (marked `down` in every
 upstream, reloaded), lets the requests it still has finish, switches and passes its health gates,
-and comes back. A server whose deploy failed stops the roll: the servers
-after it keep their release, their apps are reported failed, and the traffic never had less than
-all servers but one.
+and comes back. A server whose deploy failed stops the roll: the servers after it keep their
+release, their apps are reported failed, and the traffic never had less than all servers but one.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ MASK = "********"
 # Status lines that mark a package as fully installed in `dpkg-query -W -f '${db:Status-Abbrev}'`.
 INSTALLED = "ii"
 # Services by name, with a check that passes while the daemon runs, with or without systemd:
-# `kill -0` on the pid their Debian package writes, or PostgreSQL's own readiness probe (run once
-# by SCRIPT: 40 ms each time).
+# `kill -0` on the pid their Debian package writes, or PostgreSQL's own readiness probe (which
+# SCRIPT runs once: 40 ms a time).
 SERVICES = {
     "nginx": "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null",
     "supervisor": "kill -0 $(cat /run/supervisord.pid 2>/dev/null) 2>/dev/null",
