@@ -88,7 +88,8 @@ def server_files(name: str) -> dict[str, PathState]:
 
 
 def _read_files(server: Host, files: list[str]) -> dict[str, PathState] | Exception:
-    # Returned, not raised: the host that waits for it fails, as if it had read the fact itself.
+    # Returned, not raised: gevent would print a failed greenlet's traceback as well; each host
+    # that waits for the read raises it (server_files), as if it had read the fact itself.
     try:
         with ctx_state.use(server.state), ctx_host.use(server):
             return server.get_fact(PathsState, paths=files)

@@ -547,12 +547,15 @@ def react(name: str, action: str, stamps: Iterable[Stamp], changes: Iterable[Ope
     that nothing can bring about is not made at all (UNCHANGED): an operation that will not change
     as planned does not as it runs, and a stamp stays as read."""
     stamps, changes, unless = list(stamps), list(changes), list(unless)
-    if not (stamps and stamps[0].stale) and not any(op.will_change for op in changes):
-        return UNCHANGED
+
+    def brought_about() -> bool:
+        return (bool(stamps) and stamps[0].stale) or happened(changes)
 
     def due() -> bool:
-        return ((guard is None or guard.ok()) and not happened(unless)
-                and ((bool(stamps) and stamps[0].stale) or happened(changes)))
+        return (guard is None or guard.ok()) and not happened(unless) and brought_about()
+
+    if not brought_about():
+        return UNCHANGED
 
     # A subshell, so a multi-line command's `exit 0` still leads to the stamps.
     script = " && ".join([f"(\n{action}\n)", *(stamp.write for stamp in stamps)])
