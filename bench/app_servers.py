@@ -49,6 +49,7 @@ def main() -> None:
         targets.start_container(name, network=NETWORK)
     figures = []
     try:
+        usage = {name: cpu_usage_file(name) for name in names.values()}
         with tempfile.TemporaryDirectory() as tmp:
             source = copy_example("hello", Path(tmp))
             hello = {"name": "hello", "domains": ["hello.test"], "source": str(source), "workers": 2,
@@ -66,11 +67,12 @@ def main() -> None:
                 views = source / "hello" / "views.py"
                 message = f'MESSAGE = "Hello from {count} servers"'
                 views.write_text(re.sub(r'MESSAGE = ".*"', message, views.read_text()))
-                servers, others = [names[f"app{i}"] for i in range(1, count + 1)], [names["lb"], names["db"]]
+                servers = [usage[names[f"app{i}"]] for i in range(1, count + 1)]
+                others = [usage[names["lb"]], usage[names["db"]]]
                 before = (cpu_seconds(servers), cpu_seconds(others), local_cpu_seconds())
                 code = pyinfra(inventory, "deploys/site.py")
-                local = local_cpu_seconds() - before[2]
-                cpu = (cpu_seconds(servers) - before[0], cpu_seconds(others) - before[1], local)
+                after = (cpu_seconds(servers), cpu_seconds(others), local_cpu_seconds())
+                cpu = tuple(end - start for start, end in zip(before, after, strict=True))
                 figures.append((count, noop, floor, code, cpu))
     finally:
         subprocess.run(["docker", "rm", "-f", *names.values()], capture_output=True)
@@ -88,18 +90,23 @@ def main() -> None:
               f"all of it on {cores} cores: at least {(servers_cpu + others_cpu + local_cpu) / cores:.1f} s")
 
 
-def cpu_seconds(containers: list[str]) -> float:
-    """The CPU time the containers' processes have used, from their cgroups (v1 or v2)."""
+def cpu_usage_file(container: str) -> Path:
+    """Where the container's cgroup counts the CPU time of its processes: cpuacct.usage (v1,
+    nanoseconds) or cpu.stat (v2, its usage_usec line)."""
+    ident = targets.run("docker", "inspect", "-f", "{{.Id}}", container, capture_output=True).stdout.strip()
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{ident}/cpuacct.usage")
+    return v1 if v1.exists() else next(Path("/sys/fs/cgroup").glob(f"**/*{ident}*/cpu.stat"))
+
+
+def cpu_seconds(usage_files: list[Path]) -> float:
+    """The CPU time the containers counted in `usage_files` have used."""
     total = 0.0
-    for name in containers:
-        ident = targets.run("docker", "inspect", "-f", "{{.Id}}", name, capture_output=True).stdout.strip()
-        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{ident}/cpuacct.usage")
-        if v1.exists():
-            total += int(v1.read_text()) / 1e9
-            continue
-        v2 = next(Path("/sys/fs/cgroup").glob(f"**/*{ident}*/cpu.stat"))
-        usage = next(line for line in v2.read_text().splitlines() if line.startswith("usage_usec"))
-        total += int(usage.split()[1]) / 1e6
+    for path in usage_files:
+        if path.name == "cpuacct.usage":
+            total += int(path.read_text()) / 1e9
+        else:
+            usage = next(line for line in path.read_text().splitlines() if line.startswith("usage_usec"))
+            total += int(usage.split()[1]) / 1e6
     return total
 
 
