@@ -32,13 +32,14 @@ VIAS = ("docker", "root", "sudo")
 
 # The phases of a deploy, by the names of their operations (as pyinfra prints them); the time of
 # an operation runs from its start to the next one's. Migrations, collectstatic, the static files'
-# compression and the candidate check are one operation on the host. Most packages install while
-# the apps build: "packages" is what the run waits for them (see deploys.base).
+# compression and the candidate check are one step on the host. The packages, the virtualenvs and
+# those steps run in the background (see deploys.base, deploys.app): a phase is the time the run
+# spends starting them and waiting for them.
 PHASES = {
     "packages": r"Host base \| Install packages|Host services \| Packages installed",
     "database": r"PostgreSQL \||MariaDB \|",
     "virtualenvs (uv's install included)": r": virtualenv |Host base \| uv ",
-    "migrations, static files, check": r"collectstatic, candidate check",
+    "migrations, static files, check": r"collectstatic, candidate check|candidate check passed",
     "reload, health gates": r"Supervisor program \||Health gate \|",
 }
 PLANNING = "connect, facts, plan"

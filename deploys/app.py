@@ -34,7 +34,8 @@ class AppChanges:
     inputs: list[str]  # release, virtualenv, configuration files
     config: Configuration  # its start script: only a new master sees it
     built: list[OperationMeta]  # the release's code and virtualenv
-    candidate: OperationMeta = UNCHANGED  # the check of what goes live (see candidate())
+    venv_build: OperationMeta  # started in the background, waited for by checked()
+    candidate: OperationMeta = UNCHANGED  # the check of what goes live, started by checked()
 
     @property
     def attempt(self) -> str:
@@ -128,19 +129,26 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
             archive=archive(app.source).data,
             needed=release not in state.releases.get(app.home, {}),
         )
-    venv, venv_dir, build_venv = virtualenv(app, settings, state, source, release_path, now, guard)
+    venv, venv_build = virtualenv(app, settings, state, source, release_path, now, guard)
     config = configuration(app, state)
-    changes = AppChanges(config.ops, [release, venv, *config.contents], config, [fetch, build_venv])
+    changes = AppChanges(config.ops, [release, venv, *config.contents], config, [fetch, venv_build], venv_build)
     refused(app, state, changes, guard)
     return changes
 
 
 @deploy("Django app")
 def checked(app: App, state: State, changes: AppChanges, guard: Guard) -> None:
-    """Migrations, static files and the candidate check of what django_app made, which would go
-    live (see live())."""
+    """Once its virtualenv is built, start the migrations, static files and candidate check of
+    what django_app made, which would go live (see live()); passed() waits for them."""
     release, venv = changes.inputs[:2]
+    ops.finished(f"{app.name}: virtualenv {venv} built", paths.step("virtualenv", app), changes.venv_build, guard)
     changes.candidate = candidate(app, state, release, venv, changes.config, changes.built, guard)
+
+
+@deploy("Django app")
+def passed(app: App, changes: AppChanges, guard: Guard) -> None:
+    """Wait for the candidate check checked() started: the apps' checks run side by side."""
+    ops.finished(f"{app.name}: candidate check passed", paths.step("candidate", app), changes.candidate, guard)
 
 
 @deploy("Live release")
@@ -273,6 +281,7 @@ def candidate(app: App, state: State, release: str, venv: str, config: Configura
         [*built, *config.ops],
         guard,
         risky=True,
+        step=paths.step("candidate", app),
     )
 
 
@@ -296,9 +305,9 @@ def build_identity(app: App, state: State) -> None:
 
 
 def virtualenv(app: App, settings: HostSettings, state: State, source: Code, release_path: str, now: str,
-               guard: Guard) -> tuple[str, str, OperationMeta]:
+               guard: Guard) -> tuple[str, OperationMeta]:
     """The virtualenv for the release's requirements (built unless one exists for them): its
-    name, its directory and the operation building it.
+    name and the operation starting its build in the background (see checked()).
 
     The build identity builds it with uv, from its own copy of the release: what uv runs
     (setup.py, build backends) runs as that user. Then root takes it: root-owned, read-only to the
@@ -327,19 +336,20 @@ def virtualenv(app: App, settings: HostSettings, state: State, source: Code, rel
     refused = (f"echo \"djangohost: app {app.name}: its requirements cannot be installed with "
                f"$({settings.python} --version 2>&1); uv's reason is above{hint}\" >&2; exit 1")
     marker = f"{venv_dir}/{paths.VENV_COMPLETE}"
-    built = guard.watch(ops.command(
+    started = guard.watch(ops.command(
         name=f"{app.name}: virtualenv {venv}",
-        command=(f"rm -rf {venv_dir} {work} && install -d -o {builder} -g {builder} -m 700 {venv_dir} && "
-                 f"cp -R {release_path} {work} && chown -R {builder}: {work} && "
-                 f"{{ {build} || {{ {refused}; }}; }} && rm -rf {work} && "
-                 f"chown -R root:root {venv_dir} && chmod -R go-w {venv_dir} && "
-                 f"chgrp {app.name} {venv_dir} && chmod 750 {venv_dir} && "
-                 f"rm -rf {marker} && echo {key_text} > {marker}"),
+        command=ops.in_background(paths.step("virtualenv", app), (
+            f"rm -rf {venv_dir} {work} && install -d -o {builder} -g {builder} -m 700 {venv_dir} && "
+            f"cp -R {release_path} {work} && chown -R {builder}: {work} && "
+            f"{{ {build} || {{ {refused}; }}; }} && rm -rf {work} && "
+            f"chown -R root:root {venv_dir} && chmod -R go-w {venv_dir} && "
+            f"chgrp {app.name} {venv_dir} && chmod 750 {venv_dir} && "
+            f"rm -rf {marker} && echo {key_text} > {marker}")),
         needed=venv not in state.venvs.get(app.home, {}),
         reason=f"virtualenv {venv} is built",
         _ignore_errors=True,
     ))
-    return venv, venv_dir, built
+    return venv, started
 
 
 def git_source(app: App, state: State, source: Code, release: str, guard: Guard) -> OperationMeta:

@@ -3,6 +3,8 @@ uv, and running Nginx, Supervisor and database servers."""
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
@@ -11,7 +13,6 @@ from deploys.defaults import (
     BUILD_PACKAGES,
     BUILD_TOOLS,
     MARIADB_PACKAGE,
-    PACKAGES_TIMEOUT,
     POSTGRESQL_PACKAGE,
     UV_VERSION,
 )
@@ -23,6 +24,10 @@ from facts.state import SERVICES, State
 ENGINES = {"postgresql": postgres, "mariadb": mariadb}
 # The database server of each engine: its Debian package and its service.
 DATABASE_SERVERS = {"postgresql": (POSTGRESQL_PACKAGE, "postgresql"), "mariadb": (MARIADB_PACKAGE, "mariadb")}
+# A stopped run's install still going is waited for (DPkg::Lock::Timeout), and so is the host's own
+# (unattended-upgrades); a changed configuration file of a package is kept as the host has it.
+APT_INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600 "
+               "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install --no-install-recommends")
 
 
 def engines(apps: list[App]) -> list[str]:
@@ -71,16 +76,16 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         apt.packages(name="Install packages that builds need", packages=for_builds, update=True,
                      no_recommends=True)
     uploads(state)
+    ops.file(name="Background steps", path=paths.BACKGROUND_TOOL, owner="root", group="root", mode="755",
+             content=render("base/djangohost-background.j2", dir=paths.BACKGROUND),
+             current=state.paths.get(paths.BACKGROUND_TOOL))
     if in_background:
         # dpkg takes a third of a first deploy; the apps' users, code and virtualenvs need none
         # of these packages, and are made meanwhile.
-        ops.file(name="Package installer", path=paths.PACKAGES_TOOL, owner="root", group="root", mode="755",
-                 content=render("apt/djangohost-packages.j2", log=paths.PACKAGES_LOG, status=paths.PACKAGES_STATUS,
-                                timeout=PACKAGES_TIMEOUT),
-                 current=state.paths.get(paths.PACKAGES_TOOL))
-        updated = "--updated " if for_builds else ""  # by the install just above
-        ops.command(name="Install packages", command=f"{paths.PACKAGES_TOOL} start {updated}{' '.join(in_background)}",
-                    needed=True, reason="")
+        update = "true" if for_builds else "apt-get update"  # the install just above updated the lists
+        install = shlex.quote(f'{update} && {APT_INSTALL} "$@"')
+        ops.command(name="Install packages", needed=True, reason="",
+                    command=f"{paths.BACKGROUND_TOOL} start packages sh -c {install} sh {shlex.join(in_background)}")
 
     # Built aside and moved into place: a directory named after its version is a whole install.
     # A wheel only: root runs no build script, whatever the host's index offers. pip runs from the
@@ -118,7 +123,7 @@ def host_services(apps: list[App], settings: HostSettings, state: State) -> None
     cron and the database servers the apps choose (PostgreSQL, MariaDB)."""
     _, in_background = missing(apps, settings, state)
     if in_background:
-        ops.command(name="Packages installed", command=f"{paths.PACKAGES_TOOL} wait", needed=True, reason="")
+        ops.command(name="Packages installed", command=f"{paths.BACKGROUND_TOOL} wait packages", needed=True, reason="")
     if broker.PACKAGE in in_background:
         # Each app has a Redis of its own; the package's Redis for the whole host is not wanted.
         ops.command(

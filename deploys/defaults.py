@@ -119,8 +119,6 @@ PACKAGES = (
 #: Of those, what the apps' builds need: installed first; the others are installed while the
 #: apps build.
 BUILD_PACKAGES = ("python3", "python3-pip-whl")
-#: Seconds a deploy waits for the packages installed in the background before it fails.
-PACKAGES_TIMEOUT = 1800
 #: What uv needs to compile a requirement that has no wheel; installed only where the host's
 #: `djangohost_build_tools` is true (default false: most projects install from wheels alone,
 #: and the compilers are the largest part of a first deploy).

@@ -26,7 +26,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
-from deploys.paths import UPLOADS
+from deploys.paths import BACKGROUND_TOOL, UPLOADS
 from facts.state import MASK, EnvFileState, MaskedEnvFile, PathState, State
 
 
@@ -537,10 +537,11 @@ def happened(ops: Iterable[OperationMeta]) -> bool:
 
 def react(name: str, action: str, stamps: Iterable[Stamp], changes: Iterable[OperationMeta],
           guard: Guard | None = None, unless: Iterable[OperationMeta] = (),
-          risky: bool = False) -> OperationMeta:
+          risky: bool = False, step: str | None = None) -> OperationMeta:
     """Run the shell `action` when one of the `changes` operations changed something or the first stamp
     is stale, then record every stamp as applied. A reaction in `unless` that happens makes this
-    one redundant; a `risky` reaction may fail without failing the host (see Guard).
+    one redundant; a `risky` reaction may fail without failing the host (see Guard). Given a
+    `step` name, it runs in the background: finished() waits for it.
 
     The same condition is the operation's `_if` and decides, while pyinfra plans, whether the
     reaction is shown: a dry run lists exactly the reactions a real run then performs. A reaction
@@ -559,9 +560,27 @@ def react(name: str, action: str, stamps: Iterable[Stamp], changes: Iterable[Ope
 
     # A subshell, so a multi-line command's `exit 0` still leads to the stamps.
     script = " && ".join([f"(\n{action}\n)", *(stamp.write for stamp in stamps)])
-    op = command(name=name, command=script, needed=due, reason="nothing to react to",
+    op = command(name=name, command=in_background(step, script) if step else script, needed=due,
+                 reason="nothing to react to",
                  _if=due, _ignore_errors=risky)
     return guard.watch(op) if guard and risky else op
+
+
+def in_background(step: str, script: str) -> str:
+    """The shell `script` as a background step, which waits for a core of its own (see
+    templates/base/djangohost-background.j2): a deploy's builds and checks of several apps run
+    side by side, one per core."""
+    return f"{BACKGROUND_TOOL} start --one-per-core {step} sh -c {shlex.quote(script)}"
+
+
+def finished(name: str, step: str, started: OperationMeta, guard: Guard) -> OperationMeta:
+    """Wait for the background `step` that `started` started: it fails, as the step did, with
+    the step's output, and stops the app's deploy (see Guard). Not made when nothing starts it."""
+    if not started.will_change:
+        return UNCHANGED
+    return guard.watch(command(name=name, command=f"{BACKGROUND_TOOL} wait {step}",
+                               needed=lambda: happened([started]), reason=f"{step} did not run",
+                               _ignore_errors=True))
 
 
 @operation(is_idempotent=False)

@@ -48,11 +48,10 @@ CERTBOT_DEPLOY_HOOK = f"{CERTBOT_DEPLOY_HOOKS}/djangohost-nginx-reload"
 STAMPS = "/var/lib/djangohost/applied"
 # The homes of the apps' build identities (see builder()).
 BUILD = "/var/lib/djangohost/build"
-# Installs the servers' packages while the deploy goes on (see deploys.base), its output and its
-# exit status.
-PACKAGES_TOOL = "/usr/local/sbin/djangohost-packages"
-PACKAGES_LOG = "/var/log/djangohost-packages.log"
-PACKAGES_STATUS = "/var/lib/djangohost/packages.status"
+# Runs a deploy's long steps (the packages' install, builds, candidate checks) in the background,
+# side by side, and waits for them; each step's output, exit status and process (root only).
+BACKGROUND_TOOL = "/usr/local/sbin/djangohost-background"
+BACKGROUND = "/var/lib/djangohost/background"
 # Tools djangohost installs on the host: uv, which the build identities run (root's, read-only).
 TOOLS = "/usr/local/lib/djangohost"
 UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
@@ -352,13 +351,19 @@ def stamp(kind: str, app: App | None = None) -> str:
     return f"{STAMPS}/{app.name}.{kind}" if app else f"{STAMPS}/{kind}"
 
 
+def step(kind: str, app: App) -> str:
+    """The name of the app's background step `kind` (see BACKGROUND_TOOL); its files are
+    BACKGROUND/<name>.*"""
+    return f"{app.name}.{kind}"
+
+
 def app_stamps(app: App) -> list[str]:
     return [stamp(kind, app) for kind in APP_STAMPS]
 
 
 HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
               NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
-              STAMPS, UPLOADS, BUILD, UV, PACKAGES_TOOL, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT,
+              STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT,
               CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
               BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
               *(stamp(kind) for kind in HOST_STAMPS)]

@@ -47,7 +47,8 @@ def remove(app: App, state: State) -> None:
     stamps = " ".join(paths.app_stamps(app))
     ops.command(
         name=f"{app.name}: home removed",
-        command=f"rm -rf {app.home} {paths.build_home(app)} {paths.nginx_logs(app)} {stamps}",
+        command=(f"rm -rf {app.home} {paths.build_home(app)} {paths.nginx_logs(app)} {stamps} "
+                 f"{paths.BACKGROUND}/{app.name}.*"),
         needed=any(path in state.paths for path in (app.home, paths.build_home(app), *paths.app_stamps(app))),
         reason=f"{app.home} does not exist",
     )

@@ -26,7 +26,7 @@ from deploys import (
     supervisor,
     tls,
 )
-from deploys.app import AppChanges, checked, django_app, live
+from deploys.app import AppChanges, checked, django_app, live, passed
 from deploys.inventory import check_host, host_settings, selected
 from deploys.ops import Guard
 from deploys.state import read_state
@@ -81,6 +81,8 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
         if app.database and not app.database_server:  # PostgreSQL's or MariaDB's, on this host
             base.ENGINES[app.database].database(app=app, state=state, guard=guard, _if=guard.ok)
         checked(app=app, state=state, changes=prepared[app.name], guard=guard, _if=guard.ok)
+    for app in host.loop(apps):
+        passed(app=app, changes=prepared[app.name], guard=guards[app.name], _if=guards[app.name].ok)
     for app in host.loop(removed):
         removal.remove(app=app, state=state)
 

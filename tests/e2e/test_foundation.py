@@ -30,6 +30,20 @@ def test_each_domain_gets_its_own_app_page_and_css(deployed):
         assert status == 200 and f"h1.app-{app}" in css
 
 
+def test_the_apps_build_and_check_side_by_side(deployed):
+    """The two apps' virtualenv builds, then their candidate checks, ran in the background at the
+    same time (deploys.app): each step's start (its .pid) came before the other's end (its
+    .status). Their output is root's alone."""
+    stat = sh(deployed["container"], "cd /var/lib/djangohost/background && stat -c '%n %.9Y %U %a' *")
+    files = {name: (float(mtime), owner, mode) for name, mtime, owner, mode in map(str.split, stat.splitlines())}
+    for step in ("virtualenv", "candidate"):
+        (hello_start, hello_end), (goodbye_start, goodbye_end) = (
+            (files[f"{app}.{step}.pid"][0], files[f"{app}.{step}.status"][0]) for app in ("hello", "goodbye"))
+        assert hello_start < goodbye_end and goodbye_start < hello_end, step
+    assert {(owner, mode) for _, owner, mode in files.values()} == {("root", "600")}
+    assert sh(deployed["container"], "stat -c '%U %a' /var/lib/djangohost/background") == "root 700"
+
+
 def test_static_files_are_revalidated_and_sent_precompressed(deployed):
     container, css = deployed["container"], "http://127.0.0.1/static/hello/site.css"
 

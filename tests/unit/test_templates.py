@@ -301,35 +301,82 @@ def test_django_settings_for_mariadb_use_the_socket_strict_mode_and_utf8mb4():
     assert environment(shop)["DATABASE_URL"] == "mysql://shop@/shop?unix_socket=/run/mysqld/mysqld.sock"
 
 
-@pytest.mark.parametrize(("fails", "updated"), [(False, False), (True, False), (False, True)])
-def test_packages_install_in_the_background_and_are_waited_for(tmp_path, fails, updated):
-    """djangohost-packages, run for real with an apt-get of the test's: `start` returns while
-    apt-get still runs, `wait` returns once it ended, and fails with its output when it failed;
-    --updated: the package lists are not updated again."""
+def background_tool(tmp_path: Path, cores: int) -> tuple[list[str], dict[str, str], Path]:
+    """djangohost-background, rendered into tmp_path, on a host of `cores` cores."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    apt_get = bin_dir / "apt-get"
-    apt_get.write_text(f'#!/bin/sh\necho "apt-get $*"\nsleep 0.5\n{"exit 100" if fails else "exit 0"}\n')
-    apt_get.chmod(0o755)
-    script = tmp_path / "djangohost-packages"
-    script.write_text(render("apt/djangohost-packages.j2", log=tmp_path / "log", status=tmp_path / "state" / "status",
-                             timeout=10))
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    (bin_dir / "nproc").write_text(f"#!/bin/sh\necho {cores}\n")
+    (bin_dir / "nproc").chmod(0o755)
+    script = tmp_path / "djangohost-background"
+    steps = tmp_path / "state" / "background"
+    script.write_text(render("base/djangohost-background.j2", dir=steps))
+    return ["sh", str(script)], {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, steps
 
+
+def test_background_steps_run_side_by_side_and_are_waited_for(tmp_path):
+    """djangohost-background, run for real: `start` returns while its step runs, two steps run side
+    by side on two cores, `wait` returns once a step ended, with its output; a step makes its files
+    with the caller's umask, the tool's own files are root's alone."""
+    tool, env, steps = background_tool(tmp_path, cores=2)
     started = time.monotonic()
-    subprocess.run(["sh", str(script), "start", *(["--updated"] if updated else []), "nginx", "postgresql"],
-                   env=env, check=True, timeout=5)
-    assert time.monotonic() - started < 0.5  # apt-get sleeps 0.5 s
-    waited = subprocess.run(["sh", str(script), "wait"], env=env, capture_output=True, text=True, timeout=10)
-
-    assert time.monotonic() - started >= 0.5
-    log = (tmp_path / "log").read_text()
-    if fails:
-        assert waited.returncode == 1
-        assert "apt-get update" in waited.stderr
-        assert "installing the packages failed (apt-get's status 100)" in waited.stderr
-    else:
+    for name in ("hello.virtualenv", "goodbye.virtualenv"):
+        subprocess.run([*tool, "start", "--one-per-core", name, "sh", "-c", 'sleep 1; echo "$0 built, umask $(umask)"',
+                        name], env=env, check=True, timeout=5, preexec_fn=lambda: os.umask(0o022))
+    assert time.monotonic() - started < 0.5
+    for name in ("hello.virtualenv", "goodbye.virtualenv"):
+        waited = subprocess.run([*tool, "wait", name], env=env, capture_output=True, text=True, timeout=10)
         assert waited.returncode == 0, waited.stderr
-        assert "install --no-install-recommends nginx postgresql" in log
-        assert ("apt-get update" in log) is not updated
-    assert (tmp_path / "log").stat().st_mode & 0o077 == 0
+        assert waited.stdout == f"{name} built, umask 0022\n"
+    assert 1 <= time.monotonic() - started < 1.8  # side by side, not one after the other
+    assert steps.stat().st_mode & 0o777 == 0o700
+    assert all(path.stat().st_mode & 0o077 == 0 for path in steps.iterdir())
+
+
+def test_background_steps_wait_for_a_core_of_their_own(tmp_path):
+    """On one core, the second step starts once the first ended; a server the first left running
+    holds no core."""
+    tool, env, _ = background_tool(tmp_path, cores=1)
+    marks = tmp_path / "marks"
+    step = f'echo "$0 start $(date +%s.%N)" >> {marks}; sleep 0.5; echo "$0 end $(date +%s.%N)" >> {marks}'
+    subprocess.run([*tool, "start", "--one-per-core", "first", "sh", "-c", f"sleep 30 & {step}", "first"],
+                   env=env, check=True, timeout=5)
+    subprocess.run([*tool, "start", "--one-per-core", "second", "sh", "-c", step, "second"], env=env, check=True,
+                   timeout=5)
+    for name in ("first", "second"):
+        subprocess.run([*tool, "wait", name], env=env, check=True, timeout=10)
+    times = {" ".join(line.split()[:2]): float(line.split()[2]) for line in marks.read_text().splitlines()}
+    assert times["second start"] >= times["first end"]
+    assert times["second end"] - times["first start"] < 5  # not after the first's `sleep 30`
+
+
+def test_a_failed_or_killed_background_step_fails_its_wait(tmp_path):
+    """`wait` fails with the step's output and status, or says the step ended without one; a name
+    that is not one is refused."""
+    tool, env, steps = background_tool(tmp_path, cores=2)
+    subprocess.run([*tool, "start", "packages", "sh", "-c", "echo E: Unable to locate package nope; exit 100"],
+                   env=env, check=True, timeout=5)
+    failed = subprocess.run([*tool, "wait", "packages"], env=env, capture_output=True, text=True, timeout=10)
+    assert failed.returncode == 1
+    assert "E: Unable to locate package nope" in failed.stderr
+    assert "djangohost: packages failed (its status 100)" in failed.stderr
+
+    subprocess.run([*tool, "start", "killed", "sleep", "30"], env=env, check=True, timeout=5)
+    time.sleep(0.2)
+    os.killpg(int((steps / "killed.pid").read_text()), 9)
+    killed = subprocess.run([*tool, "wait", "killed"], env=env, capture_output=True, text=True, timeout=10)
+    assert killed.returncode == 1
+    assert "djangohost: killed ended without an exit status" in killed.stderr
+
+    # Its number now another process's (this test's), or a zombie's no one reaped: neither hangs.
+    zombie = subprocess.Popen(["true"])
+    time.sleep(0.2)
+    for name, pid in (("reused", os.getpid()), ("zombie", zombie.pid)):
+        (steps / f"{name}.pid").write_text(f"{pid}\n")
+        ended = subprocess.run([*tool, "wait", name], env=env, capture_output=True, text=True, timeout=5)
+        assert ended.returncode == 1 and f"djangohost: {name} ended without an exit status" in ended.stderr
+        subprocess.run([*tool, "start", name, "true"], env=env, check=True, timeout=5)
+        subprocess.run([*tool, "wait", name], env=env, check=True, timeout=5)
+    zombie.wait()
+
+    bad = subprocess.run([*tool, "start", "../etc", "true"], env=env, capture_output=True, text=True, timeout=5)
+    assert bad.returncode == 2 and not (steps.parent / "etc.pid").exists()
