@@ -36,7 +36,7 @@ VIAS = ("docker", "root", "sudo")
 # those steps run in the background (see deploys.base, deploys.app): a phase is the time the run
 # spends starting them and waiting for them.
 PHASES = {
-    "packages": r"Host base \| Install packages|Host services \| Packages installed",
+    "packages": r"Host base \| Install |Host services \| Packages ",
     "database": r"PostgreSQL \||MariaDB \|",
     "virtualenvs (uv's install included)": r": virtualenv |Host base \| uv ",
     "migrations, static files, check": r"collectstatic, candidate check|candidate check passed",

@@ -4,6 +4,7 @@ uv, and running Nginx, Supervisor and database servers."""
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from pyinfra.api import deploy
 from pyinfra.operations import apt
@@ -24,6 +25,7 @@ from facts.state import SERVICES, State
 ENGINES = {"postgresql": postgres, "mariadb": mariadb}
 # The database server of each engine: its Debian package and its service.
 DATABASE_SERVERS = {"postgresql": (POSTGRESQL_PACKAGE, "postgresql"), "mariadb": (MARIADB_PACKAGE, "mariadb")}
+CHECK_SERVICES = ("postgresql", "mariadb", "cron")
 # A stopped run's install still going is waited for (DPkg::Lock::Timeout), and so is the host's own
 # (unattended-upgrades); a changed configuration file of a package is kept as the host has it.
 APT_INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600 "
@@ -52,40 +54,59 @@ def packages(apps: list[App], settings: HostSettings) -> list[str]:
             *broker.packages(apps)]
 
 
-def missing(apps: list[App], settings: HostSettings, state: State) -> tuple[list[str], list[str]]:
-    """The missing packages: those builds need (installed first), and the others (installed in the
-    background while the apps build, see host_services)."""
+def check_packages(apps: list[App]) -> list[str]:
+    """What the apps' checks need (deploys.app.candidate): their database servers, brotli for the
+    static files' copies, and the backups' (the dump before migrations, its schedule)."""
+    return [*(DATABASE_SERVERS[engine][0] for engine in engines(apps)), nginx.BROTLI, *backups.packages(apps)]
+
+
+@dataclass
+class Missing:
+    """The packages a host lacks: those builds need (installed first), those the apps' checks need
+    (installed in the background while the apps build, see check_services), and the others
+    (after them, while the apps are checked, see host_services)."""
+
+    builds: list[str]
+    checks: list[str]
+    others: list[str]
+
+
+def missing(apps: list[App], settings: HostSettings, state: State) -> Missing:
     needed = [package for package in dict.fromkeys(packages(apps, settings)) if package not in state.packages]
-    build = build_packages(apps, settings)
-    return [package for package in needed if package in build], [package for package in needed if package not in build]
+    builds, checks = build_packages(apps, settings), check_packages(apps)
+    return Missing([package for package in needed if package in builds],
+                   [package for package in needed if package in checks and package not in builds],
+                   [package for package in needed if package not in builds and package not in checks])
 
 
-def services(apps: list[App]) -> list[str]:
+def services(apps: list[App], for_checks: bool) -> list[str]:
+    """The servers the apps' checks need (their database servers; cron, which runs the backups), or
+    the others."""
     unused = {service for engine, (_, service) in DATABASE_SERVERS.items() if engine not in engines(apps)}
-    return [name for name in SERVICES if name not in unused]
+    return [name for name in SERVICES if name not in unused and (name in CHECK_SERVICES) == for_checks]
 
 
 @deploy("Host base")
 def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
     """Install what the apps' builds need, start installing the other packages, install uv,
-    create the group of app users. The servers start in host_services, once the apps are built."""
-    for_builds, in_background = missing(apps, settings, state)
+    create the group of app users. The servers start in check_services and host_services."""
+    lacking = missing(apps, settings, state)
     # Without what Debian only recommends: a mail server (exim4, for cron and logrotate),
     # sysstat, sensors; nothing djangohost runs needs them, and they were a fifth of the packages.
-    if for_builds:
-        apt.packages(name="Install packages that builds need", packages=for_builds, update=True,
+    if lacking.builds:
+        apt.packages(name="Install packages that builds need", packages=lacking.builds, update=True,
                      no_recommends=True)
     uploads(state)
     ops.file(name="Background steps", path=paths.BACKGROUND_TOOL, owner="root", group="root", mode="755",
              content=render("base/djangohost-background.j2", dir=paths.BACKGROUND),
              current=state.paths.get(paths.BACKGROUND_TOOL))
-    if in_background:
-        # dpkg takes a third of a first deploy; the apps' users, code and virtualenvs need none
-        # of these packages, and are made meanwhile.
-        update = "true" if for_builds else "apt-get update"  # the install just above updated the lists
-        install = shlex.quote(f'{update} && {APT_INSTALL} "$@"')
-        ops.command(name="Install packages", needed=True, reason="",
-                    command=f"{paths.BACKGROUND_TOOL} start packages sh -c {install} sh {shlex.join(in_background)}")
+    # dpkg takes half of a first deploy: the apps' users, code and virtualenvs need none of these
+    # packages, and are made meanwhile; the apps' checks need only the first ones.
+    if lacking.checks:
+        in_background("check-packages", lacking.checks, update=not lacking.builds)
+    if lacking.others:
+        in_background("packages", lacking.others, update=not lacking.builds and not lacking.checks,
+                      after="check-packages" if lacking.checks else None)
 
     # Built aside and moved into place: a directory named after its version is a whole install.
     # A wheel only: root runs no build script, whatever the host's index offers. pip runs from the
@@ -118,13 +139,22 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
 
 
 @deploy("Host services")
+def check_services(apps: list[App], settings: HostSettings, state: State) -> None:
+    """Once the packages the apps' checks need are in: start the database servers the apps choose
+    (PostgreSQL, MariaDB) and cron."""
+    if missing(apps, settings, state).checks:
+        ops.command(name="Packages the checks need installed", command=f"{paths.BACKGROUND_TOOL} wait check-packages",
+                    needed=True, reason="")
+    start(services(apps, for_checks=True), state)
+
+
+@deploy("Host services")
 def host_services(apps: list[App], settings: HostSettings, state: State) -> None:
-    """Once the packages host_base installs in the background are in: start Nginx, Supervisor,
-    cron and the database servers the apps choose (PostgreSQL, MariaDB)."""
-    _, in_background = missing(apps, settings, state)
-    if in_background:
+    """Once the other packages are in: start Nginx and Supervisor."""
+    others = missing(apps, settings, state).others
+    if others:
         ops.command(name="Packages installed", command=f"{paths.BACKGROUND_TOOL} wait packages", needed=True, reason="")
-    if broker.PACKAGE in in_background:
+    if broker.PACKAGE in others:
         # Each app has a Redis of its own; the package's Redis for the whole host is not wanted.
         ops.command(
             name="Debian's shared Redis stopped and disabled",
@@ -132,7 +162,17 @@ def host_services(apps: list[App], settings: HostSettings, state: State) -> None
                      else "service redis-server stop; update-rc.d redis-server disable"),
             needed=True, reason="",
         )
-    start(services(apps), state)
+    start(services(apps, for_checks=False), state)
+
+
+def in_background(step: str, packages: list[str], update: bool, after: str | None = None) -> None:
+    """Start installing `packages` as the background step `step` (after the step `after`: dpkg
+    installs one transaction at a time); `update` the package lists first, unless an install of
+    this run just did."""
+    install = shlex.quote(f'{"apt-get update" if update else "true"} && {APT_INSTALL} "$@"')
+    ops.command(name=f"Install {', '.join(packages)}", needed=True, reason="",
+                command=(f"{paths.BACKGROUND_TOOL} start --one-per-core {f'--after {after} ' if after else ''}"
+                         f"{step} sh -c {install} sh {shlex.join(packages)}"))
 
 
 def uploads(state: State) -> None:

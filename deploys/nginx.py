@@ -13,7 +13,9 @@ from deploys.templates import render
 from facts.state import PathState, State
 
 #: Nginx's brotli_static (Debian's module) and the brotli command that makes the copies it sends.
-PACKAGES = ["libnginx-mod-http-brotli-static", "brotli"]
+# brotli makes the static files' copies (bin/compress-static), the module serves them.
+BROTLI = "brotli"
+PACKAGES = ["libnginx-mod-http-brotli-static", BROTLI]
 
 # `nginx -s reload` returns before the new workers take over: wait (5 s at most) until every old
 # worker has stopped accepting, so the deploy ends with its configuration live.

@@ -71,16 +71,19 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
                                         _if=guards[app.name].ok)
 
     if apps or removed:
-        base.host_services(apps=apps, settings=settings, state=state)
+        base.check_services(apps=apps, settings=settings, state=state)
         # The schedule keeps every app the host has; the settings are those of the apps deployed now.
         backups.backups(apps=apps, state=state,
                         scheduled=[app for app in all_apps if app.present and (app in apps or app.name in state.users)])
         logs.rotation(settings=settings, state=state)
+    # The apps' checks run side by side, while the other servers' packages install.
     for app in host.loop(apps):
         guard = guards[app.name]
         if app.database and not app.database_server:  # PostgreSQL's or MariaDB's, on this host
             base.ENGINES[app.database].database(app=app, state=state, guard=guard, _if=guard.ok)
         checked(app=app, state=state, changes=prepared[app.name], guard=guard, _if=guard.ok)
+    if apps or removed:
+        base.host_services(apps=apps, settings=settings, state=state)
     for app in host.loop(apps):
         passed(app=app, changes=prepared[app.name], guard=guards[app.name], _if=guards[app.name].ok)
     for app in host.loop(removed):

@@ -349,6 +349,22 @@ def test_background_steps_wait_for_a_core_of_their_own(tmp_path):
     assert times["second end"] - times["first start"] < 5  # not after the first's `sleep 30`
 
 
+def test_a_background_step_after_another_starts_once_it_ended_however_it_ended(tmp_path):
+    """--after: the second install starts when the first ended, failed as it may (they share
+    dpkg's lock); `start` returns at once."""
+    tool, env, _ = background_tool(tmp_path, cores=2)
+    marks = tmp_path / "marks"
+    started = time.monotonic()
+    subprocess.run([*tool, "start", "first", "sh", "-c", f"sleep 0.5; date +%s.%N > {marks}.first; exit 100"],
+                   env=env, check=True, timeout=5)
+    subprocess.run([*tool, "start", "--after", "first", "second", "sh", "-c", f"date +%s.%N > {marks}.second"],
+                   env=env, check=True, timeout=5)
+    assert time.monotonic() - started < 0.4
+    subprocess.run([*tool, "wait", "second"], env=env, check=True, timeout=10)
+    assert float(Path(f"{marks}.second").read_text()) >= float(Path(f"{marks}.first").read_text())
+    assert subprocess.run([*tool, "wait", "first"], env=env, capture_output=True, timeout=5).returncode == 1
+
+
 def test_a_failed_or_killed_background_step_fails_its_wait(tmp_path):
     """`wait` fails with the step's output and status, or says the step ended without one; a name
     that is not one is refused."""
