@@ -266,7 +266,7 @@ def test_an_encrypted_pulled_backup_restores_onto_a_new_host(site, container_fac
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
     recipient = re.search(r"public key: (age1\w+)", key.read_text()).group(1)
     encrypted = site["inventory"](name="inventory-age.py", age_recipient=recipient)
-    assert "Host base | Install packages" in pyinfra(encrypted).changed()  # age, to encrypt with
+    assert "Host base | Install age" in pyinfra(encrypted).changed()  # to encrypt with
     pulled_root = tmp_path / "pulled"
     pyinfra(encrypted, "--data", "app=store", "--data", f"pull={pulled_root}", deploy="deploys/backup.py")
     pulled = pulled_root / site["container"] / "store"
