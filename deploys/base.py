@@ -25,6 +25,7 @@ from facts.state import SERVICES, State
 ENGINES = {"postgresql": postgres, "mariadb": mariadb}
 # The database server of each engine: its Debian package and its service.
 DATABASE_SERVERS = {"postgresql": (POSTGRESQL_PACKAGE, "postgresql"), "mariadb": (MARIADB_PACKAGE, "mariadb")}
+# The servers the apps' checks need: their database servers, and cron, which runs the backups.
 CHECK_SERVICES = ("postgresql", "mariadb", "cron")
 # A stopped run's install still going is waited for (DPkg::Lock::Timeout), and so is the host's own
 # (unattended-upgrades); a changed configuration file of a package is kept as the host has it.
