@@ -365,6 +365,20 @@ def test_a_background_step_after_another_starts_once_it_ended_however_it_ended(t
     assert subprocess.run([*tool, "wait", "first"], env=env, capture_output=True, timeout=5).returncode == 1
 
 
+def test_what_a_step_leaves_running_cannot_write_into_the_next_runs_output(tmp_path):
+    """A build that leaves a process behind (a hostile setup.py, say) keeps its step's output open:
+    the next run of the step writes a new file, which that process cannot reach."""
+    tool, env, steps = background_tool(tmp_path, cores=2)
+    leftover = "sh -c 'sleep 0.6; echo djangohost: forged' & echo first run"
+    subprocess.run([*tool, "start", "hello.virtualenv", "sh", "-c", leftover], env=env, check=True, timeout=5)
+    subprocess.run([*tool, "wait", "hello.virtualenv"], env=env, check=True, timeout=5)
+    subprocess.run([*tool, "start", "hello.virtualenv", "sh", "-c", "sleep 1; echo second run"], env=env, check=True,
+                   timeout=5)
+    second = subprocess.run([*tool, "wait", "hello.virtualenv"], env=env, capture_output=True, text=True, timeout=5)
+    assert second.stdout == "second run\n"
+    assert "forged" not in (steps / "hello.virtualenv.log").read_text()
+
+
 def test_a_failed_or_killed_background_step_fails_its_wait(tmp_path):
     """`wait` fails with the step's output and status, or says the step ended without one; a name
     that is not one is refused."""
