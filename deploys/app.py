@@ -11,15 +11,14 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
 from deploys import backups, base, broker, dbserver, ops, paths
-from deploys.candidate import candidate_check
 from deploys.inventory import App, HostSettings
 from deploys.ops import UNCHANGED, Guard, Stamp, react
-from deploys.source import Code, archive, code, venv_key, venv_key_shell, venv_packages
+from deploys.source import Code, archive, code, venv_key, venv_packages
 from deploys.templates import render
 from facts.git import as_user
 from facts.state import State
@@ -46,12 +45,6 @@ class AppChanges:
 # The work of a deploy (builds, migrations, static files, the candidate check) yields the CPU to
 # the apps serving requests: on a small server it would otherwise slow their answers.
 BUILD_NICE = "nice -n 10 "
-# uv as the build identities run it: its cache in the identity's home (its default), the host's
-# Python only, and the host's certificate store (where an authority added with
-# update-ca-certificates is). The virtualenv's files are hard links to the cache (a cold build
-# writes each file once, not twice): root then takes them, so the identity can neither change them
-# through its cache nor link them again (the kernel's protected_hardlinks; uv copies those instead).
-UV = f"UV_LINK_MODE=hardlink UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=1 {paths.UV_BIN}"
 # Seconds bin/gunicorn-reload waits for the new workers to take over (they have 60, see
 # gunicorn.conf.py's REPLACE_WITHIN).
 RELOAD_WAIT = 90
@@ -129,6 +122,9 @@ def django_app(app: App, settings: HostSettings, state: State, guard: Guard) -> 
             archive=archive(app.source).data,
             needed=release not in state.releases.get(app.home, {}),
         )
+    if app.settings_chosen:
+        host.log(f"app {app.name}: settings {app.settings_module} ({app.settings_chosen}; the entry's "
+                 "settings_module chooses others)", logger.info)
     venv, venv_build = virtualenv(app, settings, state, source, release_path, now, guard)
     config = configuration(app, state)
     changes = AppChanges(config.ops, [release, venv, *config.contents], config, [fetch, venv_build], venv_build)
@@ -209,11 +205,12 @@ class Configuration:
     contents: list[str]
     start_script: OperationMeta
     start_content: str
+    release_content: str  # bin/release: what readies a release, its release commands among it
 
 
 def configuration(app: App, state: State) -> Configuration:
     """The environment, settings and Gunicorn config, written to conf/next/ (live once the
-    candidate check passed, see candidate()), and bin/manage and bin/gunicorn-start."""
+    candidate check passed, see candidate()), and the app's programs in bin/."""
     env_content = render("app/env.j2", app=app, env=environment(app))
     env = ops.env_file(
         name=f"{app.name}: environment",
@@ -230,16 +227,16 @@ def configuration(app: App, state: State) -> Configuration:
                               reloaded=paths.gunicorn_reloaded(app))
     scripts = {"app": app, "conf": paths.conf(app), "current": paths.current(app), "venv": paths.venv(app)}
     start_content = render("app/gunicorn-start.j2", **scripts)
+    release_content = release_script(app)
     programs = {
         paths.gunicorn_start(app): start_content,
         paths.manage(app): render("app/manage.j2", **scripts),
         paths.compress_static(app): render("app/compress-static.j2", app=app, static=app.path("static")),
         paths.gunicorn_reload(app): render("app/gunicorn-reload.j2", app=app, wait=RELOAD_WAIT,
                                            reloaded=paths.gunicorn_reloaded(app)),
+        paths.run_script(app): render("app/run.j2", **scripts, bin=app.path("bin"), run=paths.run_script(app)),
+        paths.release_script(app): release_content,
     }
-    if app.processes or app.schedule:
-        programs[paths.run_script(app)] = render("app/run.j2", **scripts, bin=app.path("bin"),
-                                                 run=paths.run_script(app))
     # Root-owned, for the app's group only; one operation (two round trips) for them all.
     settings_file, gunicorn_config, start_script, *_ = ops.written(f"{app.name}: configuration and programs", [
         ops.File(paths.settings_file(app, staged=True), settings_content, group=app.name, mode="640"),
@@ -247,37 +244,35 @@ def configuration(app: App, state: State) -> Configuration:
         *(ops.File(path, content, group=app.name, mode="750") for path, content in programs.items()),
     ], state.paths)
     return Configuration([settings_file, gunicorn_config, env], [settings_content, gunicorn_content, env_content],
-                         start_script, start_content)
+                         start_script, start_content, release_content)
+
+
+def release_script(app: App) -> str:
+    """bin/release: what readies a release before it goes live (see templates/app/release.j2)."""
+    if app.database_server:
+        migrate = f"\"$manage\" shell --command \"import runpy; runpy.run_path('{paths.MIGRATE_LOCKED}')\""
+    else:
+        migrate = '"$manage" migrate --noinput'
+    return render("app/release.j2", app=app, release_script=paths.release_script(app),
+                  staged=paths.conf(app, staged=True), conf=paths.conf(app), conf_files=paths.CONF_FILES,
+                  collected=paths.collected_static(app), manage=paths.manage(app), run=paths.run_script(app),
+                  dump=backups.take(app, '"$release"'), migrate=migrate, health=paths.HEALTH,
+                  gunicorn_start=paths.gunicorn_start(app), publish=paths.PUBLISH_STATIC,
+                  compress=paths.compress_static(app), marker=paths.RELEASE_VENV)
 
 
 def candidate(app: App, state: State, release: str, venv: str, config: Configuration,
               built: list[OperationMeta], guard: Guard) -> OperationMeta:
-    """Against the new release, virtualenv and staged configuration, before any goes live:
-    a dump if it has migrations to apply, migrations, static files, then the candidate check
-    (see deploys.candidate). Then the release remembers its virtualenv, and the staged
-    configuration becomes the live one. A refused release leaves the live configuration as it was."""
-    release_path, venv_dir = paths.release(app, release), paths.venv_dir(app, venv)
-    with_release = (f"DJANGOHOST_RELEASE={release_path} DJANGOHOST_VENV={venv_dir} "
-                    f"DJANGOHOST_CONF={paths.conf(app, staged=True)} {paths.manage(app)}")
-    tasks = []
-    if app.database:
-        # With migrations to apply, a dump named after the release first; a database this run
-        # makes has nothing to dump.
-        if base.ENGINES[app.database].exists(app, state):
-            migrated = f"{with_release} migrate --check --noinput >/dev/null 2>&1"
-            tasks.append(f"{{ {migrated} || {backups.take(app, release)}; }}")
-        tasks.append(f"{with_release} migrate --noinput" if not app.database_server else
-                     f"{with_release} shell --command \"import runpy; runpy.run_path('{paths.MIGRATE_LOCKED}')\"")
-    marker = f"{release_path}/{paths.RELEASE_VENV}"
-    tasks += [f"{with_release} collectstatic --noinput --verbosity 0", paths.compress_static(app),
-              candidate_check(app, release_path, venv_dir),
-              f"rm -rf {marker} && echo {venv} > {marker}",
-              *(f"cp -p {paths.conf(app, staged=True)}/{name} {paths.conf(app)}/{name}.djangohost-new && "
-                f"mv -f {paths.conf(app)}/{name}.djangohost-new {paths.conf(app)}/{name}" for name in paths.CONF_FILES)]
+    """Ready the new release with bin/release against the new virtualenv and staged configuration,
+    before any goes live: migrations, static files, release commands, the candidate check. A
+    refused release leaves the live configuration as it was."""
+    steps = "migrate, collectstatic" if app.database else "collectstatic"
+    if app.release_commands:
+        steps += ", release commands"
     return react(
-        f"{app.name}: {'migrate, ' if app.database else ''}collectstatic, candidate check",
-        BUILD_NICE + "sh -c " + shlex.quote(" && ".join(tasks)),
-        [Stamp.of(state, paths.stamp("release", app), release, venv, *config.contents)],
+        f"{app.name}: {steps}, candidate check",
+        f"{BUILD_NICE}{paths.release_script(app)} {release} {venv}",
+        [Stamp.of(state, paths.stamp("release", app), release, venv, *config.contents, config.release_content)],
         [*built, *config.ops],
         guard,
         risky=True,
@@ -306,46 +301,28 @@ def build_identity(app: App, state: State) -> None:
 
 def virtualenv(app: App, settings: HostSettings, state: State, source: Code, release_path: str, now: str,
                guard: Guard) -> tuple[str, OperationMeta]:
-    """The virtualenv for the release's requirements (built unless one exists for them): its
+    """The virtualenv for the release's dependencies (built unless one exists for them): its
     name and the operation starting its build in the background (see checked()).
 
-    The build identity builds it with uv, from its own copy of the release: what uv runs
-    (setup.py, build backends) runs as that user. Then root takes it: root-owned, read-only to the
-    app."""
-    packages = venv_packages(app, settings)
-    work = paths.build_work(app)
-    if source.requirements_sha256 is None:  # in the release once it is fetched, on the host
-        requirements = app.requirements and shlex.quote(f"{release_path}/{app.requirements}")
-        key = None
-        key_text = venv_key_shell(settings.python, packages, requirements)
-        copied = app.requirements and shlex.quote(f"{work}/{app.requirements}")
-        from_file = f"$([ -f {copied} ] && echo -r {copied}) " if copied else ""
-    else:
-        key = key_text = venv_key(settings.python, packages, source.requirements_sha256)
-        from_file = f"-r {shlex.quote(f'{work}/{app.requirements}')} " if source.requirements_sha256 else ""
+    The build identity builds it with uv, from its own copy of the release (djangohost-build):
+    what uv runs (setup.py, build backends) runs as that user. Then root takes it: root-owned,
+    read-only to the app."""
+    key = None if source.dependencies is None else venv_key(settings.python, source.packages(app, settings),
+                                                             source.dependencies)
     venv = venv_name(app, state, key, now)
-    venv_dir = paths.venv_dir(app, venv)
-    builder = paths.builder(app)
-    quoted_packages = " ".join(shlex.quote(package) for package in packages)
-    install = (f"{UV} venv --quiet --python {settings.python} {venv_dir} && {UV} pip install --quiet "
-               f"--python {venv_dir}/bin/python --compile-bytecode {from_file}{quoted_packages}")
-    build = BUILD_NICE + as_user(builder, paths.build_home(app), "sh -c " + shlex.quote(f"cd {work} && {install}"))
-    # uv's own reason comes first (an unavailable version, a Python too old, a failed build).
-    hint = "" if settings.build_tools else (" (a requirement without a wheel for this Python needs compilers:"
-                                             " set the host's djangohost_build_tools to true)")
-    refused = (f"echo \"djangohost: app {app.name}: its requirements cannot be installed with "
-               f"$({settings.python} --version 2>&1); uv's reason is above{hint}\" >&2; exit 1")
-    marker = f"{venv_dir}/{paths.VENV_COMPLETE}"
+    needed = venv not in state.venvs.get(app.home, {})
+    live = paths.current(app) if paths.current(app) in state.paths else None
+    for name, content in source.files.items() if needed else ():
+        ops.diff(f"{app.name}: {name}", content.decode(errors="replace"), live and f"{live}/{name}")
+    arguments = ["--python", settings.python, "--project-dir", app.project_dir,
+                 *(["--requirements", app.requirements] if app.requirements else []),
+                 *(word for package in venv_packages(app, settings) for word in ("--add", package)),
+                 *(["--build-tools"] if settings.build_tools else [])]
+    build = shlex.join([paths.BUILD_TOOL, app.name, release_path, paths.venv_dir(app, venv), *arguments])
     started = guard.watch(ops.command(
         name=f"{app.name}: virtualenv {venv}",
-        command=ops.in_background(paths.step("virtualenv", app), (
-            f"rm -rf {venv_dir} {work} && install -d -o {builder} -g {builder} -m 700 {venv_dir} && "
-            f"cp -R {release_path} {work} && chown -R {builder}: {work} && "
-            f"{{ {build} || {{ {refused}; }}; }} && rm -rf {work} && "
-            f"chown -R root:root {venv_dir} && chmod -R go-w {venv_dir} && "
-            f"chgrp {app.name} {venv_dir} && chmod 750 {venv_dir} && "
-            f"rm -rf {marker} && echo {key_text} > {marker}")),
-        needed=venv not in state.venvs.get(app.home, {}),
+        command=ops.in_background(paths.step("virtualenv", app), f"{build} >/dev/null"),
+        needed=needed,
         reason=f"virtualenv {venv} is built",
         _ignore_errors=True,
     ))

@@ -14,11 +14,12 @@ from deploys.defaults import (
     BUILD_PACKAGES,
     BUILD_TOOLS,
     MARIADB_PACKAGE,
+    PACKAGES,
     POSTGRESQL_PACKAGE,
     UV_VERSION,
 )
 from deploys.inventory import App, HostSettings
-from deploys.templates import render
+from deploys.templates import TEMPLATES, render
 from facts.state import SERVICES, State
 
 # The deploy module of each engine, with its database(), database_url() and exists().
@@ -42,9 +43,11 @@ def engines(apps: list[App]) -> list[str]:
 
 def build_packages(apps: list[App], settings: HostSettings) -> list[str]:
     """What building the apps' releases and virtualenvs needs: Python and pip's wheel (uv's
-    install), git for apps from git, and the compilers where the host asks for them."""
+    install), git for apps from git, the compilers where the host asks for them, and the packages
+    the host's djangohost_packages adds (headers a build needs, such as libpq-dev)."""
     with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
-    return [*BUILD_PACKAGES, *(BUILD_TOOLS if settings.build_tools else []), *with_git]
+    added = [package for package in settings.packages if package not in PACKAGES]
+    return [*BUILD_PACKAGES, *(BUILD_TOOLS if settings.build_tools else []), *with_git, *added]
 
 
 def packages(apps: list[App], settings: HostSettings) -> list[str]:
@@ -56,9 +59,12 @@ def packages(apps: list[App], settings: HostSettings) -> list[str]:
 
 
 def check_packages(apps: list[App]) -> list[str]:
-    """What the apps' checks need (deploys.app.candidate): their database servers, brotli for the
-    static files' copies, and the backups' (the dump before migrations, its schedule)."""
-    return [*(DATABASE_SERVERS[engine][0] for engine in engines(apps)), nginx.BROTLI, *backups.packages(apps)]
+    """What the apps' checks need (deploys.app.candidate): their database servers, their brokers
+    (Redis, run by Supervisor), brotli for the static files' copies, and the backups' (the dump
+    before migrations, its schedule)."""
+    brokers = [*broker.packages(apps), "supervisor"] if broker.packages(apps) else []
+    return [*(DATABASE_SERVERS[engine][0] for engine in engines(apps)), *brokers, nginx.BROTLI,
+            *backups.packages(apps)]
 
 
 @dataclass
@@ -81,10 +87,11 @@ def missing(apps: list[App], settings: HostSettings, state: State) -> Missing:
 
 
 def services(apps: list[App], for_checks: bool) -> list[str]:
-    """The servers the apps' checks need (their database servers; cron, which runs the backups), or
-    the others."""
+    """The servers the apps' checks need (their database servers; Supervisor, which runs their
+    brokers; cron, which runs the backups), or the others."""
     unused = {service for engine, (_, service) in DATABASE_SERVERS.items() if engine not in engines(apps)}
-    return [name for name in SERVICES if name not in unused and (name in CHECK_SERVICES) == for_checks]
+    for_check = {*CHECK_SERVICES, *(["supervisor"] if broker.packages(apps) else [])}
+    return [name for name in SERVICES if name not in unused and (name in for_check) == for_checks]
 
 
 @deploy("Host base")
@@ -134,36 +141,53 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
         directories=[(paths.STAMPS, "root", "root", "700"), (paths.BUILD, "root", "root", "755")],
         current=state.paths,
     )
-    if any(app.database_server for app in apps):
-        ops.file(name="migrate under a lock", path=paths.MIGRATE_LOCKED, content=render("app/migrate_locked.py.j2"),
-                 owner="root", group="root", mode="644", current=state.paths.get(paths.MIGRATE_LOCKED))
+    programs(apps, state)
+
+
+def programs(apps: list[App], state: State) -> None:
+    """djangohost's programs that builds and checks run: read-only to all (the build identities and
+    the apps run some of them), the build tool root's alone."""
+    tools = [
+        ops.File(paths.BUILD_TOOL, render("base/djangohost-build.j2", build=paths.BUILD, uv=paths.UV_BIN,
+                                          dependencies=paths.DEPENDENCIES, marker=paths.VENV_COMPLETE), mode="700"),
+        *(ops.File(path, (TEMPLATES / template).read_text()) for path, template in (
+            (paths.DEPENDENCIES, "app/dependencies.py"), (paths.HEALTH, "health/health.py"),
+            (paths.PUBLISH_STATIC, "app/publish-static.py"))),
+        *([ops.File(paths.MIGRATE_LOCKED, render("app/migrate_locked.py.j2"))]
+          if any(app.database_server for app in apps) else []),
+    ]
+    ops.written("djangohost's programs", tools, state.paths)
 
 
 @deploy("Host services")
 def check_services(apps: list[App], settings: HostSettings, state: State) -> None:
     """Once the packages the apps' checks need are in: start the database servers the apps choose
-    (PostgreSQL, MariaDB) and cron."""
-    if missing(apps, settings, state).checks:
+    (PostgreSQL, MariaDB), Supervisor where an app has a broker, and cron."""
+    checks = missing(apps, settings, state).checks
+    if checks:
         ops.command(name="Packages the checks need installed", command=f"{paths.BACKGROUND_TOOL} wait check-packages",
                     needed=True, reason="")
+    if broker.PACKAGE in checks:
+        shared_redis_stopped(state)
     start(services(apps, for_checks=True), state)
 
 
 @deploy("Host services")
 def host_services(apps: list[App], settings: HostSettings, state: State) -> None:
     """Once the other packages are in: start Nginx and Supervisor."""
-    others = missing(apps, settings, state).others
-    if others:
+    if missing(apps, settings, state).others:
         ops.command(name="Packages installed", command=f"{paths.BACKGROUND_TOOL} wait packages", needed=True, reason="")
-    if broker.PACKAGE in others:
-        # Each app has a Redis of its own; the package's Redis for the whole host is not wanted.
-        ops.command(
-            name="Debian's shared Redis stopped and disabled",
-            command=("systemctl disable --now redis-server" if state.systemd
-                     else "service redis-server stop; update-rc.d redis-server disable"),
-            needed=True, reason="",
-        )
     start(services(apps, for_checks=False), state)
+
+
+def shared_redis_stopped(state: State) -> None:
+    """Each app has a Redis of its own: the package's Redis for the whole host is not wanted."""
+    ops.command(
+        name="Debian's shared Redis stopped and disabled",
+        command=("systemctl disable --now redis-server" if state.systemd
+                 else "service redis-server stop; update-rc.d redis-server disable"),
+        needed=True, reason="",
+    )
 
 
 def in_background(step: str, packages: list[str], update: bool, after: str | None = None) -> None:

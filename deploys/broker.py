@@ -1,13 +1,15 @@
-"""A Redis of the app's own: run by Supervisor as the app's user (see deploys.supervisor), on a
-unix socket in its run/ directory that only that user can open, like PostgreSQL's peer
-authentication: the kernel decides who connects, and there is no password to share."""
+"""A Redis of the app's own: run by Supervisor as the app's user, on a unix socket in its run/
+directory that only that user can open, like PostgreSQL's peer authentication: the kernel decides
+who connects, and there is no password to share. It runs before the app's release is checked: a
+project whose every request touches its cache could not pass its check without it."""
 
 from __future__ import annotations
 
 from pyinfra.api import deploy
 
-from deploys import ops, paths
-from deploys.inventory import App
+from deploys import limits, logs, ops, paths
+from deploys.inventory import App, HostSettings
+from deploys.ops import Guard, Stamp, react
 from deploys.templates import render
 from facts.state import State
 
@@ -31,13 +33,33 @@ def config(app: App) -> str:
     return render("app/redis.conf.j2", app=app)
 
 
+def program(app: App, settings: HostSettings) -> str:
+    """Its Supervisor program, named <app>-redis."""
+    return render("supervisor/broker.conf.j2", app=app, broker_config=paths.broker_config(app),
+                  broker_digest=ops.sha256(config(app)), log_size=logs.size(settings.logs, "supervisor"),
+                  log_keep=settings.logs.keep, confine=limits.confine(app),
+                  runs_as=("; root starts it in the app's slice, as the app's user" if app.limits
+                           else f"user = {app.name}"))
+
+
 @deploy("Broker")
-def broker(app: App, state: State) -> None:
-    """The app's redis.conf (Supervisor's program runs it)."""
-    ops.file(
+def broker(app: App, settings: HostSettings, state: State, guard: Guard) -> None:
+    """The app's redis.conf and Supervisor program, added or changed (a new redis.conf restarts
+    it) before the app's release is checked."""
+    conf = ops.file(
         name=f"{app.name}: redis.conf",
         path=paths.broker_config(app),
         content=config(app),
         owner="root", group=app.name, mode="640",
         current=state.paths.get(paths.broker_config(app)),
     )
+    content = program(app, settings)
+    program_file = ops.file(
+        name=f"{app.name}: supervisor program of its broker",
+        path=paths.supervisor_broker(app),
+        content=content,
+        owner="root", group="root", mode="644",
+        current=state.paths.get(paths.supervisor_broker(app)),
+    )
+    react(f"{app.name}: broker started", f"supervisorctl update {app.program('redis')}",
+          [Stamp.of(state, paths.stamp("broker", app), content)], [conf, program_file], guard, risky=True)

@@ -11,68 +11,8 @@ from deploys import paths
 from deploys.inventory import App
 from deploys.ops import Guard, Stamp, command, react
 from deploys.supervisor import Reactions, reload_all
-from facts.health import python
+from facts.health import health
 from facts.state import State
-
-# Waits until the socket accepts and every domain answers through Nginx below 500, retrying
-# every half second; past the timeout, fails with the app, the domain, the status and the
-# app's log tail.
-GATE = r"""
-import os, re, subprocess
-app, sock, log, path, timeout, current, previous, venv, previous_venv, reload, record, attempt, *origins = sys.argv[1:]
-
-def healthy(timeout):
-    global error, bad
-    deadline = time.monotonic() + timeout
-    while True:
-        error = accepting(sock)
-        answers = {} if error else statuses(path, origins)
-        bad = {d: s for d, s in answers.items() if not 0 < s < 500}
-        if not error and not bad:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-
-if healthy(float(timeout)):
-    sys.exit(0)
-rollback = ""
-if previous != "-" and os.readlink(current) != previous:
-    # This run switched releases: link the previous release and virtualenv back and reload, and
-    # record what failed, so that the next run does not link it again (see deploys.app.refused).
-    with open(record, "w") as f:
-        f.write(attempt + "\n")
-    for link, target in ((current, previous), (venv, previous_venv)):
-        if target != "-":
-            if os.path.lexists(link + ".djangohost-new"):
-                os.unlink(link + ".djangohost-new")
-            os.symlink(target, link + ".djangohost-new")
-            os.replace(link + ".djangohost-new", link)
-    subprocess.run(reload, shell=True,
-                   stdout=subprocess.DEVNULL)
-    first = (error, bad)
-    back = healthy(float(timeout))
-    rollback = f"; rolled back to {previous}, which {'serves again' if back else 'does not answer either'}"
-    error, bad = first
-if error:
-    problem = f"its Gunicorn socket {sock} does not accept connections ({error})"
-else:
-    problem = "; ".join(f"{d}{path} answered {s or 'nothing'} through Nginx" for d, s in bad.items())
-try:
-    with open(log, errors="replace") as f:
-        recent = f.readlines()[-300:]
-except OSError as e:
-    recent = [f"(no log: {e})\n"]
-# The app's own exception is often above Gunicorn's; name every distinct one first.
-errors = []
-for line in recent:
-    if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b.*", line) and line not in errors:
-        errors.append(line)
-sys.stderr.write(f"djangohost: app {app} is not healthy after {timeout} s: {problem}{rollback}\n"
-                 + (f"--- errors in {log}:\n" + "".join(errors[-5:]) if errors else "")
-                 + f"--- last lines of {log}:\n" + "".join(recent[-20:]))
-sys.exit(1)
-"""
 
 
 def gate_command(app: App, previous: str | None = None, previous_venv: str | None = None,
@@ -80,7 +20,7 @@ def gate_command(app: App, previous: str | None = None, previous_venv: str | Non
     """Shell: wait for the app to answer; when it does not and the live release is not
     `previous` (a link target), link `previous` and `previous_venv` back, reload, and record
     `attempt` (what the run tried, see AppChanges.attempt) as refused."""
-    return python(GATE, app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
+    return health("gate", app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
                   f"{app.health_timeout:g}", paths.current(app), previous or "-", paths.venv(app),
                   previous_venv or "-", reload_all(app), paths.stamp("refused", app), attempt, *app.checked_origins)
 

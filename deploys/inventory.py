@@ -22,6 +22,10 @@ from deploys import defaults, schema
 # os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings.production") in a wsgi.py
 SETTINGS_DEFAULT_RE = re.compile(r"""["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']""")
 RELATIVE_RE = schema.RELATIVE_RE
+# The modules of a settings package a production server runs with, in order of preference, and those
+# it does not.
+PRODUCTION_SETTINGS = ("production", "prod", "live")
+DEVELOPMENT_SETTINGS = ("dev", "develop", "development", "local", "test", "tests", "testing", "ci")
 # Seconds between two scheduled backups, by `at`.
 BACKUP_AT = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
 
@@ -117,7 +121,7 @@ class App:
     source: Path  # a local project directory; Path() when `git` is set
     wsgi_module: str
     settings_module: str
-    requirements: str | None
+    requirements: str | None  # the inventory's; None: found in the source (templates/app/dependencies.py)
     workers: int | None
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
@@ -141,6 +145,9 @@ class App:
     broker: str | None = None  # its Redis's maxmemory; None: no broker
     schedule: tuple[Job, ...] = ()
     limits: schema.LimitsEntry | None = None  # applied by systemd (see deploys.limits)
+    project_dir: str = ""  # where manage.py is, relative to the source's root
+    release_commands: tuple[str, ...] = ()
+    settings_chosen: str = ""  # how settings_module was chosen, when the entry did not name it
 
     @property
     def home(self) -> str:
@@ -160,6 +167,15 @@ class App:
         """Where this host's own checks ask the app through its Nginx: its origins, or behind a load
         balancer holding its certificate, plain HTTP that says it came over https (facts.health)."""
         return tuple(f"lb-{origin}" if self.balancer and self.tls else origin for origin in self.origins)
+
+    @property
+    def project(self) -> Path:
+        """The local directory of manage.py (local sources)."""
+        return self.source / self.project_dir
+
+    def in_release(self, release: str) -> str:
+        """The directory of manage.py in a release (or the `current` link) at `release`."""
+        return f"{release}/{self.project_dir}" if self.project_dir else release
 
     @property
     def socket(self) -> str:
@@ -324,17 +340,27 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
                    requirements=None, workers=None, database=database, present=False, purge=entry.purge,
                    root=settings.root)
     git = source = None
+    project_dir = (entry.project_dir or "").strip("/")
     if isinstance(entry.source, schema.GitSourceEntry):
         key = entry.source.deploy_key
         git = GitSource(entry.source.git, entry.source.ref, Path(key).expanduser().resolve() if key else None)
         source = Path()
     else:
         source = Path(str(entry.source)).resolve()
-        if not (source / "manage.py").is_file():
-            raise schema.Problem("source", f"{source} is not a Django project directory (no manage.py)")
-    wsgi_module = entry.wsgi_module or _guessed("wsgi_module", default_wsgi_module(source))
-    settings_module = entry.settings_module or _guessed("settings_module",
-                                                        default_settings_module(source, wsgi_module))
+        project = (source / project_dir).resolve()
+        if not project.is_relative_to(source):
+            raise schema.Problem("project_dir", f"{project_dir!r} is not inside {source}")
+        if not (project / "manage.py").is_file():
+            field = "project_dir" if project_dir else "source"
+            raise schema.Problem(field, f"{project} is not a Django project directory (no manage.py)"
+                                 + ("" if project_dir else "; if manage.py is in a subdirectory, name it in "
+                                                          "project_dir"))
+    wsgi_module = entry.wsgi_module or _guessed("wsgi_module", default_wsgi_module(source / project_dir))
+    settings_chosen = ""
+    settings_module = entry.settings_module
+    if settings_module is None:
+        found, settings_chosen = default_settings_module(source / project_dir, wsgi_module)
+        settings_module = _guessed("settings_module", (found, settings_chosen))
     return App(
         name=entry.name,
         domains=tuple(entry.domains or ()),
@@ -342,6 +368,9 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         wsgi_module=wsgi_module,
         settings_module=settings_module,
         requirements=_requirements(entry.requirements, source, git is not None),
+        project_dir=project_dir,
+        release_commands=tuple(entry.release_commands),
+        settings_chosen=settings_chosen,
         workers=entry.workers,
         env={name: str(value) for name, value in entry.env.items()},
         secrets={name: str(value) for name, value in entry.secrets.items()},
@@ -374,19 +403,16 @@ def _guessed(field_name: str, guess: tuple[str | None, str]) -> str:
 
 
 def _requirements(requirements: str | None, source: Path, git: bool) -> str | None:
-    """The requirements file: given and checked, or the default one if the source has it (git:
-    looked for at the deployed commit; a repository without it gets none)."""
-    if git:
-        requirements = requirements or defaults.REQUIREMENTS_FILE
-        if not RELATIVE_RE.fullmatch(requirements):
-            raise schema.Problem("requirements", f"{requirements!r} must be a path inside the repository")
-        return requirements
+    """The requirements file the entry names, checked (a git source's at the deployed commit);
+    None: found in the source."""
     if requirements is None:
-        return defaults.REQUIREMENTS_FILE if (source / defaults.REQUIREMENTS_FILE).is_file() else None
-    if (not RELATIVE_RE.fullmatch(requirements) or not (source / requirements).resolve().is_relative_to(source)
-            or not (source / requirements).is_file()):
-        raise schema.Problem("requirements", f"{requirements!r} is not a file inside {source} (letters, digits, "
+        return None
+    if not RELATIVE_RE.fullmatch(requirements):
+        raise schema.Problem("requirements", f"{requirements!r} must be a path inside the source (letters, digits, "
                                              ". _ / + - only)")
+    if not git and (not (source / requirements).resolve().is_relative_to(source)
+                    or not (source / requirements).is_file()):
+        raise schema.Problem("requirements", f"{requirements!r} is not a file inside {source}")
     return requirements
 
 
@@ -450,25 +476,36 @@ def default_wsgi_module(source: Path) -> tuple[str | None, str]:
 
 
 def default_settings_module(source: Path, wsgi_module: str) -> tuple[str | None, str]:
-    """The settings the project serves with; else None and the settings modules found.
+    """The settings the project serves with, and why they were chosen; else None and the settings
+    modules found.
 
-    That is the module its WSGI file names as DJANGO_SETTINGS_MODULE's default, else
-    <package>.settings, else the production module of a settings package
-    (<package>/settings/production.py or prod.py).
+    The module the project's wsgi.py names as DJANGO_SETTINGS_MODULE's default, unless it is a
+    development one (dev, local, test...) and the settings package has a production module
+    (production, prod, live): Wagtail's template and many others name their dev settings there.
+    Else <package>.settings.
     """
     wsgi_file = _module_file(source, wsgi_module)
     named = SETTINGS_DEFAULT_RE.search(wsgi_file.read_text(errors="replace")) if wsgi_file.is_file() else None
     package = wsgi_module.rpartition(".")[0]
-    if named and (_module_file(source, named.group(1)).is_file()
-                  or _module_file(source, f"{named.group(1)}.__init__").is_file()):
-        return named.group(1), ""
-    for candidate in (f"{package}.settings", f"{package}.settings.production", f"{package}.settings.prod"):
-        if _module_file(source, candidate).is_file():
-            return candidate, ""
-    settings_dir = _module_file(source, f"{package}.settings").with_suffix("")
-    modules = sorted(f"{package}.settings.{path.stem}" for path in settings_dir.glob("*.py")
-                     if path.stem != "__init__")
+    settings = f"{package}.settings"
+    production = next((f"{settings}.{leaf}" for leaf in PRODUCTION_SETTINGS
+                       if _module_file(source, f"{settings}.{leaf}").is_file()), None)
+    if named and _is_module(source, named.group(1)):
+        module = named.group(1)
+        if module.rpartition(".")[2] not in DEVELOPMENT_SETTINGS or production is None:
+            return module, f"named by {wsgi_file.name}"
+        return production, f"{wsgi_file.name} names {module}, a development module"
+    if production:
+        return production, "the production module of the settings package"
+    if _module_file(source, settings).is_file():
+        return settings, "the project's settings module"
+    settings_dir = _module_file(source, settings).with_suffix("")
+    modules = sorted(f"{settings}.{path.stem}" for path in settings_dir.glob("*.py") if path.stem != "__init__")
     return None, ", ".join(modules) or f"no {package}/settings.py"
+
+
+def _is_module(source: Path, module: str) -> bool:
+    return _module_file(source, module).is_file() or _module_file(source, f"{module}.__init__").is_file()
 
 
 def check_host(host_name: str, apps: list[App], state: Any) -> None:

@@ -58,6 +58,17 @@ def _show_diff(path: str, current: list[str] | None, desired: str) -> None:
     logger.info("")
 
 
+def diff(label: str, content: str, current: str | None) -> None:
+    """With --diff, while pyinfra plans: a unified diff of `label` from the host's file at `current`
+    (None: no file) to `content`, when they differ (a file the deploy does not write itself, such as
+    a release's requirements)."""
+    if not _diffing():
+        return
+    lines = host.get_fact(FileContents, path=current) if current else None
+    if lines is None or lines != content.splitlines():
+        _show_diff(label, lines, content)
+
+
 def _owner_mode(path: str, owner: str, group: str, mode: str) -> str:
     quoted = shlex.quote(path)
     return f"chown {owner}:{group} {quoted} && chmod {mode} {quoted}"

@@ -9,9 +9,10 @@ An app's home (<root>/<app>) holds:
     conf/            env (environment file), djangohost_settings.py, gunicorn.conf.py; next/: the
                      same, staged for a release until its candidate check passed; redis.conf
     bin/             gunicorn-start (what Supervisor runs), gunicorn-reload, manage (manage.py
-                     with the app's env), compress-static,
-                     run (a command of the app's processes and jobs), job (one run of a job)
-    logs/ run/ static/ media/ redis/ (with a broker)
+                     with the app's env), compress-static, release (readies a release),
+                     run (a command of the app's processes, jobs and release commands), job (one
+                     run of a job)
+    logs/ run/ static/ media/ tmp/ redis/ (with a broker)
 
 Its build identity, the user `_<app>` (a name no app can have), has a home of its own,
 /var/lib/djangohost/build/<app> (0700), holding the git mirror (repo/), the deploy key and the
@@ -58,6 +59,14 @@ UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
 UV_BIN = f"{UV}/bin/uv"
 # Debian's wheels of pip and setuptools, which its venv module installs from.
 PIP_WHEELS = "/usr/share/python-wheels"
+# Programs of djangohost's the deploy runs on the host (read-only to all): what decides a
+# virtualenv and builds it (run by the build identities), and the checks of an app's answers.
+DEPENDENCIES = f"{TOOLS}/dependencies.py"
+HEALTH = f"{TOOLS}/health.py"
+# Publishes a release's static files by content (run as the app's user, see bin/release).
+PUBLISH_STATIC = f"{TOOLS}/publish-static.py"
+# Builds a virtualenv as the app's build identity (root only).
+BUILD_TOOL = "/usr/local/sbin/djangohost-build"
 # `migrate` under a lock in the database, for apps whose database is on the database server.
 MIGRATE_LOCKED = f"{TOOLS}/migrate_locked.py"
 # Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
@@ -107,6 +116,8 @@ APP_DIRS = (
     ("run", "app", "www-data", "750"),
     ("static", "app", "www-data", "750"),
     ("media", "app", "www-data", "750"),
+    # the app's own scratch space: a release's static files, collected before they are published
+    ("tmp", "app", "app", "700"),
 )
 
 
@@ -190,6 +201,16 @@ def compress_static(app: App) -> str:
     return app.path("bin", "compress-static")
 
 
+def release_script(app: App) -> str:
+    """What readies a release before it goes live (root runs it)."""
+    return app.path("bin", "release")
+
+
+def collected_static(app: App) -> str:
+    """Where a release's static files are collected before they are published in static/."""
+    return app.path("tmp", "static")
+
+
 def run_script(app: App) -> str:
     """What runs an app's processes and jobs: a command in its live release, as its user."""
     return app.path("bin", "run")
@@ -265,6 +286,10 @@ def supervisor_processes(app: App) -> str:
     return f"{SUPERVISOR_CONF_D}/{app.name}-processes.conf"
 
 
+def supervisor_broker(app: App) -> str:
+    return f"{SUPERVISOR_CONF_D}/{app.name}-redis.conf"
+
+
 def backup_config(app: App) -> str:
     return f"{BACKUP_CONFIG}/{app.name}.json"
 
@@ -322,7 +347,9 @@ def app_paths(app: App) -> list[str]:
            f"{tls_staged(app)}/privkey.pem"] if app.tls else []),
         supervisor_program(app),
         supervisor_processes(app),
-        *([run_script(app)] if app.processes or app.schedule else []),
+        supervisor_broker(app),
+        run_script(app),
+        release_script(app),
         *([job_script(app), job_records(app)] if app.schedule else []),
         jobs_cron(app),
         *([broker_config(app)] if app.broker else []),
@@ -340,7 +367,7 @@ def app_paths(app: App) -> list[str]:
 
 # The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.
 APP_STAMPS = ("release", "program", "restart", "reload", "programs", "processes", "healthy", "tls", "rollback",
-              "refused", "site", "limits")
+              "refused", "site", "limits", "broker")
 HOST_STAMPS = ("nginx",)
 
 
@@ -363,7 +390,9 @@ def app_stamps(app: App) -> list[str]:
 
 HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
               NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
-              STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT,
+              STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, BUILD_TOOL, MIGRATE_LOCKED, DEPENDENCIES, HEALTH,
+              PUBLISH_STATIC,
+              TLS_DIR, ACME_WEBROOT,
               CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
               BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
               *(stamp(kind) for kind in HOST_STAMPS)]

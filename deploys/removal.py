@@ -21,7 +21,8 @@ def remove(app: App, state: State) -> None:
     ops.command(
         name=f"{app.name}: supervisor programs removed",
         # `update NAME` stops and removes a program whose configuration is gone.
-        command=f"rm -f {paths.supervisor_program(app)} {paths.supervisor_processes(app)} && "
+        command=f"rm -f {paths.supervisor_program(app)} {paths.supervisor_processes(app)} "
+                f"{paths.supervisor_broker(app)} && "
                 f"{update(app.name, [app.name])}",
         needed=program is not None,
         reason=f"{app.name} has no supervisor program",

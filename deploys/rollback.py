@@ -54,6 +54,10 @@ with lock.held(apps):
                      f"is; the dump taken before it is {before[-1]}. To restore it: pyinfra INVENTORY "
                      f"deploys/restore.py --data app={app.name} --data backup={before[-1]}", logger.warning)
 
+        # Its static files first: a file that changed since (Django's default storage names it by its
+        # path alone) is served as that release had it.
+        ops.command(name=f"{app.name}: static files of {target}",
+                    command=f"{paths.release_script(app)} {target} {venv_key} static", needed=True, reason="")
         switched = [
             ops.link(name=f"{app.name}: live release", path=paths.current(app), target=f"releases/{target}",
                      current=ops.link_state(f"releases/{found['live']}")),
@@ -63,4 +67,6 @@ with lock.held(apps):
         ops.react(f"{app.name}: reload gunicorn{' and restart its processes' if app.processes else ''}",
                   reload_all(app), [], switched)
         ops.react(f"{app.name}: health gate", gate_command(app), [], switched)
-        ops.react(f"{app.name}: rollback recorded", f"echo {found['live']} {target} > {recorded}", [], switched)
+        # The next deploy readies its release again (its static files published anew, checked).
+        ops.react(f"{app.name}: rollback recorded",
+                  f"echo {found['live']} {target} > {recorded} && rm -f {paths.stamp('release', app)}", [], switched)

@@ -72,6 +72,8 @@ FORMS = {
     "wsgi_module": "is not a dotted Python module path",
     "settings_module": "is not a dotted Python module path",
     "requirements": "must be a path of a file inside the source",
+    "project_dir": "must be a directory inside the source (letters, digits, . _ / + -), where manage.py is",
+    "release_commands": "must be a list of command lines, each on one line, without %",
     "workers": "must be a whole number of at least 1",
     "env": "must be a dict of variable names to values",
     "secrets": "must be a dict of variable names to values",
@@ -391,7 +393,12 @@ class AppEntry(Model):
     source: str | GitSourceEntry | None = Field(None, description="A local project directory, or a git repository.")
     wsgi_module: str | None = Field(None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"})
     settings_module: str | None = Field(None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"})
-    requirements: str | None = Field(None, description="A requirements file inside the source.")
+    project_dir: str | None = Field(None, description="Where manage.py is, relative to the source's root; "
+                                                      "default the root.")
+    requirements: str | None = Field(None, description="A requirements file, relative to the source's root; default: "
+                                                       "uv.lock, requirements.txt or pyproject.toml, found.")
+    release_commands: list[str] = Field(default_factory=list, description="Commands run in each new release before "
+                                        "it goes live, as the app, with its commands and bin/manage on PATH.")
     workers: int | None = Field(None, ge=1, description="Gunicorn workers; default 2 x cores + 1.")
     env: dict[str, Value] = Field(default_factory=dict)
     secrets: dict[str, Value] = Field(default_factory=dict, description="Masked wherever shown.")
@@ -497,6 +504,23 @@ class AppEntry(Model):
             if names.count(name) > 1:
                 raise ValueError(f"job {name}: two jobs have this name")
         return jobs
+
+    @field_validator("project_dir")
+    @classmethod
+    def _project_dir(cls, value: str | None) -> str | None:
+        return value if value is None else form(RELATIVE_RE, value, "project_dir")
+
+    @field_validator("release_commands", mode="before")
+    @classmethod
+    def _release_commands(cls, value: Any) -> Any:
+        if not isinstance(value, list) or not all(isinstance(command, str) for command in value):
+            raise ValueError(f"{value!r} {FORMS['release_commands']}")
+        for index, command in enumerate(value):
+            try:
+                command_line(cls, command)
+            except ValueError as error:
+                raise ValueError(f"command {index + 1}: {error}") from None
+        return value
 
     @field_validator("limits", mode="before")
     @classmethod

@@ -79,8 +79,11 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
     # The apps' checks run side by side, while the other servers' packages install.
     for app in host.loop(apps):
         guard = guards[app.name]
+        # What the release is checked against: its database and broker.
         if app.database and not app.database_server:  # PostgreSQL's or MariaDB's, on this host
             base.ENGINES[app.database].database(app=app, state=state, guard=guard, _if=guard.ok)
+        if app.broker:
+            broker.broker(app=app, settings=settings, state=state, guard=guard, _if=guard.ok)
         checked(app=app, state=state, changes=prepared[app.name], guard=guard, _if=guard.ok)
     if apps or removed:
         base.host_services(apps=apps, settings=settings, state=state)
@@ -99,8 +102,6 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
             live(app=app, state=state, changes=prepared[app.name], _if=guard.ok)
             if app.limits or paths.slice_unit(app) in state.paths:
                 limits.limits(app=app, state=state, _if=guard.ok)
-            if app.broker:
-                broker.broker(app=app, state=state, _if=guard.ok)
             reactions[app.name] = supervisor.program(app=app, settings=settings, state=state,  # type: ignore[assignment]
                                                      changes=prepared[app.name], guard=guard, _if=guard.ok)
             schedule.schedule(app=app, state=state, _if=guard.ok)

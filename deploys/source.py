@@ -1,20 +1,24 @@
 """An app's code as it is shipped: a deterministic archive of a local source, or a commit of a git
 source, and the hashes that name its release and its virtualenv, so an unchanged source or
-requirements file changes nothing."""
+dependency file changes nothing."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import io
-import shlex
 import tarfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploys.inventory import App, HostSettings
+from deploys.inventory import App, HostSettings, InventoryError
 from deploys.paths import RELEASE_MARKERS
+from deploys.templates import program
 from facts.git import Mirror
+
+# What decides a virtualenv, read alike here and on the host (templates/app/dependencies.py).
+dependencies = program("app/dependencies.py")
 
 # Never shipped: caches, version control, local virtualenvs, local databases, djangohost's markers.
 EXCLUDED_NAMES = {"__pycache__", ".git", ".hg", ".venv", "venv", "node_modules", ".mypy_cache",
@@ -75,44 +79,45 @@ def archive(source: Path) -> SourceArchive:
 
 
 def venv_packages(app: App, settings: HostSettings) -> list[str]:
-    """What the deploy adds to an app's requirements: Gunicorn, and its database's driver."""
+    """What the deploy adds to an app's requirements unless the project names it: Gunicorn, and its
+    database's driver."""
     drivers = {"postgresql": settings.database_driver, "mariadb": settings.mariadb_driver}
     return [f"gunicorn=={settings.gunicorn_version}", *([drivers[app.database]] if app.database else [])]
 
 
-def venv_key(python: str, packages: list[str], requirements_sha256: str) -> str:
-    """Names a virtualenv: the same python, added packages and requirements give the same one.
-    venv_key_shell computes the same on the host."""
-    return hashlib.sha256("".join(f"{line}\n" for line in (python, *packages, requirements_sha256))
-                          .encode()).hexdigest()[:12]
-
-
-def venv_key_shell(python: str, packages: list[str], requirements: str | None) -> str:
-    """A shell expression for venv_key, for a requirements file known only on the host
-    (`requirements`: its path, quoted for the shell)."""
-    words = " ".join(shlex.quote(word) for word in (python, *packages))
-    digest = f'"$([ -f {requirements} ] && sha256sum <{requirements} | cut -c1-64)"' if requirements else "''"
-    return f"$(printf '%s\\n' {words} {digest} | sha256sum | cut -c1-12)"
+def venv_key(python: str, packages: list[str], digest: str) -> str:
+    """Names a virtualenv: the same python, added packages and dependency files give the same one
+    (dependencies.key, as the host computes it)."""
+    return str(dependencies.key(python, packages, digest))
 
 
 @dataclass(frozen=True)
 class Code:
     """An app's code as the plan knows it. For a git source whose mirror could not be fetched
-    while planning (a first deploy, a new URL or deploy key), commit and requirements are known
+    while planning (a first deploy, a new URL or deploy key), commit and dependencies are known
     only once the deploy fetched it."""
 
     short: str | None  # content digest or commit, 12 characters
     commit: str | None = None  # git sources
-    requirements_sha256: str | None = None  # "" without a requirements file
+    dependencies: str | None = None  # the digest of its dependency files (see dependencies.find)
+    names: frozenset[str] = frozenset()  # the packages they ask for
+    files: Mapping[str, bytes] = field(default_factory=dict)  # local sources: the dependency files
+
+    def packages(self, app: App, settings: HostSettings) -> list[str]:
+        """What the deploy adds to the project's dependencies."""
+        return list(dependencies.added(self.names, venv_packages(app, settings)))
 
 
 def code(app: App, mirror: Mirror | None) -> Code:
     """What `app` deploys: its local source's archive, or the commit its git ref resolves to."""
     if app.git is None:
-        shipped = archive(app.source)
-        requirements = (app.source / app.requirements).read_bytes() if app.requirements else None
-        digest = "" if requirements is None else hashlib.sha256(requirements).hexdigest()
-        return Code(shipped.short, requirements_sha256=digest)
-    if mirror is None or mirror.url != app.git.url or not mirror.commit:
+        try:
+            found = dependencies.find(dependencies.from_directory(str(app.source)), app.project_dir, app.requirements)
+        except dependencies.Refused as refused:
+            raise InventoryError(f"app {app.name}, field requirements: {refused}") from None
+        return Code(archive(app.source).short, dependencies=found.digest, names=frozenset(found.names),
+                    files=found.files)
+    if mirror is None or mirror.url != app.git.url or not mirror.commit or mirror.dependencies is None:
         return Code(None)
-    return Code(mirror.commit[:12], commit=mirror.commit, requirements_sha256=mirror.requirements_sha256)
+    return Code(mirror.commit[:12], commit=mirror.commit, dependencies=mirror.dependencies,
+                names=frozenset(mirror.names))

@@ -15,9 +15,9 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
     without apps (a load balancer, a database server) has nothing here to compare: no round trip."""
     if not apps:
         return State()
-    git_apps = [(app.name, paths.builder(app), paths.build_home(app), app.git.ref, app.requirements or "")
-                for app in apps if app.git and app.present]
-    mirrors = host.get_fact(GitMirrors, apps=git_apps) if git_apps else {}
+    git_apps = [(app.name, paths.builder(app), paths.build_home(app), app.git.ref, app.project_dir,
+                 app.requirements or "") for app in apps if app.git and app.present]
+    mirrors = host.get_fact(GitMirrors, apps=git_apps, program=paths.DEPENDENCIES) if git_apps else {}
     state: State = host.get_fact(
         HostState,
         paths=[

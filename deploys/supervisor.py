@@ -1,5 +1,5 @@
-"""The app's processes under Supervisor: Gunicorn, its broker and its other processes, each one
-program (<app>, <app>-redis, <app>-<name>), reloaded or restarted only when it must be.
+"""The app's processes under Supervisor: Gunicorn and its other processes, each one program (<app>,
+<app>-<name>), reloaded or restarted only when it must be (its broker, <app>-redis: deploys.broker).
 
 Not one Supervisor group: `supervisorctl update` replaces a changed group whole, so a new command
 for a worker would restart Gunicorn too. The programs' names keep them side by side."""
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys import broker, limits, logs, ops, paths
+from deploys import limits, logs, ops, paths
 from deploys.app import AppChanges
 from deploys.inventory import App, HostSettings
 from deploys.ops import Guard, Stamp, react
@@ -46,11 +46,8 @@ def update(name: str, programs: Iterable[str]) -> str:
 
 
 def program_file(app: App, settings: HostSettings, template: str = "supervisor/program.conf.j2") -> str:
-    """The app's Supervisor program (Gunicorn), or with processes.conf.j2 those of its broker and
-    processes."""
-    return render(template, app=app, gunicorn_start=paths.gunicorn_start(app),
-                  run=paths.run_script(app), broker_config=paths.broker_config(app),
-                  broker_digest=ops.sha256(broker.config(app)) if app.broker else "",
+    """The app's Supervisor program (Gunicorn), or with processes.conf.j2 those of its processes."""
+    return render(template, app=app, gunicorn_start=paths.gunicorn_start(app), run=paths.run_script(app),
                   log_size=logs.size(settings.logs, "supervisor"), log_keep=settings.logs.keep,
                   confine=limits.confine(app),
                   runs_as=("; root starts it in the app's slice, as the app's user (see confine)" if app.limits
@@ -103,14 +100,14 @@ def program(app: App, settings: HostSettings, state: State, changes: AppChanges,
         unless=[update_programs, restart], risky=True,
     )
     reactions = Reactions([update_programs, restart, reload], [program_stamp, restart_stamp, reload_stamp])
-    if app.processes or app.broker or paths.supervisor_processes(app) in state.paths:
+    if app.processes or paths.supervisor_processes(app) in state.paths:
         processes(app, settings, state, changes, guard, reactions)
     return reactions
 
 
 def processes(app: App, settings: HostSettings, state: State, changes: AppChanges, guard: Guard,
               reactions: Reactions) -> None:
-    """The programs of the app's broker and processes, in a file of their own: a change to one
+    """The programs of the app's processes, in a file of their own: a change to one
     of them leaves Gunicorn alone. Changed programs are updated; the processes restart when
     what Gunicorn reloads for changed, after the candidate check passed."""
     path = paths.supervisor_processes(app)
@@ -118,13 +115,13 @@ def processes(app: App, settings: HostSettings, state: State, changes: AppChange
     content = program_file(app, settings, "supervisor/processes.conf.j2")
     conf = (ops.file(name=f"{app.name}: supervisor programs of its processes", path=path, content=content,
                      owner="root", group="root", mode="644", current=current)
-            if app.processes or app.broker else
+            if app.processes else
             ops.absent(name=f"{app.name}: supervisor programs of its processes removed", path=path, current=current))
     programs_stamp = Stamp.of(state, paths.stamp("programs", app), content)
     restart_stamp = Stamp.of(state, paths.stamp("processes", app), *changes.inputs)
     # The first update starts them with this release: no restart after it.
     first = [restart_stamp] if current is None else []
-    names = [*app.code_programs[1:], *([app.program("redis")] if app.broker else [])]
+    names = list(app.code_programs[1:])
     update_processes = react(
         f"{app.name}: supervisor update of its processes", update(app.name, names),
         [programs_stamp, *first], [conf], guard, risky=True,

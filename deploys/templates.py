@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shlex
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import jinja2
 
@@ -27,3 +30,16 @@ _env.filters["pyrepr"] = json.dumps
 
 def render(template: str, **context: object) -> str:
     return _env.get_template(template).render(**context)
+
+
+def program(path: str) -> ModuleType:
+    """A Python program of templates/ (shipped to hosts as it is), imported here as a module: the
+    planner and the host run the same code."""
+    name = "djangohost_" + Path(path).stem
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, TEMPLATES / path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

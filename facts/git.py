@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from pyinfra.api import FactBase
 
-# Run as the app's build identity inside its mirror: fetch, then resolve the ref at what was fetched.
-# A fetch or a ref that fails is reported, not raised: the deploy decides what it means.
+# Run as the app's build identity inside its mirror: fetch, resolve the ref at what was fetched, and
+# read what decides the virtualenv at that commit with djangohost's program (when the host has it:
+# else the build finds it). A fetch or a ref that fails is reported, not raised: the deploy decides
+# what it means.
 FETCH = r"""
 cd "$1" 2>/dev/null && [ -f HEAD ] || exit 0
 url=$(git config remote.origin.url)
@@ -19,9 +21,11 @@ fi
 if ! commit=$(git rev-parse --verify --quiet "$2^{commit}"); then
   printf 'noref\t%s\tref %s not found in the repository\n' "$url" "$2"; exit 0
 fi
-req=""
-git cat-file -e "$commit:$3" 2>/dev/null && req=$(git cat-file blob "$commit:$3" | sha256sum | cut -c1-64)
-printf 'ok\t%s\t%s\t%s\n' "$url" "$commit" "$req"
+[ -f "$5" ] || { printf 'ok\t%s\t%s\n' "$url" "$commit"; exit 0; }
+if ! found=$(python3 "$5" digest --git "$commit" --project-dir "$3" ${4:+--requirements "$4"} 2>&1); then
+  printf 'error\t%s\t%s\n' "$url" "$(printf '%s' "$found" | tail -n 1 | tr '\t\n' '  ')"; exit 0
+fi
+printf 'ok\t%s\t%s\t%s\n' "$url" "$commit" "$found"
 """
 
 
@@ -35,7 +39,8 @@ def as_user(user: str, home: str, command: str) -> str:
 class Mirror:
     url: str  # where it fetches from
     commit: str = ""  # what the ref resolved to after the fetch
-    requirements_sha256: str = ""  # of the requirements file at that commit; "" when it has none
+    dependencies: str | None = None  # the digest of its dependency files at that commit (None: not read)
+    names: tuple[str, ...] = ()  # the packages they ask for
     error: str = ""  # why the fetch or the ref failed
     ref_missing: bool = False  # fetched, but the repository has no such ref
 
@@ -48,15 +53,18 @@ class GitMirrors(FactBase[dict[str, Mirror]]):
     .. code:: python
 
         {"hello": Mirror(url="ssh://git@git.example.com/hello.git",
-                         commit="3f2a9c7d...", requirements_sha256="9f86d0...")}
+                         commit="3f2a9c7d...", dependencies="9f86d0...", names=("django",))}
     """
 
-    def command(self, apps: Iterable[tuple[str, str, str, str, str]] = ()) -> str:  # type: ignore[override]
-        """apps: (app, its build user, that user's home, ref, requirements path) for each git app."""
+    def command(self, apps: Iterable[tuple[str, str, str, str, str, str]] = (),  # type: ignore[override]
+                program: str = "") -> str:
+        """apps: (app, its build user, that user's home, ref, project directory, requirements path or
+        "") for each git app; program: the host's templates/app/dependencies.py."""
         lines = []
-        for app, user, home, ref, requirements in apps:
+        for app, user, home, ref, project_dir, requirements in apps:
             mirror = shlex.quote(f"{home}/repo")
-            fetch = f"sh -c {shlex.quote(FETCH)} sh {mirror} {shlex.quote(ref)} {shlex.quote(requirements)}"
+            words = " ".join(shlex.quote(word) for word in (ref, project_dir, requirements, program))
+            fetch = f"sh -c {shlex.quote(FETCH)} sh {mirror} {words}"
             lines.append(
                 f"id -u {user} >/dev/null 2>&1 && [ -f {mirror}/HEAD ] && "
                 f"{as_user(user, home, fetch)} | sed 's/^/{app}\\t/'"
@@ -67,8 +75,11 @@ class GitMirrors(FactBase[dict[str, Mirror]]):
         mirrors = {}
         for line in output:
             app, status, url, *rest = line.split("\t")
-            if status == "ok":
-                mirrors[app] = Mirror(url, commit=rest[0], requirements_sha256=rest[1])
+            if status == "ok" and len(rest) == 4:  # commit, mode, digest, names
+                names = tuple(filter(None, rest[3].split(",")))
+                mirrors[app] = Mirror(url, commit=rest[0], dependencies=rest[2], names=names)
+            elif status == "ok":
+                mirrors[app] = Mirror(url, commit=rest[0])
             else:
                 mirrors[app] = Mirror(url, error=rest[0] if rest else "unknown error",
                                        ref_missing=status == "noref")

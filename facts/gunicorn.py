@@ -8,9 +8,7 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase
 
-from facts.health import python
-
-ACCEPTING = "error = accepting(sys.argv[1]); print(answer(error))"
+from facts.health import health
 
 
 def stat_command(path: str) -> str:
@@ -41,7 +39,7 @@ class GunicornSocket(FactBase[Socket]):
     """
 
     def command(self, path: str) -> str:  # type: ignore[override]
-        return f"{stat_command(path)}; [ ! -e {shlex.quote(path)} ] || {python(ACCEPTING, path)} 2>&1"
+        return f"{stat_command(path)}; [ ! -e {shlex.quote(path)} ] || {health('accepting', path)} 2>&1"
 
     def process(self, output: Iterable[str]) -> Socket:  # type: ignore[override]
         lines = list(output)

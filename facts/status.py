@@ -10,27 +10,12 @@ from pyinfra.api import FactBase
 
 from facts.backups import BackupList, Backups, list_command
 from facts.gunicorn import GunicornSocket, Socket, stat_command
-from facts.health import AppHealth, python
+from facts.health import AppHealth, health
 from facts.jobs import JobRun, JobRuns
 from facts.nginx import Nginx, NginxState
 from facts.supervisor import Program, SupervisorPrograms
 
 MARK = "--- djangohost section"
-
-# Every app's socket and answer through Nginx from one python3, the apps side by side: a python3
-# of their own for each costs 70 ms apiece, one after the other (4 s for 30 apps).
-CHECK_ALL = f"""
-from concurrent.futures import ThreadPoolExecutor
-
-def check(app):
-    name, socket_path, origins, path = app
-    return name, accepting(socket_path), statuses(path, origins)
-
-with ThreadPoolExecutor(8) as pool:
-    for name, error, health in pool.map(check, json.loads(sys.argv[1])):
-        print("{MARK} accept " + name, answer(error), "{MARK} health " + name, json.dumps(health), sep="\\n")
-"""
-
 
 class AppStatus(TypedDict):
     program: Program | None
@@ -71,7 +56,7 @@ class Status(FactBase[HostStatus]):
             sections.append((f"socket {name}", stat_command(socket)))
             sections.append((f"jobs {name}", JobRuns().command(name)))
         marked = [f"echo '{MARK} {label}'\n( {command}\n)" for label, command in sections]
-        return "\n".join([*marked, f"{python(CHECK_ALL, json.dumps(apps))} 2>/dev/null"])
+        return "\n".join([*marked, f"{health('status', json.dumps(apps))} 2>/dev/null"])
 
     def process(self, output: Iterable[str]) -> HostStatus:  # type: ignore[override]
         sections: dict[str, list[str]] = {}

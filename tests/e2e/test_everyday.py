@@ -224,8 +224,8 @@ def test_removing_an_app_keeps_its_data_unless_purged_and_others_keep_serving(si
 
 
 def test_a_package_apt_cannot_install_fails_the_run_with_apts_reason(container_factory, tmp_path):
-    # The servers' packages install in the background while the apps build (deploys.base): their
-    # failure must still stop the run, with apt's own words, before anything goes live.
+    # A package the host's djangohost_packages adds may be what a build needs (libpq-dev): it is
+    # installed before any build, and its failure stops the run with apt's own words.
     container = container_factory()
     source = copy_example("hello", tmp_path)
     inventory = write_inventory(tmp_path / "inventory.py", container,
@@ -235,5 +235,4 @@ def test_a_package_apt_cannot_install_fails_the_run_with_apts_reason(container_f
     run = pyinfra(inventory, check=False, json_results=False)
     assert run.returncode != 0
     assert "Unable to locate package djangohost-no-such-package" in run.output, run.output[-3000:]
-    assert "djangohost: packages failed" in run.output
-    assert sh(container, "ls /webapps/hello/current 2>&1 || true").endswith("No such file or directory")
+    assert sh(container, "ls /webapps/hello 2>&1 || true").endswith("No such file or directory")

@@ -113,9 +113,9 @@ def test_an_app_failing_through_nginx_fails_the_gate_with_its_log_and_is_rolled_
     try:
         run = pyinfra(inventory, check=False)
         assert run.returncode != 0
-        assert "app hello is not healthy after 5 s: http://hello.test/ answered 500 through Nginx" in run.output
+        assert "app hello is not healthy through Nginx: http://hello.test/ answered 500" in run.output
         assert f"rolled back to {live}, which serves again" in run.output
-        assert "--- errors in /webapps/hello/logs/gunicorn.log:" in run.output
+        assert "--- the end of /webapps/hello/logs/gunicorn.log:\n" in run.output
         assert "RuntimeError: hello fails behind Nginx" in run.output  # from the app's log
         assert sh(container, "readlink /webapps/hello/current") == live
         assert http_get(port, "hello.test")[0] == 200

@@ -132,15 +132,19 @@ def test_fact_commands_are_valid_sh():
 def test_git_mirrors():
     url = "ssh://git@git.test/shop.git"
     mirrors = GitMirrors().process([
-        f"shop\tok\t{url}\t8e67ff55a4d4e0c1\t9f86d081884c7d65",
+        f"shop\tok\t{url}\t8e67ff55a4d4e0c1\trequirements\t9f86d081884c7d65\tdjango,gunicorn",
+        f"news\tok\t{url}\t5e67ff55a4d4e0c1",
         f"blog\tnoref\t{url}\tref v9 not found in the repository",
         f"wiki\terror\t{url}\tgit@git.test: Permission denied (publickey). fatal: Could not read from remote",
     ])
-    assert mirrors["shop"] == Mirror(url, commit="8e67ff55a4d4e0c1", requirements_sha256="9f86d081884c7d65")
+    assert mirrors["shop"] == Mirror(url, commit="8e67ff55a4d4e0c1", dependencies="9f86d081884c7d65",
+                                     names=("django", "gunicorn"))
+    # Fetched on a host without djangohost's program yet: its build finds the dependencies.
+    assert mirrors["news"] == Mirror(url, commit="5e67ff55a4d4e0c1", dependencies=None)
     assert mirrors["blog"].ref_missing and not mirrors["blog"].commit
     assert not mirrors["wiki"].ref_missing and "Permission denied" in mirrors["wiki"].error
-    command = GitMirrors().command(apps=[("shop", "_shop", "/var/lib/djangohost/build/shop", "main",
-                                          "requirements.txt")])
+    command = GitMirrors().command(apps=[("shop", "_shop", "/var/lib/djangohost/build/shop", "main", "src",
+                                          "requirements.txt")], program="/usr/local/lib/djangohost/dependencies.py")
     assert "runuser -u _shop -- env HOME=/var/lib/djangohost/build/shop sh -c" in command
     assert "sed 's/^/shop\\t/'" in command  # reported by the app's name
 

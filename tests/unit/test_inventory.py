@@ -33,7 +33,7 @@ def test_defaults_are_found_in_the_project():
     (hello,) = load_apps("web1", {"apps": [app()]})
     assert hello.wsgi_module == "hello.wsgi"
     assert hello.settings_module == "hello.settings"
-    assert hello.requirements == "requirements.txt"
+    assert hello.requirements is None  # found in the source (templates/app/dependencies.py)
     assert hello.workers is None
     assert hello.home == "/webapps/hello"
     assert hello.socket == "/webapps/hello/run/gunicorn.sock"
@@ -201,7 +201,7 @@ def test_git_source(tmp_path):
         source={"git": "ssh://git@git.test/hello.git", "ref": "v1.2", "deploy_key": str(key)},
         wsgi_module="hello.wsgi", settings_module="hello.settings")]})
     assert hello.git == GitSource("ssh://git@git.test/hello.git", "v1.2", key)
-    assert hello.requirements == "requirements.txt"  # looked for at the deployed commit
+    assert hello.requirements is None  # found at the deployed commit
 
 
 def project(root, files: dict[str, str]):
@@ -304,8 +304,9 @@ def test_every_problem_of_every_host_is_in_one_message():
         "host web1, app hello, field domains: 'bad..name' is not a valid host name",
         "host web1, app hello, field workers: 0 must be a whole number of at least 1",
         "host web1, app two, field colour: unknown field (known fields: backup, broker, client_max_body_size, "
-        "database, domains, env, health_path, health_timeout, limits, media, name, primary, processes, purge, "
-        "requirements, schedule, secrets, servers, settings_module, source, state, tls, workers, wsgi_module)",
+        "database, domains, env, health_path, health_timeout, limits, media, name, primary, processes, project_dir, "
+        "purge, release_commands, requirements, schedule, secrets, servers, settings_module, source, state, tls, "
+        "workers, wsgi_module)",
         "host web2, field djangohost_group: 'web apps' must be a group name: lowercase letters, digits, _ and -",
     ]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import configparser
 import gzip
-import hashlib
 import os
 import shlex
 import shutil
@@ -16,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from deploys import paths
+from deploys import broker, paths
 from deploys.app import environment
 from deploys.inventory import host_settings, load_apps
 from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
 from deploys.ops import mask_env
-from deploys.source import venv_key, venv_key_shell
 from deploys.supervisor import program_file
 from deploys.templates import TEMPLATES, render
 from facts.state import State
@@ -86,16 +84,20 @@ def test_processes_and_broker_are_programs_beside_gunicorn(shop):
     conf.read_string(program_file(shop, host_settings("web1", {"djangohost_logs": {"size": "512k", "keep": 3}}),
                                   "supervisor/processes.conf.j2"))
     # In a file of their own: a change to one of them leaves Gunicorn's program as it is.
-    assert conf.sections() == ["program:shop-redis", "program:shop-worker", "program:shop-beat"]
-    worker, beat, redis = conf["program:shop-worker"], conf["program:shop-beat"], conf["program:shop-redis"]
+    assert conf.sections() == ["program:shop-worker", "program:shop-beat"]
+    worker, beat = conf["program:shop-worker"], conf["program:shop-beat"]
     # Supervisor splits the command like a shell; the words reach celery as the inventory wrote them.
     assert shlex.split(worker["command"]) == ["/webapps/shop/bin/run", "celery", "-A", "shop", "worker",
                                               "-Q", "a b;c"]
     assert (worker["user"], worker["stopasgroup"], worker["killasgroup"]) == ("shop", "false", "true")
     assert (worker["stopwaitsecs"], beat["stopwaitsecs"]) == ("600", "30")
     assert (beat["stdout_logfile"], beat["stdout_logfile_maxbytes"]) == ("/webapps/shop/logs/beat.log", "512KB")
-    assert redis["command"] == "/usr/bin/redis-server /webapps/shop/conf/redis.conf"
-    assert redis["user"] == "shop"
+    # The broker's program is a file of its own, started before the app's release is checked.
+    conf = configparser.ConfigParser(inline_comment_prefixes=(";",), interpolation=None)
+    conf.read_string(broker.program(shop, host_settings("web1", {})))
+    assert conf.sections() == ["program:shop-redis"]
+    assert conf["program:shop-redis"]["command"] == "/usr/bin/redis-server /webapps/shop/conf/redis.conf"
+    assert conf["program:shop-redis"]["user"] == "shop"
 
 
 def test_redis_listens_on_its_apps_socket_only(shop):
@@ -126,7 +128,7 @@ def test_python_files_are_valid_python(hello):
               and isinstance(node.targets[0], ast.Name)}
     # A log line lost to a reentrant write in the SIGCHLD handler must not kill the master.
     assert "\nlogging.raiseExceptions = False\n" in gunicorn
-    assert 'chdir = os.environ.get("DJANGOHOST_RELEASE", "/webapps/hello/current")' in gunicorn
+    assert 'chdir = os.path.join(os.environ.get("DJANGOHOST_RELEASE", "/webapps/hello/current"), "")' in gunicorn
     assert values["bind"] == "unix:/webapps/hello/run/gunicorn.sock"
     assert values["wsgi_app"] == "hello.wsgi:application"
     assert values["workers"] == 5
@@ -277,17 +279,6 @@ def test_django_settings_with_tls(secure_hello):
     assert 'SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")' in settings
     assert 'CSRF_TRUSTED_ORIGINS = ["https://hello.test", "https://www.hello.test"]' in settings
     assert "SECURE_HSTS_SECONDS = 600" in settings
-
-
-def test_host_computes_the_virtualenv_key_the_plan_computes(tmp_path):
-    requirements = tmp_path / "requirements.txt"
-    requirements.write_text("Django>=5.2,<6\n")
-    packages = ["gunicorn==23.0.0", "psycopg[binary]>=3.2,<4"]
-    for path, digest in ((str(requirements), hashlib.sha256(requirements.read_bytes()).hexdigest()),
-                         (str(tmp_path / "none.txt"), "")):
-        shell = subprocess.run(["sh", "-c", f"echo {venv_key_shell('python3', packages, path)}"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-        assert shell == venv_key("python3", packages, digest)
 
 
 def test_django_settings_for_mariadb_use_the_socket_strict_mode_and_utf8mb4():

@@ -1,0 +1,295 @@
+"""managed by djangohost: what decides an app's virtualenv, and its build.
+
+The same code runs on the machine that plans a deploy (a local source, read from disk) and on the
+host (a git source, read from its mirror; every build), so both name a virtualenv alike:
+
+    python3 dependencies.py digest --project-dir DIR [--requirements FILE] --git COMMIT
+    python3 dependencies.py build --uv UV --python PYTHON --venv VENV --project-dir DIR
+                                  [--requirements FILE] [--add REQUIREMENT]... [--build-tools]
+
+How a project's dependencies are installed is decided by what it brings, looked for in the
+directory of manage.py, then in each directory above it up to the repository's root:
+
+    uv.lock (with pyproject.toml)   uv sync --frozen, without dev groups or the project itself
+    requirements.txt                uv pip install -r, and every file it includes (-r, -c)
+    pyproject.toml                  uv pip install -r pyproject.toml (its [project] dependencies)
+
+A `requirements` file the inventory names wins over all of them. Every file read is part of the
+digest; the names of the packages asked for tell which of djangohost's own packages are added (a
+project that pins Gunicorn keeps its version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import posixpath
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Reader = Callable[[str], "bytes | None"]
+
+# A -r/-c line of a requirements file: the option and the file it names.
+INCLUDE_RE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s*)(\S+)$")
+NAME_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
+# What a package asked for by djangohost may be replaced with, when the project names it.
+ALTERNATIVES = {"psycopg": {"psycopg", "psycopg2", "psycopg2-binary"}}
+
+
+class Refused(Exception):
+    """The project's dependency files cannot be read as they are."""
+
+
+@dataclass
+class Dependencies:
+    mode: str  # uv.lock, requirements, pyproject or none
+    root: str  # where uv runs: the directory of the files ("" for the repository's root)
+    files: dict[str, bytes] = field(default_factory=dict)  # path -> content, every file read
+    names: set[str] = field(default_factory=set)  # packages asked for, normalized
+    main: str = ""  # the file uv is given
+
+    @property
+    def digest(self) -> str:
+        """One requirements file alone: its sha256 (the names virtualenvs had before includes were
+        read); else a digest of every file's path and content, and the mode."""
+        if self.mode == "requirements" and len(self.files) == 1:
+            return hashlib.sha256(self.files[self.main]).hexdigest()
+        if self.mode == "none":
+            return ""
+        summary = hashlib.sha256(self.mode.encode())
+        for path in sorted(self.files):
+            summary.update(f"\0{path}\0{hashlib.sha256(self.files[path]).hexdigest()}".encode())
+        return summary.hexdigest()
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def inside(path: str) -> str:
+    """`path` normalized within the repository, or Refused when it leaves it."""
+    clean = posixpath.normpath(path)
+    if clean.startswith("../") or clean == ".." or posixpath.isabs(clean):
+        raise Refused(f"{path} is outside the repository")
+    return "" if clean == "." else clean
+
+
+def requirement_lines(text: str) -> list[str]:
+    """A requirements file's logical lines, comments and continuations resolved."""
+    lines: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", raw).rstrip()
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = (pending + line).strip(), ""
+        if line:
+            lines.append(line)
+    return lines
+
+
+def read_requirements(read: Reader, path: str, found: Dependencies, seen: tuple[str, ...] = (),
+                      constraints: bool = False) -> None:
+    """Read `path` and every file it includes into `found`; what constraints files name is not
+    asked for."""
+    if path in seen or path in found.files:
+        return
+    content = read(path)
+    if content is None:
+        included_by = f" (included by {seen[-1]})" if seen else ""
+        raise Refused(f"{path}{included_by} is not in the repository")
+    found.files[path] = content
+    for line in requirement_lines(content.decode(errors="replace")):
+        include = INCLUDE_RE.match(line)
+        if include:
+            target = include.group(1)
+            if "://" not in target:  # a URL's content is not read
+                read_requirements(read, inside(posixpath.join(posixpath.dirname(path), target)), found,
+                                  (*seen, path), constraints or line.startswith(("-c", "--constraint")))
+            continue
+        name = NAME_RE.match(line)
+        if name and not line.startswith("-") and not constraints:
+            found.names.add(normalized(name.group(1)))
+
+
+def pyproject_names(content: bytes) -> set[str] | None:
+    """The packages a pyproject.toml's [project] asks for; None when it names no dependencies."""
+    try:
+        project = tomllib.loads(content.decode()).get("project", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise Refused(f"pyproject.toml cannot be read: {error}") from None
+    if "dependencies" not in project:
+        return None
+    return {normalized(match.group(1)) for line in project["dependencies"]
+            if (match := NAME_RE.match(line.strip()))}
+
+
+def lock_names(content: bytes) -> set[str]:
+    try:
+        lock = tomllib.loads(content.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise Refused(f"uv.lock cannot be read: {error}") from None
+    return {normalized(package["name"]) for package in lock.get("package", []) if "name" in package}
+
+
+def find(read: Reader, project_dir: str = "", requirements: str | None = None) -> Dependencies:
+    """The project's dependencies: `requirements` when given, else the first of uv.lock,
+    requirements.txt and pyproject.toml in the directory of manage.py or one above it."""
+    if requirements:
+        found = Dependencies("requirements", "", main=inside(requirements))
+        read_requirements(read, found.main, found)
+        return found
+    directory = inside(project_dir)
+    while True:
+        here = in_directory(read, directory)
+        if here or not directory:
+            return here or Dependencies("none", "")
+        directory = posixpath.dirname(directory)
+
+
+def in_directory(read: Reader, directory: str) -> Dependencies | None:
+    """The dependencies a directory's own files give, if any."""
+    lock_path, requirements_path, pyproject_path = (posixpath.join(directory, name)
+                                                    for name in ("uv.lock", "requirements.txt", "pyproject.toml"))
+    lock, pyproject = read(lock_path), read(pyproject_path)
+    if lock is not None and pyproject is not None:
+        return Dependencies("uv.lock", directory, {pyproject_path: pyproject, lock_path: lock}, lock_names(lock),
+                            main=lock_path)
+    if read(requirements_path) is not None:
+        found = Dependencies("requirements", directory, main=requirements_path)
+        read_requirements(read, requirements_path, found)
+        return found
+    names = pyproject_names(pyproject) if pyproject is not None else None
+    if pyproject is not None and names is not None:
+        return Dependencies("pyproject", directory, {pyproject_path: pyproject}, names, main=pyproject_path)
+    return None
+
+
+def added(names: set[str] | frozenset[str], wanted: list[str]) -> list[str]:
+    """The requirements of djangohost's own (Gunicorn, a database driver) whose package the project
+    does not ask for itself (`names`)."""
+    extra = []
+    for requirement in wanted:
+        match = NAME_RE.match(requirement)
+        name = normalized(match.group(1)) if match else requirement
+        if not (ALTERNATIVES.get(name, {name}) & names):
+            extra.append(requirement)
+    return extra
+
+
+def key(python: str, packages: list[str], digest: str) -> str:
+    """Names a virtualenv: the same python, added packages and dependency files give the same one."""
+    return hashlib.sha256("".join(f"{line}\n" for line in (python, *packages, digest)).encode()).hexdigest()[:12]
+
+
+def from_directory(root: str) -> Reader:
+    """Read files of a directory, regular files only, never through a link out of it."""
+    def read(path: str) -> bytes | None:
+        full = os.path.join(root, path)
+        if os.path.islink(full) or not os.path.isfile(full) or not os.path.realpath(full).startswith(
+                os.path.realpath(root) + os.sep):
+            return None
+        with open(full, "rb") as f:
+            return f.read()
+    return read
+
+
+def from_git(commit: str) -> Reader:
+    """Read files of a commit of the repository in the current directory."""
+    def read(path: str) -> bytes | None:
+        proc = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], capture_output=True)
+        return proc.stdout if proc.returncode == 0 else None
+    return read
+
+
+def uv_commands(found: Dependencies, args: argparse.Namespace, extra: list[str]) -> list[list[str]]:
+    """What uv runs to build the virtualenv, in the project's copy."""
+    venv_python = f"{args.venv}/bin/python"
+    commands = [[args.uv, "venv", "--quiet", "--python", args.python, args.venv]]
+    if found.mode == "uv.lock":
+        # Into the virtualenv just made (UV_PROJECT_ENVIRONMENT, see build), not the project's .venv.
+        commands.append([args.uv, "sync", "--quiet", "--frozen", "--no-dev", "--no-install-project",
+                         "--compile-bytecode", "--project", found.root or "."])
+        found_files: list[str] = []
+    else:
+        found_files = ["-r", found.main] if found.mode != "none" else []
+    if found_files or extra:
+        commands.append([args.uv, "pip", "install", "--quiet", "--python", venv_python, "--compile-bytecode",
+                         *found_files, *extra])
+    return commands
+
+
+def hint(output: str, args: argparse.Namespace, extra: list[str]) -> str:
+    """What to do about a failed install, from uv's own words."""
+    if re.search(r"current Python version|requires-python|Requires-Python", output):
+        return ("they need another Python than the host's: choose versions that support it, or a host whose "
+                "Debian has a newer Python; uv's reason is above")
+    gunicorn = [requirement for requirement in extra if requirement.startswith("gunicorn")]
+    if gunicorn and "gunicorn" in output.lower():
+        return (f"its requirements conflict with {gunicorn[0]}, which djangohost adds: name gunicorn in the "
+                "project's requirements (then djangohost adds none), or set the host's djangohost_gunicorn_version")
+    if re.search(r"Failed to build|failed to build|error: command|Python\.h|pg_config|gcc", output):
+        if args.build_tools:
+            return ("a requirement failed to compile: add the system packages its build needs (headers such as "
+                    "libpq-dev) to the host's djangohost_packages")
+        return ("a requirement has no wheel for this Python and must be compiled: set the host's "
+                "djangohost_build_tools to true (and add the headers it needs to djangohost_packages)")
+    return "uv's reason is above"
+
+
+def build(args: argparse.Namespace) -> int:
+    """Build the virtualenv from the project's copy in the current directory; print its key."""
+    found = find(from_directory("."), args.project_dir, args.requirements)
+    extra = added(found.names, args.add)
+    environment = dict(os.environ, UV_PROJECT_ENVIRONMENT=args.venv)
+    for command in uv_commands(found, args, extra):
+        proc = subprocess.run(command, capture_output=True, text=True, env=environment)
+        sys.stderr.write(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            python = subprocess.run([args.python, "--version"], capture_output=True, text=True).stdout.strip()
+            reason = hint(proc.stdout + proc.stderr, args, extra)
+            sys.stderr.write(f"djangohost: app {args.app}: its requirements cannot be installed with {python} "
+                             f"({found.main or 'no dependency file'}): {reason}\n")
+            return 1
+    print(key(args.python, extra, found.digest))
+    return 0
+
+
+def digest(args: argparse.Namespace) -> int:
+    """The mode, digest and names of a commit's dependencies, tab-separated."""
+    found = find(from_git(args.git), args.project_dir, args.requirements)
+    print(f"{found.mode}\t{found.digest}\t{','.join(sorted(found.names))}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="dependencies.py")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("digest", "build"):
+        command = commands.add_parser(name)
+        command.add_argument("--project-dir", default="")
+        command.add_argument("--requirements")
+    commands.choices["digest"].add_argument("--git", required=True)
+    building = commands.choices["build"]
+    building.add_argument("--app", required=True)
+    building.add_argument("--uv", required=True)
+    building.add_argument("--python", required=True)
+    building.add_argument("--venv", required=True)
+    building.add_argument("--add", action="append", default=[])
+    building.add_argument("--build-tools", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        return {"digest": digest, "build": build}[args.command](args)
+    except Refused as refused:
+        sys.stderr.write(f"djangohost: its dependency files cannot be read: {refused}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

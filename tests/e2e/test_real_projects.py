@@ -1,0 +1,137 @@
+"""Projects laid out as people write them, deployed with documented fields only, and checked as
+their users would: a green run means the site works, and what the project brings decides what is
+deployed.
+
+- journal: a settings package whose wsgi.py names its dev module (as Wagtail's template does), a
+  requirements tree (-r, -c), Django's default (unhashed) static storage, django-compressor in
+  offline mode, its own LOGGING (request errors to a null handler), a cache in the app's Redis
+  that every request touches, and SECURE_SSL_REDIRECT in its production settings.
+- ledger: pyproject.toml and uv.lock at the repository's root, manage.py in src/, Gunicorn
+  pinned by the project, a release command, and every page redirecting to a login page.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.helpers import copy_example, http_get, pyinfra, sh, write_inventory
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def site(container_factory, tmp_path_factory):
+    container = container_factory()
+    workdir = tmp_path_factory.mktemp("real")
+    journal, ledger = copy_example("journal", workdir), copy_example("ledger", workdir)
+    apps = [
+        {"name": "journal", "domains": ["journal.test"], "source": str(journal), "broker": True},
+        {"name": "ledger", "domains": ["ledger.test"], "source": str(ledger), "project_dir": "src",
+         "release_commands": ["manage seed"]},
+    ]
+    inventory = write_inventory(workdir / "inventory.py", container, apps)
+    first = pyinfra(inventory)
+    from tests import targets
+    return {"container": container, "port": targets.published_port(container, 80), "inventory": inventory,
+            "journal": journal, "ledger": ledger, "first": first}
+
+
+def test_the_production_settings_are_chosen_and_said(site):
+    status, body = http_get(site["port"], "journal.test")
+    assert status == 200, body
+    assert '<p id="env">production</p>' in body
+    assert "app journal: settings journal.settings.production" in site["first"].output
+
+
+def test_a_projects_ssl_redirect_is_not_kept_without_tls(site):
+    # journal's production settings redirect to https, which nobody serves here.
+    status, body = http_get(site["port"], "journal.test")
+    assert status == 200, (status, body)
+
+
+def test_django_compressor_offline_is_compressed_at_deploy(site):
+    _, body = http_get(site["port"], "journal.test")
+    css = re.search(r'href="(/static/CACHE/css/[^"]+\.css)"', body)
+    assert css, body
+    status, content = http_get(site["port"], "journal.test", css.group(1))
+    assert status == 200 and "navy" in content
+
+
+def test_a_uv_project_in_a_subdirectory_with_its_own_gunicorn(site):
+    status, body = http_get(site["port"], "ledger.test", "/login/")
+    assert status == 200, body
+    assert "<p id='gunicorn'>22.0.0</p>" in body
+    # The release command ran once, in the release, before it went live.
+    assert "<p id='seeds'>1</p>" in body
+
+
+def test_a_changed_static_file_is_served_after_the_redeploy(site):
+    container = site["container"]
+    static = "/webapps/journal/static/journal"
+    before = sh(container, f"stat -c %Y {static}/site.css.gz {static}/print.css.gz").split()
+    (site["journal"] / "journal/static/journal/print.css").write_text("body { color: maroon; }\n")
+    run = pyinfra(site["inventory"])
+    assert "journal: release" in " ".join(run.changed())
+    status, css = http_get(site["port"], "journal.test", "/static/journal/print.css")
+    assert status == 200 and "maroon" in css, css
+    assert "maroon" in sh(container, f"gunzip -c {static}/print.css.gz")
+    after = sh(container, f"stat -c %Y {static}/site.css.gz {static}/print.css.gz").split()
+    # Only the file that changed was compressed again.
+    assert after[0] == before[0] and after[1] != before[1]
+
+
+def test_a_rollback_serves_its_releases_static_files_and_a_deploy_the_new_ones(site):
+    pyinfra(site["inventory"], "--data", "app=journal", deploy="deploys/rollback.py")
+    assert "black" in http_get(site["port"], "journal.test", "/static/journal/print.css")[1]
+    pyinfra(site["inventory"])
+    assert "maroon" in http_get(site["port"], "journal.test", "/static/journal/print.css")[1]
+
+
+def test_a_requirement_added_in_an_included_file_is_installed(site):
+    (site["journal"] / "requirements/base.txt").write_text(
+        (site["journal"] / "requirements/base.txt").read_text() + "six==1.17.0\n")
+    dry = pyinfra(site["inventory"], "--dry", "--diff", json_results=False)
+    assert "+ six==1.17.0" in dry.output, dry.output[-3000:]
+    assert "journal: virtualenv" in dry.output
+    pyinfra(site["inventory"])
+    assert sh(site["container"], "/webapps/journal/venv/bin/python -c 'import six; print(six.__version__)'") == "1.17.0"
+
+
+def test_a_broken_release_is_refused_in_seconds_with_its_traceback(site):
+    views = site["journal"] / "journal/views.py"
+    working = views.read_text()
+    views.write_text(working.replace("    return render(", "    raise RuntimeError('the journal is broken')\n"
+                                                         "    return render("))
+    started = time.monotonic()
+    run = pyinfra(site["inventory"], check=False)
+    elapsed = time.monotonic() - started
+    views.write_text(working)
+    assert run.returncode != 0
+    assert "RuntimeError: the journal is broken" in run.output, run.output[-4000:]
+    assert "journal is refused" in run.output
+    # A few tries, not the candidate check's whole timeout (60 s).
+    assert elapsed < 45, elapsed
+    status, body = http_get(site["port"], "journal.test")
+    assert status == 200 and "production" in body
+
+
+def test_a_redirect_to_a_broken_page_fails_the_deploy(site):
+    views = site["ledger"] / "src/ledger/views.py"
+    working = views.read_text()
+    views.write_text(working.replace("def login(request):\n", "def login(request):\n"
+                                                             "    raise ValueError('no login today')\n"))
+    run = pyinfra(site["inventory"], check=False)
+    views.write_text(working)
+    assert run.returncode != 0
+    assert "ValueError: no login today" in run.output, run.output[-4000:]
+    assert "ledger.test/login/" in run.output
+
+
+def test_a_working_release_deploys_again_and_a_second_run_changes_nothing(site):
+    pyinfra(site["inventory"])
+    assert pyinfra(site["inventory"]).changed() == []
+    status, body = http_get(site["port"], "ledger.test", "/login/")
+    assert status == 200 and "<p id='seeds'>" in body
