@@ -334,15 +334,17 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
     and the release exported from the commit its ref resolves to."""
     assert app.git is not None
     builder, build_home = paths.builder(app), paths.build_home(app)
-    ops.directory(name=f"{app.name}: mirror directory", path=paths.mirror(app), owner=builder,
-                  group=builder, mode="700", current=state.paths.get(paths.mirror(app)))
+    # The identity's own files, made by the identity: a hostile build may have relinked any path of
+    # its home, through which a write of root's would land on a file of root's choosing.
+    ops.own_directory(name=f"{app.name}: mirror directory", user=builder, home=build_home, path=paths.mirror(app),
+                      mode="700", current=state.paths.get(paths.mirror(app)))
     if app.git.deploy_key:
-        ops.file(name=f"{app.name}: deploy key", path=paths.deploy_key(app),
-                 content=app.git.deploy_key.read_text(), owner=builder, group=builder, mode="400",
-                 current=state.paths.get(paths.deploy_key(app)), secret=True)
+        ops.own_file(name=f"{app.name}: deploy key", user=builder, home=build_home, path=paths.deploy_key(app),
+                     content=app.git.deploy_key.read_text(), mode="400", current=state.paths.get(paths.deploy_key(app)))
     else:
-        ops.absent(name=f"{app.name}: no deploy key", path=paths.deploy_key(app),
-                   current=state.paths.get(paths.deploy_key(app)))
+        ops.command(name=f"{app.name}: no deploy key", command=as_user(builder, build_home,
+                                                                         f"rm -f {paths.deploy_key(app)}"),
+                    needed=paths.deploy_key(app) in state.paths, reason="there is no deploy key")
     # Host keys are trusted on first use and kept with the mirror.
     ssh = (f"ssh -o IdentitiesOnly=yes -o BatchMode=yes -i {paths.deploy_key(app)} "
            f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={paths.mirror(app)}/known_hosts")

@@ -27,6 +27,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
 from deploys.paths import BACKGROUND_TOOL, UPLOADS
+from facts.git import as_user
 from facts.state import MASK, EnvFileState, MaskedEnvFile, PathState, State
 
 
@@ -172,6 +173,38 @@ def file(
     # Owner and mode are set before the file takes its name, so it is never readable by others.
     yield (f"{_place(staged, temp)} && {_owner_mode(temp, owner, group, mode)} && "
            f"mv -f {shlex.quote(temp)} {shlex.quote(path)}")
+
+
+@unless(lambda user, path, content, mode, current, **_: _file_up_to_date(path, content, user, user, mode, current))
+@operation()
+def own_file(user: str, home: str, path: str, content: str, mode: str, current: PathState | None):
+    """
+    Write a secret file in a tree `user` owns, as that user, from root's upload: root writes
+    nothing where the user could have planted a link. Never shown, in diffs either.
+
+    + home: the user's home (HOME of the command)
+    + current: the file's PathState from HostState, or None when it does not exist
+    """
+    if _diffing():
+        host.log(f"Will {'modify' if current else 'create'} {path} (secret: not shown)", logger.info)
+    upload, staged = _upload(StringIO(content), path)
+    yield upload
+    write = ('umask 077 && rm -f "$1.djangohost-new" && cat >"$1.djangohost-new" && chmod "$2" "$1.djangohost-new" && '
+             'mv -f "$1.djangohost-new" "$1"')
+    written = as_user(user, home, f"sh -c {shlex.quote(write)} sh {shlex.quote(path)} {mode}")
+    yield f"{written} <{staged} && rm -f {staged}"
+
+
+@unless(lambda user, mode, current, **_: _directory_up_to_date("", user, user, mode, current))
+@operation()
+def own_directory(user: str, home: str, path: str, mode: str, current: PathState | None):
+    """
+    A directory in a tree `user` owns, made (again, when something else is there) by that user.
+
+    + current: its PathState from HostState, or None when nothing is there
+    """
+    make = '[ -d "$1" ] && [ ! -L "$1" ] || { rm -rf "$1" && mkdir "$1"; }; chmod "$2" "$1"'
+    yield as_user(user, home, f"sh -c {shlex.quote(make)} sh {shlex.quote(path)} {mode}")
 
 
 @dataclass(frozen=True)

@@ -150,3 +150,22 @@ def test_the_apps_user_cannot_choose_the_code_that_is_deployed(site):
     assert "fatal" in redirected or "Permission denied" in redirected, redirected
     assert "insteadof" not in sh(container, f"git config --file {BUILD_HOME}/repo/config --list").lower()
     assert "Permission denied" in sh(container, f"runuser -u shop -- cat {BUILD_HOME}/deploy_key 2>&1 || true")
+
+
+def test_the_build_identity_cannot_turn_roots_writes_on_a_file_of_its_choice(site):
+    """The build identity (what a hostile commit's build runs as) relinks the mirror and the deploy
+    key in its own home to files root owns: the next deploy must write and change neither."""
+    container = site["container"]
+    sh(container, "mkdir -p /srv/victim && echo keep > /srv/victim-file && chmod 600 /srv/victim-file")
+    as_builder = "runuser -u _shop -- sh -c"
+    sh(container, f"{as_builder} 'cd {BUILD_HOME} && mv repo repo.moved && ln -s /srv/victim repo && "
+                  "rm -f deploy_key && ln -s /srv/victim-file deploy_key && "
+                  "ln -s /srv/victim-file deploy_key.djangohost-new'")
+    site["deploy"]("main", deploy_key=key_in_use(site), check=False)
+    assert sh(container, "stat -c '%U %G %a' /srv/victim /srv/victim-file") == "root root 755\nroot root 600"
+    assert sh(container, "cat /srv/victim-file") == "keep"
+    # The next deploys put the identity's own files right, as the identity.
+    site["deploy"]("main", deploy_key=key_in_use(site))
+    assert sh(container, f"stat -c '%U %G %a %F' {BUILD_HOME}/repo {BUILD_HOME}/deploy_key") == \
+        "_shop _shop 700 directory\n_shop _shop 400 regular file"
+    assert "Hello" in http_get(site["port"], "shop.test")[1]

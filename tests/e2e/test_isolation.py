@@ -123,13 +123,20 @@ def test_manage_started_from_roots_terminal_gets_a_terminal_of_its_own(site):
 
 # A package whose build script leaves the uid it ran as, and tries to write where only root can.
 EVIL_SETUP = """
-import os
+import os, time
 from setuptools import setup
 open(f"/tmp/built-by-{os.getuid()}", "w").close()
 try:
     open("/etc/djangohost-pwned", "w").close()
 except OSError:
     pass
+# A process that outlives the build, waiting for its moment (in a session of its own).
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.closerange(0, 1024)
+        time.sleep(3600)
+    os._exit(0)
 setup(name="evil", version="1.0", py_modules=[])
 """
 
@@ -151,6 +158,9 @@ def test_no_build_script_runs_as_root(site):
     denied = sh(container, f"runuser -u hello -- touch {venv}/bin/python-extra 2>&1 || true")
     assert "Permission denied" in denied
     assert sh(container, f"{venv}/bin/python -c 'import importlib.metadata as m; print(m.version(\"evil\"))'") == "1.0"
+    # The build ended every process of its identity: nothing it started waits for root's next step
+    # (a killed one may stay a zombie here, where the container's first process reaps nothing).
+    assert sh(container, "ps -u _hello -o stat=,pid=,args= | grep -v '^Z' || true") == ""
 
 
 def test_the_build_identity_cannot_change_the_virtualenv_through_its_cache(site):
