@@ -18,6 +18,10 @@ from pydantic import ValidationError
 from pyinfra.api.exceptions import PyinfraError
 
 from deploys import defaults, schema
+from deploys.templates import program
+
+# What decides a virtualenv, read alike here and on the host (templates/app/dependencies.py).
+dependencies = program("app/dependencies.py")
 
 # os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings.production") in a wsgi.py
 SETTINGS_DEFAULT_RE = re.compile(r"""["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']""")
@@ -361,13 +365,19 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
     if settings_module is None:
         found, settings_chosen = default_settings_module(source / project_dir, wsgi_module)
         settings_module = _guessed("settings_module", (found, settings_chosen))
+    requirements = _requirements(entry.requirements, source, git is not None)
+    if git is None:
+        try:
+            dependencies.find(dependencies.from_directory(str(source)), project_dir, requirements)
+        except dependencies.Refused as refused:
+            raise schema.Problem("requirements", str(refused)) from None
     return App(
         name=entry.name,
         domains=tuple(entry.domains or ()),
         source=source,
         wsgi_module=wsgi_module,
         settings_module=settings_module,
-        requirements=_requirements(entry.requirements, source, git is not None),
+        requirements=requirements,
         project_dir=project_dir,
         release_commands=tuple(entry.release_commands),
         settings_chosen=settings_chosen,

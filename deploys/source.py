@@ -12,13 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploys.inventory import App, HostSettings, InventoryError
+from deploys.inventory import App, HostSettings, dependencies
 from deploys.paths import RELEASE_MARKERS
-from deploys.templates import program
 from facts.git import Mirror
-
-# What decides a virtualenv, read alike here and on the host (templates/app/dependencies.py).
-dependencies = program("app/dependencies.py")
 
 # Never shipped: caches, version control, local virtualenvs, local databases, djangohost's markers.
 EXCLUDED_NAMES = {"__pycache__", ".git", ".hg", ".venv", "venv", "node_modules", ".mypy_cache",
@@ -110,11 +106,8 @@ class Code:
 
 def code(app: App, mirror: Mirror | None) -> Code:
     """What `app` deploys: its local source's archive, or the commit its git ref resolves to."""
-    if app.git is None:
-        try:
-            found = dependencies.find(dependencies.from_directory(str(app.source)), app.project_dir, app.requirements)
-        except dependencies.Refused as refused:
-            raise InventoryError(f"app {app.name}, field requirements: {refused}") from None
+    if app.git is None:  # its dependency files were found when the inventory was read
+        found = dependencies.find(dependencies.from_directory(str(app.source)), app.project_dir, app.requirements)
         return Code(archive(app.source).short, dependencies=found.digest, names=frozenset(found.names),
                     files=found.files)
     if mirror is None or mirror.url != app.git.url or not mirror.commit or mirror.dependencies is None:

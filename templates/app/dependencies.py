@@ -11,10 +11,12 @@ How a project's dependencies are installed is decided by what it brings, looked 
 directory of manage.py, then in each directory above it up to the repository's root:
 
     uv.lock (with pyproject.toml)   uv sync --frozen, without dev groups or the project itself
-    requirements.txt                uv pip install -r, and every file it includes (-r, -c)
+    requirements.txt                uv pip install -r, and every file it includes (-r, -c); or
+                                    requirements/production.txt (or prod.txt)
     pyproject.toml                  uv pip install -r pyproject.toml (its [project] dependencies)
 
-A `requirements` file the inventory names wins over all of them. Every file read is part of the
+A `requirements` file the inventory names wins over all of them; a project with none of them is
+refused, with the reason. Every file read is part of the
 digest; the names of the packages asked for tell which of djangohost's own packages are added (a
 project that pins Gunicorn keeps its version).
 """
@@ -37,8 +39,11 @@ Reader = Callable[[str], "bytes | None"]
 # A -r/-c line of a requirements file: the option and the file it names.
 INCLUDE_RE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s*)(\S+)$")
 NAME_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
-# What a package asked for by djangohost may be replaced with, when the project names it.
-ALTERNATIVES = {"psycopg": {"psycopg", "psycopg2", "psycopg2-binary"}}
+# A project that asks for one of these needs no PostgreSQL driver of djangohost's (Django uses psycopg
+# 2 or 3); one that asks for psycopg 3 alone still needs an implementation (its binary one).
+POSTGRESQL_DRIVERS = {"psycopg2", "psycopg2-binary", "psycopg-binary", "psycopg-c"}
+# Where a project without requirements.txt keeps the requirements a server installs.
+SERVER_REQUIREMENTS = ("requirements/production.txt", "requirements/prod.txt")
 
 
 class Refused(Exception):
@@ -47,7 +52,7 @@ class Refused(Exception):
 
 @dataclass
 class Dependencies:
-    mode: str  # uv.lock, requirements, pyproject or none
+    mode: str  # uv.lock, requirements or pyproject
     root: str  # where uv runs: the directory of the files ("" for the repository's root)
     files: dict[str, bytes] = field(default_factory=dict)  # path -> content, every file read
     names: set[str] = field(default_factory=set)  # packages asked for, normalized
@@ -59,8 +64,6 @@ class Dependencies:
         read); else a digest of every file's path and content, and the mode."""
         if self.mode == "requirements" and len(self.files) == 1:
             return hashlib.sha256(self.files[self.main]).hexdigest()
-        if self.mode == "none":
-            return ""
         summary = hashlib.sha256(self.mode.encode())
         for path in sorted(self.files):
             summary.update(f"\0{path}\0{hashlib.sha256(self.files[path]).hexdigest()}".encode())
@@ -140,7 +143,8 @@ def lock_names(content: bytes) -> set[str]:
 
 def find(read: Reader, project_dir: str = "", requirements: str | None = None) -> Dependencies:
     """The project's dependencies: `requirements` when given, else the first of uv.lock,
-    requirements.txt and pyproject.toml in the directory of manage.py or one above it."""
+    requirements.txt and pyproject.toml in the directory of manage.py or one above it; Refused
+    when there is none."""
     if requirements:
         found = Dependencies("requirements", "", main=inside(requirements))
         read_requirements(read, found.main, found)
@@ -148,8 +152,12 @@ def find(read: Reader, project_dir: str = "", requirements: str | None = None) -
     directory = inside(project_dir)
     while True:
         here = in_directory(read, directory)
-        if here or not directory:
-            return here or Dependencies("none", "")
+        if here:
+            return here
+        if not directory:
+            raise Refused(f"no uv.lock, requirements.txt ({' or '.join(SERVER_REQUIREMENTS)}) or pyproject.toml "
+                          "with [project] dependencies from manage.py's directory up to the repository's root: "
+                          "name the file to install in the app's `requirements` field")
         directory = posixpath.dirname(directory)
 
 
@@ -161,10 +169,11 @@ def in_directory(read: Reader, directory: str) -> Dependencies | None:
     if lock is not None and pyproject is not None:
         return Dependencies("uv.lock", directory, {pyproject_path: pyproject, lock_path: lock}, lock_names(lock),
                             main=lock_path)
-    if read(requirements_path) is not None:
-        found = Dependencies("requirements", directory, main=requirements_path)
-        read_requirements(read, requirements_path, found)
-        return found
+    for path in (requirements_path, *(posixpath.join(directory, name) for name in SERVER_REQUIREMENTS)):
+        if read(path) is not None:
+            found = Dependencies("requirements", directory, main=path)
+            read_requirements(read, path, found)
+            return found
     names = pyproject_names(pyproject) if pyproject is not None else None
     if pyproject is not None and names is not None:
         return Dependencies("pyproject", directory, {pyproject_path: pyproject}, names, main=pyproject_path)
@@ -173,12 +182,14 @@ def in_directory(read: Reader, directory: str) -> Dependencies | None:
 
 def added(names: set[str] | frozenset[str], wanted: list[str]) -> list[str]:
     """The requirements of djangohost's own (Gunicorn, a database driver) whose package the project
-    does not ask for itself (`names`)."""
+    does not ask for itself (`names`): a project's own version wins."""
     extra = []
     for requirement in wanted:
         match = NAME_RE.match(requirement)
         name = normalized(match.group(1)) if match else requirement
-        if not (ALTERNATIVES.get(name, {name}) & names):
+        if name == "psycopg" and "psycopg" in names and not names & POSTGRESQL_DRIVERS:
+            extra.append("psycopg[binary]")  # at the project's version
+        elif name not in names and not (name == "psycopg" and names & POSTGRESQL_DRIVERS):
             extra.append(requirement)
     return extra
 
@@ -218,7 +229,7 @@ def uv_commands(found: Dependencies, args: argparse.Namespace, extra: list[str])
                          "--compile-bytecode", "--project", found.root or "."])
         found_files: list[str] = []
     else:
-        found_files = ["-r", found.main] if found.mode != "none" else []
+        found_files = ["-r", found.main]
     if found_files or extra:
         commands.append([args.uv, "pip", "install", "--quiet", "--python", venv_python, "--compile-bytecode",
                          *found_files, *extra])
@@ -255,7 +266,7 @@ def build(args: argparse.Namespace) -> int:
             python = subprocess.run([args.python, "--version"], capture_output=True, text=True).stdout.strip()
             reason = hint(proc.stdout + proc.stderr, args, extra)
             sys.stderr.write(f"djangohost: app {args.app}: its requirements cannot be installed with {python} "
-                             f"({found.main or 'no dependency file'}): {reason}\n")
+                             f"({found.main}): {reason}\n")
             return 1
     print(key(args.python, extra, found.digest))
     return 0

@@ -127,6 +127,7 @@ def test_apps_must_be_a_list_of_dicts():
 
 def test_project_package_that_cannot_be_guessed_must_be_given(tmp_path):
     (tmp_path / "manage.py").write_text("")
+    (tmp_path / "requirements.txt").write_text("Django\n")
     text = error([app(source=str(tmp_path))])
     assert "field wsgi_module: cannot be guessed" in text
     (hello,) = load_apps("web1", {"apps": [app(source=str(tmp_path), wsgi_module="site.wsgi",
@@ -166,7 +167,7 @@ def test_a_source_inside_another_apps_source_clashes(tmp_path):
     inner = outer / "inner"
     for project in (outer, inner):
         (project / "site").mkdir(parents=True)
-        for name in ("manage.py", "site/wsgi.py", "site/settings.py"):
+        for name in ("manage.py", "site/wsgi.py", "site/settings.py", "requirements.txt"):
             (project / name).write_text("")
     text = error([app(source=str(outer)), {"name": "goodbye", "domains": ["x.test"], "source": str(inner)}])
     assert text.startswith("host web1, app goodbye, field source: ")
@@ -205,8 +206,8 @@ def test_git_source(tmp_path):
 
 
 def project(root, files: dict[str, str]):
-    """A Django project at `root` with these files (and a manage.py)."""
-    for name, text in {"manage.py": "", **files}.items():
+    """A Django project at `root` with these files (and a manage.py and requirements.txt)."""
+    for name, text in {"manage.py": "", "requirements.txt": "Django\n", **files}.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     return str(root)

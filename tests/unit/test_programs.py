@@ -61,6 +61,17 @@ def test_a_requirements_tree_is_read_whole(tmp_path):
     assert found(root).digest != before  # a change in an included file is a new virtualenv
 
 
+@pytest.mark.parametrize(("names", "extra"), [
+    (set(), ["gunicorn==23.0.0", "psycopg[binary]>=3.2,<4"]),
+    ({"gunicorn"}, ["psycopg[binary]>=3.2,<4"]),  # the project's Gunicorn, at its version
+    ({"psycopg"}, ["gunicorn==23.0.0", "psycopg[binary]"]),  # psycopg 3 needs an implementation
+    ({"psycopg", "psycopg-binary"}, ["gunicorn==23.0.0"]),
+    ({"psycopg2-binary"}, ["gunicorn==23.0.0"]),  # Django uses psycopg2 as well
+])
+def test_djangohost_adds_only_what_the_project_does_not_ask_for(names, extra):
+    assert dependencies.added(names, ["gunicorn==23.0.0", "psycopg[binary]>=3.2,<4"]) == extra
+
+
 def test_one_requirements_file_keeps_the_name_it_had():
     import hashlib
     hello = Path(__file__).resolve().parents[2] / "examples/hello"
@@ -94,7 +105,12 @@ def test_the_nearest_dependency_files_above_manage_py_decide(tmp_path):
     assert (deps.mode, deps.main) == ("pyproject", "pyproject.toml")
     # Named by the inventory: that file, from the repository's root.
     assert found(root, "src", "docs/requirements.txt").names == {"sphinx"}
-    assert found(tree(tmp_path / "bare", {"manage.py": ""})).mode == "none"
+    # Without requirements.txt, a server's requirements file; without any, a reason.
+    server = tree(tmp_path / "server", {"manage.py": "", "requirements/production.txt": "-r base.txt\n",
+                                        "requirements/base.txt": "Django\n", "requirements/local.txt": "pytest\n"})
+    assert (found(server).main, found(server).names) == ("requirements/production.txt", {"django"})
+    with pytest.raises(dependencies.Refused, match="name the file to install in the app's `requirements` field"):
+        found(tree(tmp_path / "bare", {"manage.py": ""}))
 
 
 def test_the_host_reads_a_commit_as_the_plan_reads_its_files(tmp_path):
