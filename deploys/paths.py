@@ -52,6 +52,9 @@ BUILD = "/var/lib/djangohost/build"
 # side by side, and waits for them; each step's output, exit status and process (root only).
 BACKGROUND_TOOL = "/usr/local/sbin/djangohost-background"
 BACKGROUND = "/var/lib/djangohost/background"
+# How root reads a file another user controls, and escapes the text such a user controls before
+# it reaches the operator's terminal (templates/base/djangohost-safe.py, see deploys.safe).
+SAFE_TOOL = "/usr/local/sbin/djangohost-safe"
 # Tools djangohost installs on the host: uv, which the build identities run (root's, read-only).
 TOOLS = "/usr/local/lib/djangohost"
 UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
@@ -363,7 +366,7 @@ def app_stamps(app: App) -> list[str]:
 
 HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
               NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
-              STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT,
+              STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, SAFE_TOOL, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT,
               CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
               BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
               *(stamp(kind) for kind in HOST_STAMPS)]
