@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -36,7 +37,12 @@ from pathlib import Path
 
 BACKUPS = Path("/var/backups/djangohost")
 CONFIG = Path("/etc/djangohost/backup")
-LOCKS = Path("/run/lock")
+# Root's own directory of locks (deploys.paths.RUN_DIR): in /run/lock any user could hold an app's
+# lock (its backups would wait forever) or put a link there (root would truncate what it names).
+LOCKS = Path("/run/djangohost")
+# The host's djangohost-safe (templates/base/djangohost-safe.py): what the tools of an app run print
+# reaches the operator's terminal escaped by its function.
+SAFE_TOOL = "/usr/local/sbin/djangohost-safe"
 MEDIA, MANIFEST = "media.tar.gz", "manifest.json"
 REGULAR = ("scheduled", "manual")
 NAME_RE = re.compile(r"[0-9]{8}T[0-9]{6}-(scheduled|manual|before-[0-9A-Za-z_-]+)")
@@ -132,10 +138,25 @@ class App:
 
     def lock(self):
         """Held for the whole of a take or restore: runs of one app never overlap."""
-        LOCKS.mkdir(parents=True, exist_ok=True)
-        handle = (LOCKS / f"djangohost-backup-{self.name}.lock").open("w")
+        handle = os.fdopen(os.open(run_dir() / f"backup-{self.name}.lock",
+                                   os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), "w")
         fcntl.flock(handle, fcntl.LOCK_EX)
         return handle
+
+
+def run_dir() -> Path:
+    """LOCKS, made root's alone (0700) if need be; refused when it is a link or someone else's (as
+    templates/base/run-dir.sh.j2 does for the shell)."""
+    try:
+        LOCKS.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    status = os.lstat(LOCKS)
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != 0:
+        raise Refused(f"{LOCKS} is not a directory of root's; root keeps its locks there: remove it")
+    if stat.S_IMODE(status.st_mode) != 0o700:
+        os.chmod(LOCKS, 0o700)
+    return LOCKS
 
 
 def unreadable(dumped_with: str, reader: str, engine: str) -> str | None:

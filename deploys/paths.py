@@ -52,6 +52,9 @@ BUILD = "/var/lib/djangohost/build"
 # side by side, and waits for them; each step's output, exit status and process (root only).
 BACKGROUND_TOOL = "/usr/local/sbin/djangohost-background"
 BACKGROUND = "/var/lib/djangohost/background"
+# Root's own directory of locks (0700; see templates/base/run-dir.sh.j2): the host's run lock, the
+# backups' and the jobs' locks. Never /run/lock, where every user may create and hold names.
+RUN_DIR = str(backup_tool.LOCKS)
 # How root reads a file another user controls, and escapes the text such a user controls before
 # it reaches the operator's terminal (templates/base/djangohost-safe.py, see deploys.safe).
 SAFE_TOOL = "/usr/local/sbin/djangohost-safe"

@@ -112,6 +112,16 @@ def sh(container: str, command: str, check: bool = True) -> str:
     return proc.stdout.strip()
 
 
+def as_user(container: str, user: str, command: str) -> str:
+    """`command` run by the user `user` of the container, as an attacker with its shell would
+    (docker exec -u: none of root's descriptors or sessions)."""
+    proc = subprocess.run(["docker", "exec", "-u", user, container, "sh", "-c", command],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{user}: {command!r} failed in {container}: {proc.stdout}{proc.stderr}")
+    return proc.stdout.strip()
+
+
 def http_get(port: int, host: str, path: str = "/") -> tuple[int | None, str]:
     """GET through the container's Nginx on its published port; None when closed unanswered."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

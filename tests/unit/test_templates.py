@@ -154,8 +154,37 @@ def test_shell_scripts_parse(hello, tmp_path):
         script.write_text(render(template, app=hello, conf=paths.conf(hello), current=paths.current(hello),
                                  venv=paths.venv(hello), bin=hello.path("bin"), run=paths.run_script(hello),
                                  logs=hello.path("logs"), records=paths.job_records(hello), confine="",
-                                 static=hello.path("static"), reloaded=paths.gunicorn_reloaded(hello), wait=90))
+                                 static=hello.path("static"), reloaded=paths.gunicorn_reloaded(hello), wait=90,
+                                 run_dir=paths.RUN_DIR))
         subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+# Every shell program djangohost ships, and the variables each is rendered with here.
+SHELL_PROGRAMS = ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "app/job.j2", "app/compress-static.j2",
+                  "app/gunicorn-reload.j2", "base/djangohost-background.j2", "nginx/djangohost-nginx-check.j2",
+                  "nginx/djangohost-lb-member.j2", "postgres/djangohost-db-password.j2",
+                  "certbot/djangohost-nginx-reload.j2", "base/take-lock.sh.j2")
+
+
+def shell_context(app) -> dict:
+    return dict(app=app, conf=paths.conf(app), current=paths.current(app), venv=paths.venv(app), bin=app.path("bin"),
+                run=paths.run_script(app), logs=app.path("logs"), records=paths.job_records(app), confine="",
+                static=app.path("static"), reloaded=paths.gunicorn_reloaded(app), wait=90, run_dir=paths.RUN_DIR,
+                dir=paths.BACKGROUND, enabled=paths.NGINX_ENABLED, nginx_conf=paths.NGINX_CONF,
+                site=paths.nginx_site(app), reload="nginx -s reload", lock=f"{paths.RUN_DIR}/lock", token="t",
+                holder="h", stale="s", safe=paths.SAFE_TOOL, home=app.home)
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is not installed (apt-get install shellcheck)")
+@pytest.mark.parametrize("template", SHELL_PROGRAMS)
+def test_shell_programs_pass_shellcheck(hello, tmp_path, template):
+    script = tmp_path / "script"
+    text = render(template, **shell_context(hello))
+    script.write_text(text if text.startswith("#!") else f"#!/bin/sh\n{text}")
+    # SC1091: the environment file sourced is the host's; SC2016: single quotes meant for an inner sh.
+    done = subprocess.run(["shellcheck", "--shell=sh", "--exclude=SC1091,SC2016", str(script)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
 
 
 def test_static_files_get_compressed_copies_once_and_anew_when_they_change(hello):
