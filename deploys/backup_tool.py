@@ -24,6 +24,7 @@ import argparse
 import datetime
 import fcntl
 import hashlib
+import importlib.machinery
 import json
 import os
 import re
@@ -31,9 +32,12 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
+import types
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO, Any
 
 BACKUPS = Path("/var/backups/djangohost")
 CONFIG = Path("/etc/djangohost/backup")
@@ -73,6 +77,43 @@ def psql(*sql: str, database: str = "postgres") -> str:
 def mariadb(sql: str) -> str:
     """SQL as MariaDB's root (identified by unix_socket); the rows, tab-separated."""
     return output("mariadb", "--batch", "--skip-column-names", "-e", sql)
+
+
+def ident(name: str) -> str:
+    """A MariaDB identifier as SQL names it: in backticks, a backtick in it doubled."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def printable(text: str) -> str:
+    """Text an app controls with its control characters escaped (see SAFE_TOOL)."""
+    loader = importlib.machinery.SourceFileLoader("djangohost_safe", SAFE_TOOL)
+    module = types.ModuleType(loader.name)
+    loader.exec_module(module)
+    escaped: str = module.printable(text, "\n\t")
+    return escaped
+
+
+def as_app(user: str, *command: str, stdin: Any = subprocess.DEVNULL, stdout: Any = None) -> str:
+    """`command` run as the app's `user`: in a session of its own, with nothing of root's terminal
+    (no standard input of root's, its errors through a file, printed escaped); what it printed,
+    when `stdout` is not given. Raises CalledProcessError when it fails."""
+    with tempfile.TemporaryFile() as errors:
+        done = subprocess.run(["runuser", "-u", user, "--", *command], stdin=stdin,
+                              stdout=stdout or subprocess.PIPE, stderr=errors, start_new_session=True)
+        report(errors)
+    if done.returncode:
+        raise subprocess.CalledProcessError(done.returncode, command)
+    return "" if stdout else done.stdout.decode(errors="replace")
+
+
+def report(errors: IO[bytes], limit: int = 65536) -> None:
+    """Print the last `limit` bytes of what a command of the app's wrote as errors, escaped."""
+    errors.seek(0, os.SEEK_END)
+    errors.seek(max(0, errors.tell() - limit))
+    text = errors.read().decode(errors="backslashreplace")
+    if text:
+        sys.stderr.write(printable(text))
+        sys.stderr.flush()
 
 
 def sha256(path: Path) -> str:
@@ -187,10 +228,12 @@ class Postgres:
 
     def dump(self, path: Path) -> None:
         """The dump, then read back whole (every table's data): pg_restore --list reads only its
-        table of contents, which a dump cut short still has."""
+        table of contents, which a dump cut short still has. Both as the app: the dump is made of
+        the app's data, and pg_dump runs as the app, whose user could have changed what it wrote."""
         with path.open("wb") as out:
-            run("runuser", "-u", self.app, "--", "pg_dump", "-Fc", "--no-owner", self.app, stdout=out)
-        run("pg_restore", "-f", "/dev/null", str(path))
+            as_app(self.app, "pg_dump", "-Fc", "--no-owner", self.app, stdout=out)
+        with path.open("rb") as dump:
+            as_app(self.app, "pg_restore", "-f", "/dev/null", stdin=dump, stdout=subprocess.DEVNULL)
 
     def version(self) -> str:
         return output("pg_dump", "--version").strip()
@@ -201,8 +244,10 @@ class Postgres:
         return unreadable(dumped_with, output("pg_restore", "--version"), "PostgreSQL")
 
     def dbname(self, path: Path) -> str | None:
-        """The database the dump was taken of, as pg_restore lists it."""
-        for line in output("pg_restore", "--list", str(path)).splitlines():
+        """The database the dump was taken of, as pg_restore lists it (run as the app: see dump())."""
+        with path.open("rb") as dump:
+            listed = as_app(self.app, "pg_restore", "--list", stdin=dump)
+        for line in listed.splitlines():
             if line.startswith(";") and line[1:].strip().startswith("dbname:"):
                 return line.split(":", 1)[1].strip()
         return None
@@ -211,8 +256,8 @@ class Postgres:
         psql(f'DROP DATABASE IF EXISTS "{into}"', f'CREATE DATABASE "{into}" OWNER "{self.app}"',
              f'REVOKE CONNECT ON DATABASE "{into}" FROM PUBLIC')
         with path.open("rb") as dump:
-            run("runuser", "-u", self.app, "--", "pg_restore", "--no-owner", "--no-privileges",
-                "--exit-on-error", "--single-transaction", "-d", into, stdin=dump)
+            as_app(self.app, "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
+                   "--single-transaction", "-d", into, stdin=dump, stdout=subprocess.DEVNULL)
 
     def swap(self, fresh: str, old: str) -> None:
         """The app's database becomes `old`, and `fresh` the app's (nobody connected: the app's
@@ -245,11 +290,15 @@ class MariaDB:
         return bool(self.tables(self.app))
 
     def dump(self, path: Path) -> None:
-        dump = subprocess.Popen(["runuser", "-u", self.app, "--", "mariadb-dump", "--single-transaction",
-                                 "--routines", "--triggers", "--events", self.app], stdout=subprocess.PIPE)
-        with path.open("wb") as out:
-            run("gzip", "-c", stdin=dump.stdout, stdout=out)
-        if dump.wait() != 0:
+        with tempfile.TemporaryFile() as errors:
+            dump = subprocess.Popen(["runuser", "-u", self.app, "--", "mariadb-dump", "--single-transaction",
+                                     "--routines", "--triggers", "--events", self.app], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errors, start_new_session=True)
+            with path.open("wb") as out:
+                run("gzip", "-c", stdin=dump.stdout, stdout=out)
+            failed = dump.wait() != 0
+            report(errors)
+        if failed:
             raise Refused(f"mariadb-dump {self.app} failed")
 
     def version(self) -> str:
@@ -273,7 +322,7 @@ class MariaDB:
         mariadb(f"DROP DATABASE IF EXISTS `{into}`; CREATE DATABASE `{into}` CHARACTER SET utf8mb4 "
                 f"COLLATE utf8mb4_unicode_ci; GRANT ALL PRIVILEGES ON {self.grantee(into)}")
         unzip = subprocess.Popen(["zcat", str(path)], stdout=subprocess.PIPE)
-        run("runuser", "-u", self.app, "--", "mariadb", into, stdin=unzip.stdout)
+        as_app(self.app, "mariadb", into, stdin=unzip.stdout, stdout=subprocess.DEVNULL)
         unzip.wait()
 
     def swap(self, fresh: str, old: str) -> None:
@@ -298,8 +347,11 @@ ENGINES: dict[str, type[Postgres] | type[MariaDB]] = {"postgresql": Postgres, "m
 
 
 def archive_media(app: App, target: Path) -> None:
-    """The media directory as it is (links stored as links, never followed), then read back."""
-    run("tar", "-czf", str(target / MEDIA), "-C", str(app.home), "media")
+    """The media directory as it is (links stored as links, never followed), then read back.
+    Archived as the app: what it holds that the app cannot read (a hard link to a file of root's)
+    stays out, and a file it cannot read does not stop its backup."""
+    with (target / MEDIA).open("wb") as archive:
+        as_app(app.name, "tar", "--ignore-failed-read", "-czf", "-", "-C", str(app.home), "media", stdout=archive)
     run("tar", "-tzf", str(target / MEDIA), stdout=subprocess.DEVNULL)
 
 
@@ -400,8 +452,8 @@ def restore(app: App, name: str, media: bool) -> None:
             new_media.mkdir(mode=0o750)
             shutil.chown(new_media, app.name, "www-data")
             with (directory / MEDIA).open("rb") as archive:  # unpacked as the app: links go nowhere else
-                run("runuser", "-u", app.name, "--", "tar", "-xzf", "-", "--strip-components=1",
-                    "-C", str(new_media), stdin=archive)
+                as_app(app.name, "tar", "-xzf", "-", "--strip-components=1", "-C", str(new_media), stdin=archive,
+                       stdout=subprocess.DEVNULL)
         started = time.monotonic()
         subprocess.run(["supervisorctl", "stop", *app.programs], stdout=subprocess.DEVNULL)
         try:

@@ -57,7 +57,7 @@ BACKGROUND = "/var/lib/djangohost/background"
 RUN_DIR = str(backup_tool.LOCKS)
 # How root reads a file another user controls, and escapes the text such a user controls before
 # it reaches the operator's terminal (templates/base/djangohost-safe.py, see deploys.safe).
-SAFE_TOOL = "/usr/local/sbin/djangohost-safe"
+SAFE_TOOL = backup_tool.SAFE_TOOL
 # Tools djangohost installs on the host: uv, which the build identities run (root's, read-only).
 TOOLS = "/usr/local/lib/djangohost"
 UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
@@ -321,7 +321,6 @@ def app_paths(app: App) -> list[str]:
         current(app),
         venv(app),
         build_home(app),
-        *([mirror(app), deploy_key(app)] if app.git else []),
         *app_owned_mirror(app),
         tls_dir(app),
         *([tls_cert(app), tls_key(app), tls_staged(app), f"{tls_staged(app)}/fullchain.pem",
@@ -339,9 +338,19 @@ def app_paths(app: App) -> list[str]:
         nginx_enabled(app),
         nginx_staged(app),
         nginx_logs(app),
-        app.socket,
         *app_stamps(app),
     ]
+
+
+def guarded_paths(app: App) -> list[tuple[str, str]]:
+    """The paths of an app that HostState reports on which lie in a tree another user writes (the
+    app's run/, its build identity's home), as (a directory of root's, the path below it): root
+    reads them only with djangohost-safe, never through a link, a FIFO or a file grown huge."""
+    def below(directory: str, path: str) -> tuple[str, str]:
+        return directory, path.removeprefix(f"{directory}/")
+
+    return [below(app.home, app.socket),
+            *([below(BUILD, mirror(app)), below(BUILD, deploy_key(app))] if app.git else [])]
 
 
 # The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.

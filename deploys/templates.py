@@ -8,6 +8,8 @@ from pathlib import Path
 
 import jinja2
 
+from deploys.backup_tool import SAFE_TOOL
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 _env = jinja2.Environment(
@@ -23,6 +25,9 @@ _env.filters["shquote"] = shlex.quote
 _env.filters["argv"] = lambda line: " ".join(shlex.quote(word) for word in shlex.split(line))
 # JSON strings and lists are valid Python literals: templates of Python files use it.
 _env.filters["pyrepr"] = json.dumps
+# The tool that reads what another user controls (templates/base/djangohost-safe.py), which every
+# app host has: the scripts that read such files call it.
+_env.globals["safe_tool"] = SAFE_TOOL
 
 
 def render(template: str, **context: object) -> str:

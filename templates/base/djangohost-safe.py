@@ -8,6 +8,9 @@ text such a user controls on the operator's terminal.
         (default 4096), reached from DIR without following any link below it. DIR is root's own
         (an app's home); what PATH crosses may be the app's. Exits 0 with the content, 3 when
         there is no such file, 4 when it is refused (why on stderr).
+    djangohost-safe sha256 [--max BYTES] DIR PATH [DIR PATH...]
+        "sha256<TAB>digest<TAB>DIR/PATH" for each file `read` would read (default at most 16 MiB),
+        nothing for the others: what HostState compares of a file in a tree another user writes.
     djangohost-safe escape [--max BYTES]
         Standard input to standard output with every control character escaped (ESC as \\x1b,
         U+2028 as \\u2028), lines and tabs kept; only its last BYTES (default 65536) are kept.
@@ -21,6 +24,7 @@ same function.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import signal
 import stat
@@ -106,6 +110,18 @@ def read_below(directory: str, path: str, limit: int = 4096) -> bytes:
     return data
 
 
+def digests(pairs: list[str], limit: int) -> list[str]:
+    """The sha256 line of each (directory, path) of `pairs` that read_below reads."""
+    lines = []
+    for directory, path in zip(pairs[::2], pairs[1::2], strict=True):
+        try:
+            digest = hashlib.sha256(read_below(directory, path, limit)).hexdigest()
+        except (Refused, OSError):
+            continue
+        lines.append(f"sha256\t{digest}\t{directory.rstrip('/')}/{path}")
+    return lines
+
+
 def tail(stream, limit: int) -> tuple[bytes, int]:
     """The last `limit` bytes of a binary stream, read in blocks, and how many came before them."""
     kept, dropped = b"", 0
@@ -133,6 +149,9 @@ def main(argv: list[str]) -> int:
     read.add_argument("--timeout", type=float, default=5)
     read.add_argument("directory")
     read.add_argument("path")
+    sha256 = commands.add_parser("sha256")
+    sha256.add_argument("--max", type=int, default=16 << 20)
+    sha256.add_argument("pairs", nargs="+", metavar="DIR PATH")
     escape = commands.add_parser("escape")
     escape.add_argument("--max", type=int, default=65536)
     args = parser.parse_args(argv)
@@ -141,6 +160,10 @@ def main(argv: list[str]) -> int:
         if dropped:
             sys.stdout.write(f"[{dropped} bytes before these left out]\n")
         sys.stdout.write(printable(kept.decode(errors="backslashreplace"), keep="\n\t"))
+        return 0
+    if args.command == "sha256":
+        _timeout(30)
+        sys.stdout.write("".join(f"{line}\n" for line in digests(args.pairs, args.max)))
         return 0
     _timeout(args.timeout)
     try:

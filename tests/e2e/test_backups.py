@@ -300,3 +300,18 @@ def test_an_encrypted_pulled_backup_restores_onto_a_new_host(site, container_fac
     # Shipped once, it is the host's: restoring it again opens nothing here, so needs no identity.
     again = pyinfra(inventory, *restore, deploy="deploys/restore.py")
     assert "store: backup " + newest.name + " shipped" not in again.changed()
+
+
+def test_a_file_the_app_cannot_read_stays_out_of_its_media_backup(site):
+    # What a hard link to a file of root's in the app's media would be (this kernel's
+    # protected_hardlinks stops the app making one; a host without it would not): root's tar read it
+    # into the backup, which restores as the app's.
+    container = site["container"]
+    secret = "/webapps/store/media/root-only.txt"
+    sh(container, f"echo root-secret > {secret} && chmod 600 {secret}")
+    try:
+        name = sh(container, "/usr/local/sbin/djangohost-backup take store").splitlines()[-1]
+        archived = sh(container, f"tar -tzf {BACKUPS}/store/{name}/media.tar.gz")
+    finally:
+        sh(container, f"rm -f {secret}")
+    assert "media/" in archived and "root-only.txt" not in archived, archived

@@ -4,6 +4,7 @@ link, never a FIFO, never more than it asked for) and how text another user cont
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import subprocess
 import sys
@@ -128,3 +129,13 @@ def test_escape_filters_a_stream_and_keeps_its_end():
     done = subprocess.run([*TOOL, "escape", "--max", "16"], input=b"x" * 100 + b"\x1b[31mred\xff\n",
                           capture_output=True, check=True)
     assert done.stdout == b"[94 bytes before these left out]\nxxxxxx\\x1b[31mred\\xff\n"
+
+
+def test_sha256_of_the_files_it_would_read_only(home):
+    (home / "run" / "key").write_bytes(b"secret key\n")
+    os.mkfifo(home / "run" / "fifo")
+    (home / "run" / "link").symlink_to(home / "secret")
+    done = subprocess.run([*TOOL, "sha256", str(home), "run/key", str(home), "run/fifo", str(home), "run/link",
+                           str(home), "run/missing"], capture_output=True, text=True, check=True, timeout=30)
+    digest = hashlib.sha256(b"secret key\n").hexdigest()
+    assert done.stdout == f"sha256\t{digest}\t{home}/run/key\n"
