@@ -67,10 +67,16 @@ def output(*command: str, **kwargs) -> str:
     return run(*command, stdout=subprocess.PIPE, text=True, **kwargs).stdout
 
 
-def psql(*sql: str, database: str = "postgres") -> str:
-    """SQL as PostgreSQL's superuser, stopping at the first error; the rows, tab-separated."""
-    statements = [arg for statement in sql for arg in ("-c", statement)]
-    return output("runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", database,
+# First in every session: nothing an app made (a function, a view named like the catalog) is found
+# before PostgreSQL's own; every name is pg_catalog's, written so, too.
+SAFE_PATH = "SET search_path = pg_catalog, pg_temp"
+
+
+def psql(*sql: str) -> str:
+    """SQL as PostgreSQL's superuser in the `postgres` database, never in an app's (whose owner
+    decides what its names mean there), stopping at the first error; the rows, tab-separated."""
+    statements = [arg for statement in (SAFE_PATH, *sql) for arg in ("-c", statement)]
+    return output("runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
                   *statements)
 
 
@@ -223,8 +229,12 @@ class Postgres:
         self.app = app
 
     def has_tables(self) -> bool:
-        sql = "select count(*) from pg_tables where schemaname not in ('pg_catalog', 'information_schema')"
-        return psql(sql, database=self.app).strip() != "0"
+        """Asked as the app's own role, in its database: nothing it made there runs with more rights
+        than its own (as the superuser, its views and functions would have run as the superuser)."""
+        sql = ("select pg_catalog.count(*) from pg_catalog.pg_tables where schemaname operator(pg_catalog.<>) "
+               "'pg_catalog' and schemaname operator(pg_catalog.<>) 'information_schema'")
+        return as_app(self.app, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", self.app, "-c", SAFE_PATH,
+                      "-c", sql).strip() != "0"
 
     def dump(self, path: Path) -> None:
         """The dump, then read back whole (every table's data): pg_restore --list reads only its
@@ -262,11 +272,13 @@ class Postgres:
     def swap(self, fresh: str, old: str) -> None:
         """The app's database becomes `old`, and `fresh` the app's (nobody connected: the app's
         processes are stopped and whatever else was connected is let go)."""
-        psql(f"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{self.app}'",
+        psql(f"select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity "
+             f"where datname = '{self.app}'",
              f'ALTER DATABASE "{self.app}" RENAME TO "{old}"', f'ALTER DATABASE "{fresh}" RENAME TO "{self.app}"')
 
     def forget(self, prefix: str) -> None:
-        for database in psql(f"select datname from pg_database where starts_with(datname, '{prefix}')").split():
+        for database in psql(f"select datname from pg_catalog.pg_database "
+                             f"where pg_catalog.starts_with(datname, '{prefix}')").split():
             psql(f'DROP DATABASE "{database}"')
 
 
@@ -284,7 +296,11 @@ class MariaDB:
         return f"`{database.replace('_', chr(92) + '_')}`.* TO \"{self.app}\"@\"localhost\""
 
     def tables(self, database: str) -> list[str]:
-        return mariadb(f"select table_name from information_schema.tables where table_schema = '{database}'").split()
+        """The names of the tables of `database`, whole: the app names its tables, and a name may
+        hold anything (a backtick, a space, a line break), so it is read as hex, and only ever put
+        into SQL as ident() quotes it."""
+        rows = mariadb(f"select hex(table_name) from information_schema.tables where table_schema = '{database}'")
+        return [bytes.fromhex(row).decode() for row in rows.split()]
 
     def has_tables(self) -> bool:
         return bool(self.tables(self.app))
@@ -327,7 +343,8 @@ class MariaDB:
 
     def swap(self, fresh: str, old: str) -> None:
         def moves(source: str, target: str) -> str:
-            return ", ".join(f"`{source}`.`{table}` TO `{target}`.`{table}`" for table in self.tables(source))
+            return ", ".join(f"{ident(source)}.{ident(table)} TO {ident(target)}.{ident(table)}"
+                             for table in self.tables(source))
 
         statements = [f"CREATE DATABASE `{old}`"]
         for source, target in ((self.app, old), (fresh, self.app)):
@@ -338,9 +355,10 @@ class MariaDB:
         mariadb("; ".join(statements))
 
     def forget(self, prefix: str) -> None:
-        for database in mariadb("select schema_name from information_schema.schemata").split():
+        for row in mariadb("select hex(schema_name) from information_schema.schemata").split():
+            database = bytes.fromhex(row).decode()
             if database.startswith(prefix):
-                mariadb(f"DROP DATABASE `{database}`")
+                mariadb(f"DROP DATABASE {ident(database)}")
 
 
 ENGINES: dict[str, type[Postgres] | type[MariaDB]] = {"postgresql": Postgres, "mariadb": MariaDB}

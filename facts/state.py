@@ -165,14 +165,16 @@ for h in $HOMES; do
   done
 done
 if [ -n "$ROLES" ] && command -v psql >/dev/null && [ -n "$pg_ready" ]; then
-  runuser -u postgres -- psql -XAtF "$(printf '\t')" \
+  # In the postgres database (no app's), every name PostgreSQL's own.
+  runuser -u postgres -- psql -XAtqF "$(printf '\t')" -c "SET search_path = pg_catalog, pg_temp" \
     -c "select 'role', rolname, rolsuper::int, rolcreatedb::int, rolcreaterole::int, rolcanlogin::int
-        from pg_roles where rolname in ($ROLES)" \
-    -c "select 'database', datname, pg_get_userbyid(datdba),
-        has_database_privilege('public', datname, 'CONNECT')::int from pg_database where datname in ($ROLES)" \
-    -c "select 'pgsetting', name, setting from pg_file_settings
+        from pg_catalog.pg_roles where rolname in ($ROLES)" \
+    -c "select 'database', datname, pg_catalog.pg_get_userbyid(datdba),
+        pg_catalog.has_database_privilege('public', datname, 'CONNECT')::int from pg_catalog.pg_database
+        where datname in ($ROLES)" \
+    -c "select 'pgsetting', name, setting from pg_catalog.pg_file_settings
         where sourcefile like '%/postgresql.auto.conf' and error is null" \
-    -c "select 'pgrestart' from pg_settings where pending_restart limit 1"
+    -c "select 'pgrestart' from pg_catalog.pg_settings where pending_restart limit 1"
 fi
 if [ -n "$MARIADB" ] && command -v mariadb >/dev/null && mariadb-admin ping --silent >/dev/null 2>&1; then
   mariadb --batch --raw --skip-column-names -e "
