@@ -35,12 +35,12 @@ def sha256(text: str) -> str:
 
 
 def mask_env(content: str, keys: Iterable[str]) -> str:
-    """Environment file lines with the values of `keys` masked, as MaskedEnvFile does on the host."""
+    """Environment file lines with the values of `keys` masked, as MaskedEnvFile does on the host:
+    lines as the shell and sed read them, ended by \n only (str.splitlines() would also end one at
+    \v, \x1c or U+2028, and show the rest of a secret holding one; schema refuses those anyway)."""
     keys = {"SECRET_KEY", *keys}
-    return "".join(
-        f"{line.split('=', 1)[0]}={MASK}\n" if line.split("=", 1)[0] in keys else line
-        for line in content.splitlines(keepends=True)
-    )
+    return "\n".join(f"{line.split('=', 1)[0]}={MASK}" if line.split("=", 1)[0] in keys else line
+                     for line in content.split("\n"))
 
 
 def _diffing() -> bool:

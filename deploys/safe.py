@@ -12,7 +12,7 @@ import importlib.util
 import shlex
 from types import ModuleType
 
-from deploys.paths import SAFE_TOOL as TOOL
+from deploys.backup_tool import SAFE_TOOL as TOOL
 from deploys.templates import TEMPLATES
 
 SOURCE = TEMPLATES / "base" / "djangohost-safe.py"
@@ -27,6 +27,13 @@ def _load() -> ModuleType:
 
 
 _tool = _load()
+
+
+def is_control(char: str) -> bool:
+    """Whether a terminal, or Python's str.splitlines(), acts on `char` rather than shows it: C0
+    and C1 controls, DEL, U+2028 and U+2029, bidirectional overrides."""
+    control: bool = _tool.is_control(char)
+    return control
 
 
 def printable(text: str, keep: str = "") -> str:

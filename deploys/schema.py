@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import ErrorDetails
 
 from deploys import defaults
+from deploys.safe import is_control
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}")
 # RFC 1123 host names; a leading "*." allows Nginx wildcard names.
@@ -374,9 +375,14 @@ def environment(values: dict[str, Value], field: str, reserved: set[str]) -> dic
     for name, value in values.items():
         if name in reserved:
             raise ValueError(f"{name} is set by djangohost and cannot be overridden")
-        if any(c in str(value) for c in "\n\r\0"):
-            # The environment file is read line by line: a line break would add a variable.
-            raise ValueError(f"{name}: value must not hold a line break or a NUL")
+        control = next((char for char in str(value) if char != "\t" and is_control(char)), None)
+        if control is not None:
+            # The environment file is read line by line, and a secret is masked line by line in
+            # diffs: a line break of any kind (Python's splitlines() breaks at \v, \x1c, \x85,
+            # U+2028 too) would add a variable or show the rest of a secret. NUL ends the value,
+            # and other controls act on the terminal that shows a diff.
+            raise ValueError(f"{name}: value must not hold a line break or a control character "
+                             f"(it holds {control!r}, at {str(value).index(control) + 1})")
     return values
 
 

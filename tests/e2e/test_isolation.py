@@ -238,6 +238,19 @@ def test_the_candidate_check_runs_the_release_as_the_apps_user_only(site):
 # --- Issue #30: what an app's user, its build identity or a pasted value can do to root --------
 
 
+def test_a_secret_is_masked_whole_in_a_dry_runs_diff(target):
+    # Python's splitlines() breaks at \v, \f, \x1c-\x1e, \x85, U+2028 and U+2029 too: the diff
+    # showed what followed such a character in a secret, unmasked.
+    container = target["container"]
+    secret = "shown-before\x0bTAIL-OF-THE-SECRET"
+    inventory = write_inventory(target["workdir"] / "secret.py", container, [hello(target, secrets={"TOKEN": secret})])
+    run = pyinfra(inventory, "--dry", "--diff", check=False, json_results=False)
+    assert "TAIL-OF-THE-SECRET" not in run.output
+    assert run.returncode != 0 and "app hello, field secrets: TOKEN" in run.output, run.output[-3000:]
+    assert sh(container, "ls /webapps 2>/dev/null; dpkg-query -W -f='${Status}' nginx 2>/dev/null",
+              check=False) == ""
+
+
 def with_env(site: dict, app: str, **env: str) -> Path:
     """The site's inventory with `env` for `app`: a change its Gunicorn takes with a reload."""
     apps = [{**entry, "env": env} if entry["name"] == app else entry for entry in site["apps"]]
