@@ -33,7 +33,14 @@ ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Branch, tag or commit names git accepts, without shell or option meaning.
 REF_RE = re.compile(r"(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}")
 RELATIVE_RE = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9._/+-]+")
-EMAIL_RE = re.compile(r"[^@\s'\"]+@[^@\s'\"]+\.[^@\s'\"]+")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}")
+# The characters of a URL (RFC 3986): no space, quote, backslash or control character.
+URL_CHARS = r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]"
+# A repository git fetches: a URL, an scp-like user@host:path or an absolute path; not an option
+# (-...) nor one of git's remote helpers (ext::, fd::), which run commands.
+GIT_URL_RE = re.compile(rf"(?!-)(?![A-Za-z][A-Za-z0-9+.-]*::){URL_CHARS}{{1,1000}}")
+HTTPS_URL_RE = re.compile(rf"https://{URL_CHARS}{{1,1000}}")
+URL_PATH_RE = re.compile(rf"/{URL_CHARS}{{0,1000}}")
 SIZE_RE = re.compile(r"[0-9]+[kKmMgG]?")
 # Host-level settings that end up in commands run as root: their forms.
 ROOT_RE = re.compile(r"(/[A-Za-z0-9._-]+)+/?")
@@ -46,7 +53,7 @@ REQUIREMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\[\],<>=!~-]*")
 CRON_FIELD_RE = re.compile(r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,[0-9]+(-[0-9]+)?(/[0-9]+)?)*")
 # A command line of processes and jobs: no control characters, and no % (cron and Supervisor
 # each give it a meaning of their own).
-PROCESS_COMMAND_RE = re.compile(r"[^\x00-\x1f\x7f%]+")
+PROCESS_COMMAND_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f%\u2028\u2029]+")
 # What each of the five cron fields may hold.
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 # A size systemd reads, with its unit: 512M, 1G.
@@ -78,20 +85,20 @@ FORMS = {
     "secrets": "must be a dict of variable names to values",
     "database": f"must be true, false or {{\"engine\": {' or '.join(defaults.DATABASE_ENGINES)}}}",
     "client_max_body_size": "must look like 10m, 512k or 1g",
-    "health_path": "must be a URL path starting with /",
+    "health_path": "must be a URL path starting with / (letters, digits and the characters of a URL)",
     "health_timeout": "must be a finite number of seconds above 0",
     "state": "must be present or absent",
     "purge": "must be true or false, and true only with state absent",
     "tls": "must be a dict whose mode is provided, self-signed or acme",
     "backup": f"must be false or a dict with keys {', '.join(defaults.BACKUP)}, cron",
-    "git": "must be a repository URL",
+    "git": "must be a repository URL (the characters of a URL; no option, no ext:: or fd:: helper)",
     "ref": "must name a branch, tag or commit",
     "deploy_key": "is not a file",
     "mode": "must be provided, self-signed or acme",
     "cert": "is not a file",
     "key": "is not a file",
     "email": "is not an email address",
-    "directory": "must be an https:// URL",
+    "directory": "must be an https:// URL (the characters of a URL)",
     "hsts_max_age": "must be a whole number of seconds",
     "at": "must be hourly, daily or weekly (or monthly, for a job), or give cron",
     "processes": "must be a dict of process names to command lines (or {\"command\": ..., \"stop_wait\": SECONDS})",
@@ -233,9 +240,7 @@ class GitSourceEntry(Model):
     @field_validator("git")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value or value.startswith("-") or any(c.isspace() for c in value):
-            raise ValueError(f"{value!r} {FORMS['git']}")
-        return value
+        return form(GIT_URL_RE, value, "git")
 
     _forms = field_validator("ref")(formed)
 
@@ -280,7 +285,7 @@ class TlsEntry(Model):
         if self.mode == "acme":
             if self.email is None or not EMAIL_RE.fullmatch(self.email):
                 raise Problem("tls", f"email: {self.email!r} {FORMS['email']}")
-            if self.directory is not None and not self.directory.startswith("https://"):
+            if self.directory is not None and not HTTPS_URL_RE.fullmatch(self.directory):
                 raise Problem("tls", f"directory: {self.directory!r} {FORMS['directory']}")
         return self
 
@@ -524,9 +529,7 @@ class AppEntry(Model):
     @field_validator("health_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/") or any(c.isspace() for c in value):
-            raise ValueError(f"{value!r} {FORMS['health_path']}")
-        return value
+        return form(URL_PATH_RE, value, "health_path")
 
     @field_validator("health_timeout")
     @classmethod

@@ -14,7 +14,7 @@ import pytest
 from deploys.defaults import UV_VERSION
 from deploys.inventory import host_settings, load_apps
 from deploys.source import venv_key, venv_packages
-from tests.helpers import as_user, copy_example, http_get, pyinfra, sh, wait_for, write_inventory
+from tests.helpers import as_user, copy_example, http_get, pyinfra, sh, wait_for, write_groups, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -236,6 +236,23 @@ def test_the_candidate_check_runs_the_release_as_the_apps_user_only(site):
 
 
 # --- Issue #30: what an app's user, its build identity or a pasted value can do to root --------
+
+
+def test_a_hostile_private_address_cannot_reach_a_root_shell(target, container_factory):
+    # An IPv6 zone id may hold anything but %: Python's ipaddress accepts this address, which went
+    # unquoted into root's commands (the certificate's subject), pg_hba.conf and Nginx files.
+    app_server = container_factory()
+    hostile = f"fe80::1%eth0$(touch {PWNED})"  # no slash: ipaddress refuses one
+    inventory = target["workdir"] / "hostile-address.py"
+    app_data = {"apps": [hello(target, backup=False)], "private_address": "10.0.0.2"}
+    write_groups(inventory, {"db": [(target["container"], {"private_address": hostile})],
+                             "app": [(app_server, app_data)]})
+    run = pyinfra(inventory, check=False, json_results=False, timeout=600)
+    for container in (target["container"], app_server):
+        assert sh(container, f"find / -xdev -name {PWNED}; dpkg-query -W -f='${{Status}}' postgresql nginx "
+                             "2>/dev/null", check=False) == "", container
+    assert run.returncode != 0
+    assert f"host @docker/{target['container']}, field private_address:" in run.output, run.output[-3000:]
 
 
 def test_a_secret_is_masked_whole_in_a_dry_runs_diff(target):

@@ -132,6 +132,34 @@ def test_a_secret_is_masked_whole_in_a_diff():
     assert mask_env(content, ["TOKEN"]) == "A=1\nTOKEN=********\nSECRET_KEY=********\n"
 
 
+@pytest.mark.parametrize(("entry", "field"), [
+    (app(source={"git": "ext::sh -c touch% /tmp/x", "ref": "main"}), "source"),
+    (app(source={"git": "fd::17", "ref": "main"}), "source"),
+    (app(source={"git": "https://example.test/a.git\x1b[2J", "ref": "main"}), "source"),
+    (app(source={"git": "https://example.test/a b.git", "ref": "main"}), "source"),
+    (app(tls={"mode": "acme", "email": "a;touch x@b.test"}), "tls"),
+    (app(tls={"mode": "acme", "email": "a@b.test\n"}), "tls"),
+    (app(tls={"mode": "acme", "email": "a@b.test", "directory": "https://x.test/dir\nserver = evil"}), "tls"),
+    (app(tls={"mode": "acme", "email": "a@b.test", "directory": "https://x.test/ d"}), "tls"),
+    (app(health_path="/health\x1b]0;x\x07"), "health_path"),
+    (app(health_path="/a\"b"), "health_path"),
+    (app(processes={"worker": "celery worker\x85-l info"}), "processes"),
+    (app(schedule=[{"name": "job", "command": "manage x\u2028y", "at": "daily"}]), "schedule"),
+])
+def test_values_that_reach_a_shell_a_file_or_a_terminal_have_one_strict_form(entry, field):
+    assert f"host web1, app hello, field {field}: " in error([entry])
+
+
+@pytest.mark.parametrize("source", [
+    {"git": "ssh://git@example.test/shop.git", "ref": "main"}, {"git": "git@example.test:shop.git", "ref": "v1"},
+    {"git": "/srv/git/shop.git", "ref": "main"}, {"git": "https://example.test/~team/shop.git?x=1", "ref": "main"},
+    {"git": "ssh://git@[fd00::1]:2222/shop.git", "ref": "main"}])
+def test_repository_urls_of_the_strict_form(source):
+    entry = app(source=source, wsgi_module="hello.wsgi", settings_module="hello.settings")
+    (hello,) = load_apps("web1", {"apps": [entry]})
+    assert hello.git and hello.git.url == source["git"]
+
+
 def test_entry_without_usable_name_is_named_by_position():
     assert error([app(), {"domains": ["x.test"], "source": HELLO}]).startswith(
         "host web1, app #2, field name")

@@ -12,7 +12,7 @@ from deploys.dbserver import hba_address
 from deploys.inventory import DatabaseServer, InventoryError
 from deploys.postgres import database_url
 from deploys.templates import render
-from deploys.topology import SINGLE_SERVER, load_topology, roles
+from deploys.topology import SINGLE_SERVER, is_address, load_topology, roles
 from tests.helpers import EXAMPLES
 
 
@@ -102,10 +102,27 @@ def test_app_servers_keep_their_databases_on_the_database_server():
     ([node("app1", roles=["app", "cache"], apps=[entry()])],
      "host app1, field roles: ['app', 'cache'] must be a list of lb, app, db"),
     ([node("app1", ["app"], apps=[entry()]), node("db1", ["db"], private_address="10.0.0.5; rm -rf /")],
-     "host db1, field private_address: '10.0.0.5; rm -rf /' is not an IP address or a host name"),
+     "host db1, field private_address: '10.0.0.5; rm -rf /' is not an IPv4 or IPv6 address"),
 ])
 def test_a_topology_that_cannot_work_is_refused(hosts, message):
     assert message in refusal(hosts)
+
+
+# Python's ipaddress takes an IPv6 zone id of anything but % and / (a space, a line break, ;, $()).
+@pytest.mark.parametrize("address", ["fe80::1%eth0", "fe80::1%eth0;touch x", "fe80::1%x\nhost all all all trust",
+                                     "fe80::1%$(id)", "10.0.0.5 ", "10.0.0.5\n", "-10.0.0.5", "10.0.0.5:80",
+                                     "[fd00::5]", "db\x1b[2J.internal", ""])
+def test_an_address_has_one_strict_form(address):
+    assert not is_address(address)
+    # Given for any host, used by the inventory's roles or not, it stops the run.
+    hosts = [node("app1", ["app"], apps=[entry(database=False)]), node("cache1", [], private_address=address)]
+    if address:
+        assert "host cache1, field private_address:" in refusal(hosts)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "fd00::5", "::ffff:10.0.0.5", "db1.internal", "db-1"])
+def test_addresses_of_the_strict_form(address):
+    assert is_address(address)
 
 
 def test_an_app_without_a_database_needs_no_database_server():
