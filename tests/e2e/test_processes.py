@@ -7,6 +7,7 @@ Debian 12 without systemd, through @docker: cron starts the jobs where no system
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import threading
 import time
@@ -215,3 +216,35 @@ def test_another_apps_user_can_neither_hold_nor_plant_nor_redirect_roots_locks(s
         sh(container, f"kill {holder}; rm -rf /run/lock/djangohost /run/lock/djangohost-backup-orders.lock "
                       "/run/lock/djangohost-job-orders-locked /etc/djangohost-victim", check=False)
     assert problems == []
+
+
+# Run as an app's code by a command root starts: it types a command into its controlling terminal.
+INJECT = """
+import fcntl, os, termios
+try:
+    tty = os.open("/dev/tty", os.O_RDWR)
+except OSError:
+    raise SystemExit(0)  # no terminal at all
+for char in "touch /tmp/djangohost-pwned-by-tty\\n":
+    fcntl.ioctl(tty, termios.TIOCSTI, char.encode())
+"""
+# Root's session in a terminal: a command of the app's, then what root types next is run.
+SESSION = """#!/bin/bash
+{command}
+read -t 4 -r line && eval "$line"
+"""
+
+
+@pytest.mark.parametrize("command", [
+    "/webapps/orders/bin/run python /tmp/inject.py",
+    "/webapps/orders/bin/run python /tmp/inject.py </dev/null >/dev/null 2>&1",
+    "/webapps/orders/bin/job inject python /tmp/inject.py",
+])
+def test_a_command_root_runs_as_the_app_cannot_type_into_roots_terminal(site, command):
+    container = site["container"]
+    sh(container, f"printf '%s' {shlex.quote(INJECT)} > /tmp/inject.py && chmod 644 /tmp/inject.py && "
+                  f"printf '%s' {shlex.quote(SESSION.format(command=command))} > /root/session.sh && "
+                  "rm -f /tmp/djangohost-pwned-by-tty")
+    # A terminal whose input stays open (script passes on an end of input as ^D).
+    sh(container, "sleep 6 | script -qec 'bash /root/session.sh' /dev/null", check=False)
+    assert sh(container, "ls /tmp/djangohost-pwned-by-tty 2>&1", check=False).endswith("No such file or directory")

@@ -187,6 +187,19 @@ def test_shell_programs_pass_shellcheck(hello, tmp_path, template):
     assert done.returncode == 0, done.stdout
 
 
+def test_scripts_root_starts_as_an_app_hold_nothing_of_roots_terminal(hello):
+    """Root may start bin/manage, bin/run and bin/compress-static from its terminal: each drops to
+    the app in a terminal of its own (runuser --pty) or in a session without one (setsid), the
+    same way (tests/e2e/test_processes.py types into root's terminal through bin/run)."""
+    drop = render("app/as-app.sh.j2", app=hello)
+    assert "runuser --pty -u hello" in drop and "setsid --wait runuser -u hello" in drop
+    for template in ("app/manage.j2", "app/run.j2", "app/compress-static.j2"):
+        assert drop in render(template, **shell_context(hello)), template
+    # A job runs in a session of its own, without root's standard input, whoever starts it.
+    job = render("app/job.j2", **shell_context(hello))
+    assert "exec </dev/null >>" in job and "setsid --wait /webapps/hello/bin/run" in job
+
+
 def test_static_files_get_compressed_copies_once_and_anew_when_they_change(hello):
     """compress-static, run for real on a static directory: a copy for each text file, made again
     only for the file that changed. (As root it would become the app's user: here it runs as
