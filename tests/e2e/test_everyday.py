@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
+from tests.helpers import as_user, copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -209,7 +209,18 @@ def test_removing_an_app_keeps_its_data_unless_purged_and_others_keep_serving(si
         assert "extra" in databases.split()
         assert sh(container, "ls /webapps/extra/conf/env && id -u extra >/dev/null && echo kept").endswith("kept")
 
+        # What the app's user and its build identity leave running or scheduled, and in /tmp: a
+        # later app given the same uid would inherit it.
+        uids = {user: sh(container, f"id -u {user}") for user in ("extra", "_extra")}
+        for user in uids:
+            as_user(container, user, "sleep 600 >/dev/null 2>&1 & echo '* * * * * true' | crontab - && "
+                                     "touch /tmp/left-by-$(id -un) /dev/shm/left-by-$(id -un)")
         remove(purge=True)
+        for user, uid in uids.items():
+            # Processes gone (a zombie the container's first process never reaps holds nothing).
+            assert sh(container, f"pgrep -r R,S,D,T,t -u {uid}; pgrep -r R,S,D,T,t -U {uid}; "
+                                 f"ls /var/spool/cron/crontabs/{user}; "
+                                 f"find /tmp /var/tmp /dev/shm -xdev -user {uid}", check=False) == "", user
         assert sh(container, "runuser -u postgres -- psql -XAtc \"select count(*) from pg_roles r, pg_database d "
                              "where r.rolname='extra' or d.datname='extra'\"") == "0"
         assert sh(container, "ls /webapps; id extra 2>&1", check=False).endswith("no such user")

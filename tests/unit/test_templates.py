@@ -163,7 +163,7 @@ def test_shell_scripts_parse(hello, tmp_path):
 SHELL_PROGRAMS = ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "app/job.j2", "app/compress-static.j2",
                   "app/gunicorn-reload.j2", "base/djangohost-background.j2", "nginx/djangohost-nginx-check.j2",
                   "nginx/djangohost-lb-member.j2", "postgres/djangohost-db-password.j2",
-                  "certbot/djangohost-nginx-reload.j2", "base/take-lock.sh.j2")
+                  "certbot/djangohost-nginx-reload.j2", "base/take-lock.sh.j2", "app/end-user.sh.j2")
 
 
 def shell_context(app) -> dict:
