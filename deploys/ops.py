@@ -26,6 +26,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
+from deploys import safe
 from deploys.paths import BACKGROUND_TOOL, UPLOADS
 from facts.state import MASK, EnvFileState, MaskedEnvFile, PathState, State
 
@@ -616,7 +617,7 @@ def tell(op: OperationMeta):
 
     def show(state, host) -> bool:
         for line in op.stdout_lines:
-            host.log(line, logger.warning)
+            host.log(safe.printable(line, keep="\t"), logger.warning)
         return True
 
     yield FunctionCommand(show, (), {})

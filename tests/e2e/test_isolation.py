@@ -318,3 +318,27 @@ def test_a_virtualenv_its_build_identity_left_is_never_taken_as_built(site):
     venv = sh(container, "readlink -f /webapps/hello/venv")
     assert venv == planted and sh(container, f"find {venv} ! -user root | head -n 3") == ""
     assert http_get(site["port"], "hello.test")[0] == 200
+
+
+# Prepended to goodbye's WSGI module: its candidate check fails with output that would take over
+# the operator's terminal (a title, a cleared screen, a line rewritten).
+HOSTILE_OUTPUT = r'''
+import sys
+sys.stderr.write("\x1b]0;djangohost-pwned\x07\x1b[2J\rall good\n")
+raise SystemExit("\x1b[8mhidden")
+'''
+
+
+def test_a_releases_output_reaches_the_operators_terminal_escaped(site):
+    wsgi = Path(site["workdir"]) / "goodbye" / "goodbye" / "wsgi.py"
+    original = wsgi.read_text()
+    wsgi.write_text(HOSTILE_OUTPUT + original)
+    try:
+        run = pyinfra(site["inventory"], check=False, json_results=False)
+    finally:
+        wsgi.write_text(original)
+    assert run.returncode != 0 and "djangohost-pwned" in run.output, run.output[-3000:]
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", run.output), repr(run.output[-2000:])
+    assert "\\x1b]0;djangohost-pwned\\x07" in run.output
+    # The release was refused: the one live before keeps serving.
+    assert http_get(site["port"], "goodbye.test")[0] == 200

@@ -10,13 +10,14 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from deploys import paths
+from deploys import paths, safe
 from deploys.app import environment
 from deploys.inventory import host_settings, load_apps
 from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
@@ -344,15 +345,29 @@ def test_django_settings_for_mariadb_use_the_socket_strict_mode_and_utf8mb4():
 
 
 def background_tool(tmp_path: Path, cores: int) -> tuple[list[str], dict[str, str], Path]:
-    """djangohost-background, rendered into tmp_path, on a host of `cores` cores."""
+    """djangohost-background, rendered into tmp_path, on a host of `cores` cores, with djangohost-safe."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "nproc").write_text(f"#!/bin/sh\necho {cores}\n")
     (bin_dir / "nproc").chmod(0o755)
+    (bin_dir / "djangohost-safe").write_text(f"#!/bin/sh\nexec {sys.executable} {safe.SOURCE} \"$@\"\n")
+    (bin_dir / "djangohost-safe").chmod(0o755)
     script = tmp_path / "djangohost-background"
     steps = tmp_path / "state" / "background"
-    script.write_text(render("base/djangohost-background.j2", dir=steps))
+    script.write_text(render("base/djangohost-background.j2", dir=steps, safe_tool=bin_dir / "djangohost-safe"))
     return ["sh", str(script)], {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, steps
+
+
+def test_a_steps_output_reaches_the_terminal_escaped(tmp_path):
+    """What a build or an app's check prints (a hostile setup.py, a traceback of the app's) goes to
+    the operator's terminal with its escape sequences escaped, whether the step failed or not."""
+    tool, env, _ = background_tool(tmp_path, cores=1)
+    hostile = "printf 'title\\033]0;pwned\\007 clear\\033[2J\\n'"
+    for name, code in (("ok", 0), ("failed", 3)):
+        subprocess.run([*tool, "start", name, "sh", "-c", f"{hostile}; exit {code}"], env=env, check=True, timeout=5)
+        waited = subprocess.run([*tool, "wait", name], env=env, capture_output=True, text=True, timeout=10)
+        shown = waited.stdout + waited.stderr
+        assert "\x1b" not in shown and "title\\x1b]0;pwned\\x07 clear\\x1b[2J" in shown, shown
 
 
 def test_background_steps_run_side_by_side_and_are_waited_for(tmp_path):
