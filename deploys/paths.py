@@ -69,6 +69,11 @@ MIGRATE_LOCKED = f"{TOOLS}/migrate_locked.py"
 # Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
 # as (under sudo, the SSH user can write nowhere else that others cannot read).
 UPLOADS = "/var/lib/djangohost/uploads"
+# The host's firewall (deploys.firewall): djangohost's own nftables table, and the unit that loads
+# it at boot (with systemd).
+ETC = "/etc/djangohost"
+FIREWALL = f"{ETC}/firewall.nft"
+FIREWALL_UNIT = "/etc/systemd/system/djangohost-firewall.service"
 # A database server's (deploys.dbserver): its TLS certificate and key, named after the address
 # they are for, its pg_hba.conf, and each served app's password as a libpq password file line
 # (root only); the tool that makes those passwords.
@@ -356,7 +361,7 @@ def guarded_paths(app: App) -> list[tuple[str, str]]:
 # The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.
 APP_STAMPS = ("release", "program", "restart", "reload", "programs", "processes", "healthy", "tls", "rollback",
               "refused", "site", "limits")
-HOST_STAMPS = ("nginx",)
+HOST_STAMPS = ("nginx", "firewall")
 
 
 def stamp(kind: str, app: App | None = None) -> str:
@@ -380,5 +385,5 @@ HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
               NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
               STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, SAFE_TOOL, MIGRATE_LOCKED, TLS_DIR, ACME_WEBROOT,
               CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
-              BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
+              BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON, FIREWALL,
               *(stamp(kind) for kind in HOST_STAMPS)]
