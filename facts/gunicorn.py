@@ -10,7 +10,25 @@ from pyinfra.api import FactBase
 
 from facts.health import python
 
-ACCEPTING = "error = accepting(sys.argv[1]); print(answer(error))"
+# The socket is in the app's run/, which the app's user writes: root connects to it through a
+# descriptor of the path itself (O_PATH|O_NOFOLLOW), and only when it is a socket. A link there
+# would lead root's connection where the app cannot go (another app's socket, a root-only one).
+NO_LINK = r"""
+import os, stat
+
+def accepting(path, connect=accepting):
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        return e.strerror or str(e)
+    try:
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            return "not a socket"
+        return connect(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+"""
+ACCEPTING = NO_LINK + "error = accepting(sys.argv[1]); print(answer(error))"
 
 
 def stat_command(path: str) -> str:

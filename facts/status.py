@@ -9,7 +9,7 @@ from typing import TypedDict
 from pyinfra.api import FactBase
 
 from facts.backups import BackupList, Backups, list_command
-from facts.gunicorn import GunicornSocket, Socket, stat_command
+from facts.gunicorn import NO_LINK, GunicornSocket, Socket, stat_command
 from facts.health import AppHealth, python
 from facts.jobs import JobRun, JobRuns
 from facts.nginx import Nginx, NginxState
@@ -19,7 +19,7 @@ MARK = "--- djangohost section"
 
 # Every app's socket and answer through Nginx from one python3, the apps side by side: a python3
 # of their own for each costs 70 ms apiece, one after the other (4 s for 30 apps).
-CHECK_ALL = f"""
+CHECK_ALL = NO_LINK + f"""
 from concurrent.futures import ThreadPoolExecutor
 
 def check(app):
