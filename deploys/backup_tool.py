@@ -24,19 +24,29 @@ import argparse
 import datetime
 import fcntl
 import hashlib
+import importlib.machinery
 import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 import time
+import types
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO, Any
 
 BACKUPS = Path("/var/backups/djangohost")
 CONFIG = Path("/etc/djangohost/backup")
-LOCKS = Path("/run/lock")
+# Root's own directory of locks (deploys.paths.RUN_DIR): in /run/lock any user could hold an app's
+# lock (its backups would wait forever) or put a link there (root would truncate what it names).
+LOCKS = Path("/run/djangohost")
+# The host's djangohost-safe (templates/base/djangohost-safe.py): what the tools of an app run print
+# reaches the operator's terminal escaped by its function.
+SAFE_TOOL = "/usr/local/sbin/djangohost-safe"
 MEDIA, MANIFEST = "media.tar.gz", "manifest.json"
 REGULAR = ("scheduled", "manual")
 NAME_RE = re.compile(r"[0-9]{8}T[0-9]{6}-(scheduled|manual|before-[0-9A-Za-z_-]+)")
@@ -57,16 +67,59 @@ def output(*command: str, **kwargs) -> str:
     return run(*command, stdout=subprocess.PIPE, text=True, **kwargs).stdout
 
 
-def psql(*sql: str, database: str = "postgres") -> str:
-    """SQL as PostgreSQL's superuser, stopping at the first error; the rows, tab-separated."""
-    statements = [arg for statement in sql for arg in ("-c", statement)]
-    return output("runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", database,
+# First in every session: nothing an app made (a function, a view named like the catalog) is found
+# before PostgreSQL's own; every name is pg_catalog's, written so, too.
+SAFE_PATH = "SET search_path = pg_catalog, pg_temp"
+
+
+def psql(*sql: str) -> str:
+    """SQL as PostgreSQL's superuser in the `postgres` database, never in an app's (whose owner
+    decides what its names mean there), stopping at the first error; the rows, tab-separated."""
+    statements = [arg for statement in (SAFE_PATH, *sql) for arg in ("-c", statement)]
+    return output("runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
                   *statements)
 
 
 def mariadb(sql: str) -> str:
     """SQL as MariaDB's root (identified by unix_socket); the rows, tab-separated."""
     return output("mariadb", "--batch", "--skip-column-names", "-e", sql)
+
+
+def ident(name: str) -> str:
+    """A MariaDB identifier as SQL names it: in backticks, a backtick in it doubled."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def printable(text: str) -> str:
+    """Text an app controls with its control characters escaped (see SAFE_TOOL)."""
+    loader = importlib.machinery.SourceFileLoader("djangohost_safe", SAFE_TOOL)
+    module = types.ModuleType(loader.name)
+    loader.exec_module(module)
+    escaped: str = module.printable(text, "\n\t")
+    return escaped
+
+
+def as_app(user: str, *command: str, stdin: Any = subprocess.DEVNULL, stdout: Any = None) -> str:
+    """`command` run as the app's `user`: in a session of its own, with nothing of root's terminal
+    (no standard input of root's, its errors through a file, printed escaped); what it printed,
+    when `stdout` is not given. Raises CalledProcessError when it fails."""
+    with tempfile.TemporaryFile() as errors:
+        done = subprocess.run(["runuser", "-u", user, "--", *command], stdin=stdin,
+                              stdout=stdout or subprocess.PIPE, stderr=errors, start_new_session=True)
+        report(errors)
+    if done.returncode:
+        raise subprocess.CalledProcessError(done.returncode, command)
+    return "" if stdout else done.stdout.decode(errors="replace")
+
+
+def report(errors: IO[bytes], limit: int = 65536) -> None:
+    """Print the last `limit` bytes of what a command of the app's wrote as errors, escaped."""
+    errors.seek(0, os.SEEK_END)
+    errors.seek(max(0, errors.tell() - limit))
+    text = errors.read().decode(errors="backslashreplace")
+    if text:
+        sys.stderr.write(printable(text))
+        sys.stderr.flush()
 
 
 def sha256(path: Path) -> str:
@@ -132,10 +185,25 @@ class App:
 
     def lock(self):
         """Held for the whole of a take or restore: runs of one app never overlap."""
-        LOCKS.mkdir(parents=True, exist_ok=True)
-        handle = (LOCKS / f"djangohost-backup-{self.name}.lock").open("w")
+        handle = os.fdopen(os.open(run_dir() / f"backup-{self.name}.lock",
+                                   os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), "w")
         fcntl.flock(handle, fcntl.LOCK_EX)
         return handle
+
+
+def run_dir() -> Path:
+    """LOCKS, made root's alone (0700) if need be; refused when it is a link or someone else's (as
+    templates/base/run-dir.sh.j2 does for the shell)."""
+    try:
+        LOCKS.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    status = os.lstat(LOCKS)
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != 0:
+        raise Refused(f"{LOCKS} is not a directory of root's; root keeps its locks there: remove it")
+    if stat.S_IMODE(status.st_mode) != 0o700:
+        os.chmod(LOCKS, 0o700)
+    return LOCKS
 
 
 def unreadable(dumped_with: str, reader: str, engine: str) -> str | None:
@@ -161,15 +229,21 @@ class Postgres:
         self.app = app
 
     def has_tables(self) -> bool:
-        sql = "select count(*) from pg_tables where schemaname not in ('pg_catalog', 'information_schema')"
-        return psql(sql, database=self.app).strip() != "0"
+        """Asked as the app's own role, in its database: nothing it made there runs with more rights
+        than its own (as the superuser, its views and functions would have run as the superuser)."""
+        sql = ("select pg_catalog.count(*) from pg_catalog.pg_tables where schemaname operator(pg_catalog.<>) "
+               "'pg_catalog' and schemaname operator(pg_catalog.<>) 'information_schema'")
+        return as_app(self.app, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", self.app, "-c", SAFE_PATH,
+                      "-c", sql).strip() != "0"
 
     def dump(self, path: Path) -> None:
         """The dump, then read back whole (every table's data): pg_restore --list reads only its
-        table of contents, which a dump cut short still has."""
+        table of contents, which a dump cut short still has. Both as the app: the dump is made of
+        the app's data, and pg_dump runs as the app, whose user could have changed what it wrote."""
         with path.open("wb") as out:
-            run("runuser", "-u", self.app, "--", "pg_dump", "-Fc", "--no-owner", self.app, stdout=out)
-        run("pg_restore", "-f", "/dev/null", str(path))
+            as_app(self.app, "pg_dump", "-Fc", "--no-owner", self.app, stdout=out)
+        with path.open("rb") as dump:
+            as_app(self.app, "pg_restore", "-f", "/dev/null", stdin=dump, stdout=subprocess.DEVNULL)
 
     def version(self) -> str:
         return output("pg_dump", "--version").strip()
@@ -180,8 +254,10 @@ class Postgres:
         return unreadable(dumped_with, output("pg_restore", "--version"), "PostgreSQL")
 
     def dbname(self, path: Path) -> str | None:
-        """The database the dump was taken of, as pg_restore lists it."""
-        for line in output("pg_restore", "--list", str(path)).splitlines():
+        """The database the dump was taken of, as pg_restore lists it (run as the app: see dump())."""
+        with path.open("rb") as dump:
+            listed = as_app(self.app, "pg_restore", "--list", stdin=dump)
+        for line in listed.splitlines():
             if line.startswith(";") and line[1:].strip().startswith("dbname:"):
                 return line.split(":", 1)[1].strip()
         return None
@@ -190,17 +266,19 @@ class Postgres:
         psql(f'DROP DATABASE IF EXISTS "{into}"', f'CREATE DATABASE "{into}" OWNER "{self.app}"',
              f'REVOKE CONNECT ON DATABASE "{into}" FROM PUBLIC')
         with path.open("rb") as dump:
-            run("runuser", "-u", self.app, "--", "pg_restore", "--no-owner", "--no-privileges",
-                "--exit-on-error", "--single-transaction", "-d", into, stdin=dump)
+            as_app(self.app, "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
+                   "--single-transaction", "-d", into, stdin=dump, stdout=subprocess.DEVNULL)
 
     def swap(self, fresh: str, old: str) -> None:
         """The app's database becomes `old`, and `fresh` the app's (nobody connected: the app's
         processes are stopped and whatever else was connected is let go)."""
-        psql(f"select pg_terminate_backend(pid) from pg_stat_activity where datname = '{self.app}'",
+        psql(f"select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity "
+             f"where datname = '{self.app}'",
              f'ALTER DATABASE "{self.app}" RENAME TO "{old}"', f'ALTER DATABASE "{fresh}" RENAME TO "{self.app}"')
 
     def forget(self, prefix: str) -> None:
-        for database in psql(f"select datname from pg_database where starts_with(datname, '{prefix}')").split():
+        for database in psql(f"select datname from pg_catalog.pg_database "
+                             f"where pg_catalog.starts_with(datname, '{prefix}')").split():
             psql(f'DROP DATABASE "{database}"')
 
 
@@ -218,17 +296,25 @@ class MariaDB:
         return f"`{database.replace('_', chr(92) + '_')}`.* TO \"{self.app}\"@\"localhost\""
 
     def tables(self, database: str) -> list[str]:
-        return mariadb(f"select table_name from information_schema.tables where table_schema = '{database}'").split()
+        """The names of the tables of `database`, whole: the app names its tables, and a name may
+        hold anything (a backtick, a space, a line break), so it is read as hex, and only ever put
+        into SQL as ident() quotes it."""
+        rows = mariadb(f"select hex(table_name) from information_schema.tables where table_schema = '{database}'")
+        return [bytes.fromhex(row).decode() for row in rows.split()]
 
     def has_tables(self) -> bool:
         return bool(self.tables(self.app))
 
     def dump(self, path: Path) -> None:
-        dump = subprocess.Popen(["runuser", "-u", self.app, "--", "mariadb-dump", "--single-transaction",
-                                 "--routines", "--triggers", "--events", self.app], stdout=subprocess.PIPE)
-        with path.open("wb") as out:
-            run("gzip", "-c", stdin=dump.stdout, stdout=out)
-        if dump.wait() != 0:
+        with tempfile.TemporaryFile() as errors:
+            dump = subprocess.Popen(["runuser", "-u", self.app, "--", "mariadb-dump", "--single-transaction",
+                                     "--routines", "--triggers", "--events", self.app], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=errors, start_new_session=True)
+            with path.open("wb") as out:
+                run("gzip", "-c", stdin=dump.stdout, stdout=out)
+            failed = dump.wait() != 0
+            report(errors)
+        if failed:
             raise Refused(f"mariadb-dump {self.app} failed")
 
     def version(self) -> str:
@@ -252,12 +338,13 @@ class MariaDB:
         mariadb(f"DROP DATABASE IF EXISTS `{into}`; CREATE DATABASE `{into}` CHARACTER SET utf8mb4 "
                 f"COLLATE utf8mb4_unicode_ci; GRANT ALL PRIVILEGES ON {self.grantee(into)}")
         unzip = subprocess.Popen(["zcat", str(path)], stdout=subprocess.PIPE)
-        run("runuser", "-u", self.app, "--", "mariadb", into, stdin=unzip.stdout)
+        as_app(self.app, "mariadb", into, stdin=unzip.stdout, stdout=subprocess.DEVNULL)
         unzip.wait()
 
     def swap(self, fresh: str, old: str) -> None:
         def moves(source: str, target: str) -> str:
-            return ", ".join(f"`{source}`.`{table}` TO `{target}`.`{table}`" for table in self.tables(source))
+            return ", ".join(f"{ident(source)}.{ident(table)} TO {ident(target)}.{ident(table)}"
+                             for table in self.tables(source))
 
         statements = [f"CREATE DATABASE `{old}`"]
         for source, target in ((self.app, old), (fresh, self.app)):
@@ -268,17 +355,21 @@ class MariaDB:
         mariadb("; ".join(statements))
 
     def forget(self, prefix: str) -> None:
-        for database in mariadb("select schema_name from information_schema.schemata").split():
+        for row in mariadb("select hex(schema_name) from information_schema.schemata").split():
+            database = bytes.fromhex(row).decode()
             if database.startswith(prefix):
-                mariadb(f"DROP DATABASE `{database}`")
+                mariadb(f"DROP DATABASE {ident(database)}")
 
 
 ENGINES: dict[str, type[Postgres] | type[MariaDB]] = {"postgresql": Postgres, "mariadb": MariaDB}
 
 
 def archive_media(app: App, target: Path) -> None:
-    """The media directory as it is (links stored as links, never followed), then read back."""
-    run("tar", "-czf", str(target / MEDIA), "-C", str(app.home), "media")
+    """The media directory as it is (links stored as links, never followed), then read back.
+    Archived as the app: what it holds that the app cannot read (a hard link to a file of root's)
+    stays out, and a file it cannot read does not stop its backup."""
+    with (target / MEDIA).open("wb") as archive:
+        as_app(app.name, "tar", "--ignore-failed-read", "-czf", "-", "-C", str(app.home), "media", stdout=archive)
     run("tar", "-tzf", str(target / MEDIA), stdout=subprocess.DEVNULL)
 
 
@@ -379,8 +470,8 @@ def restore(app: App, name: str, media: bool) -> None:
             new_media.mkdir(mode=0o750)
             shutil.chown(new_media, app.name, "www-data")
             with (directory / MEDIA).open("rb") as archive:  # unpacked as the app: links go nowhere else
-                run("runuser", "-u", app.name, "--", "tar", "-xzf", "-", "--strip-components=1",
-                    "-C", str(new_media), stdin=archive)
+                as_app(app.name, "tar", "-xzf", "-", "--strip-components=1", "-C", str(new_media), stdin=archive,
+                       stdout=subprocess.DEVNULL)
         started = time.monotonic()
         subprocess.run(["supervisorctl", "stop", *app.programs], stdout=subprocess.DEVNULL)
         try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys import backups, broker, logs, mariadb, nginx, ops, paths, postgres, tls
+from deploys import backups, broker, logs, mariadb, nginx, ops, paths, postgres, safe, tls
 from deploys.defaults import (
     BUILD_PACKAGES,
     BUILD_TOOLS,
@@ -108,6 +108,8 @@ def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
     ops.file(name="Background steps", path=paths.BACKGROUND_TOOL, owner="root", group="root", mode="755",
              content=render("base/djangohost-background.j2", dir=paths.BACKGROUND),
              current=state.paths.get(paths.BACKGROUND_TOOL))
+    ops.file(name="Safe reads of what apps control", path=paths.SAFE_TOOL, owner="root", group="root", mode="755",
+             content=safe.SOURCE.read_text(), current=state.paths.get(paths.SAFE_TOOL))
     # dpkg takes half of a first deploy: the apps' users, code and virtualenvs need none of these
     # packages, and are made meanwhile; the apps' checks need only the first ones.
     if lacking.checks:

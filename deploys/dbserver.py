@@ -11,6 +11,7 @@ output or diffs.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from collections.abc import Iterable
 
 import gevent
@@ -108,13 +109,15 @@ def server(databases: list[ServedDatabase], address: str) -> None:
     base.uploads(state)
     ops.directory(name="Database server's files", path=paths.DB_SERVER, owner="root", group="postgres",
                   mode="750", current=state.paths.get(paths.DB_SERVER))
-    # openssl writes the key 0600 under umask 077; PostgreSQL reads it as its owner.
+    # openssl writes the key 0600 under umask 077; PostgreSQL reads it as its owner. The address has
+    # one strict form (deploys.topology.is_address) and is quoted all the same.
+    key, cert = shlex.quote(paths.db_key(address)), shlex.quote(paths.db_cert(address))
     certificate = ops.command(
         name=f"Certificate for {address}",
         command=(f"(umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-                 f"-days {CERT_DAYS} -subj /CN={address} -addext subjectAltName={_san(address)} "
-                 f"-keyout {paths.db_key(address)} -out {paths.db_cert(address)}) && "
-                 f"chown postgres:postgres {paths.db_key(address)} && chmod 644 {paths.db_cert(address)}"),
+                 f"-days {CERT_DAYS} -subj {shlex.quote(f'/CN={address}')} "
+                 f"-addext {shlex.quote(f'subjectAltName={_san(address)}')} -keyout {key} -out {cert}) && "
+                 f"chown postgres:postgres {key} && chmod 644 {cert}"),
         needed=paths.db_cert(address) not in state.paths,
         reason=f"the certificate for {address} exists",
     )
@@ -129,7 +132,7 @@ def server(databases: list[ServedDatabase], address: str) -> None:
     changed = {name: value for name, value in wanted.items() if state.pg_settings.get(name) != value}
     configured = ops.command(
         name="Server settings: address, TLS, SCRAM, pg_hba",
-        command=" ".join([postgres.PSQL, *(f"-c \"ALTER SYSTEM SET {name} = '{value}'\""
+        command=" ".join([postgres.PSQL, *(f"-c {shlex.quote(f'ALTER SYSTEM SET {name} = {sql_string(value)}')}"
                                            for name, value in changed.items())]),
         needed=bool(changed),
         reason="the server has djangohost's settings",
@@ -180,6 +183,11 @@ def credentials(app: App, state: State, guard: Guard) -> None:
                     or (mine.owner, mine.group, mine.mode) != (owner, app.name, mode)),
             _ignore_errors=True,
         ))
+
+
+def sql_string(value: str) -> str:
+    """A string literal of SQL: in single quotes, a quote in it doubled."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _san(address: str) -> str:

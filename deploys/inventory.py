@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 from pyinfra.api.exceptions import PyinfraError
 
-from deploys import defaults, schema
+from deploys import defaults, safe, schema
 from deploys.templates import program
 
 # What decides a virtualenv, read alike here and on the host (templates/app/dependencies.py).
@@ -261,7 +261,7 @@ def load_inventory(hosts: Iterable[Any]) -> dict[str, list[App]]:
         known = {app.name for host_apps in apps.values() for app in host_apps}
         unknown = sorted(wanted - known)
         if unknown:
-            raise InventoryError(f"--data app: no app named {', '.join(unknown)} in the inventory "
+            raise InventoryError(f"--data app: no app named {safe.printable(', '.join(unknown))} in the inventory "
                                  f"(apps: {', '.join(sorted(known)) or 'none'})")
     return apps
 
@@ -530,7 +530,7 @@ def check_host(host_name: str, apps: list[App], state: Any) -> None:
         mirror = state.mirrors.get(app.name)
         if app.git and mirror and mirror.ref_missing and mirror.url == app.git.url:
             raise InventoryError(
-                f"host {host_name}, app {app.name}, field source: {mirror.error} ({app.git.url})")
+                f"host {host_name}, app {app.name}, field source: {safe.printable(mirror.error)} ({app.git.url})")
         home = state.users.get(app.name)
         if home is not None and home != app.home:
             raise InventoryError(

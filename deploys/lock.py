@@ -6,6 +6,10 @@ the lock taken stops before it changes anything, naming who holds it. It does no
 would do was planned from the host as it was before the other run changed it. A lock whose run
 was interrupted stays until /run is cleared (a reboot) or it is removed; a run from the same
 machine sees that its holder is gone and takes it over.
+
+The lock lives in root's own directory (RUN_DIR, 0700), never in /run/lock, where any user may
+create: an app's user could take the lock's name there first, and every run would stop, showing
+the operator whatever that user wrote as the holder.
 """
 
 from __future__ import annotations
@@ -24,7 +28,11 @@ from pyinfra import host, state
 from pyinfra.api import BaseStateCallback, FactBase, Host, operation
 from pyinfra.api import State as Run
 
-LOCK = "/run/lock/djangohost"
+from deploys import safe
+from deploys.paths import RUN_DIR
+from deploys.templates import render
+
+LOCK = f"{RUN_DIR}/lock"
 # This run: what it writes into the lock, and the hosts whose lock it holds.
 TOKEN = uuid.uuid4().hex
 CONTROLLER = socket.gethostname()
@@ -44,12 +52,7 @@ class TakeLock(FactBase[str]):
     """
 
     def command(self, token: str, holder: str, stale: str = "") -> str:  # type: ignore[override]
-        lock, holder_file = shlex.quote(LOCK), shlex.quote(f"{LOCK}/holder")
-        take_over = (f"[ \"$(cat {holder_file} 2>/dev/null)\" = {shlex.quote(stale)} ] && rm -rf {lock}; "
-                     if stale else "")
-        return (f"mkdir -p /run/lock && {take_over}if mkdir -m 700 {lock} 2>/dev/null; then "
-                f"echo {shlex.quote(token)} > {lock}/token && echo {shlex.quote(holder)} > {holder_file}; "
-                f"else cat {holder_file} 2>/dev/null || echo 'a run that is starting'; fi")
+        return render("base/take-lock.sh.j2", run_dir=RUN_DIR, lock=LOCK, token=token, holder=holder, stale=stale)
 
     def process(self, output: Iterable[str]) -> str:  # type: ignore[override]
         return "\n".join(output).strip()
@@ -116,9 +119,12 @@ def take():
         HELD.add(host.name)
         host.noop("this run holds the host's lock")
         return
-    message = (f"djangohost: host {host.name} is being changed by another run ({holder}); this run stopped "
-               f"before changing anything. If no other run is going on (an interrupted run leaves its lock "
-               f"behind), remove the lock: rm -r {LOCK}")
+    if holder.startswith("djangohost: "):  # no place for the lock (see templates/base/run-dir.sh.j2)
+        message = f"{safe.printable(holder)}; host {host.name}: this run stopped before changing anything"
+    else:
+        message = (f"djangohost: host {host.name} is being changed by another run ({safe.printable(holder)}); this "
+                   f"run stopped before changing anything. If no other run is going on (an interrupted run leaves "
+                   f"its lock behind), remove the lock: rm -r {LOCK}")
     yield f"echo {shlex.quote(message)} >&2; exit 1"
 
 

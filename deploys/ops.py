@@ -26,6 +26,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
+from deploys import safe
 from deploys.paths import BACKGROUND_TOOL, UPLOADS
 from facts.git import as_user
 from facts.state import MASK, EnvFileState, MaskedEnvFile, PathState, State
@@ -36,12 +37,12 @@ def sha256(text: str) -> str:
 
 
 def mask_env(content: str, keys: Iterable[str]) -> str:
-    """Environment file lines with the values of `keys` masked, as MaskedEnvFile does on the host."""
+    """Environment file lines with the values of `keys` masked, as MaskedEnvFile does on the host:
+    lines as the shell and sed read them, ended by \n only (str.splitlines() would also end one at
+    \v, \x1c or U+2028, and show the rest of a secret holding one; schema refuses those anyway)."""
     keys = {"SECRET_KEY", *keys}
-    return "".join(
-        f"{line.split('=', 1)[0]}={MASK}\n" if line.split("=", 1)[0] in keys else line
-        for line in content.splitlines(keepends=True)
-    )
+    return "\n".join(f"{line.split('=', 1)[0]}={MASK}" if line.split("=", 1)[0] in keys else line
+                     for line in content.split("\n"))
 
 
 def _diffing() -> bool:
@@ -660,7 +661,7 @@ def tell(op: OperationMeta):
 
     def show(state, host) -> bool:
         for line in op.stdout_lines:
-            host.log(line, logger.warning)
+            host.log(safe.printable(line, keep="\t"), logger.warning)
         return True
 
     yield FunctionCommand(show, (), {})

@@ -53,6 +53,12 @@ BUILD = "/var/lib/djangohost/build"
 # side by side, and waits for them; each step's output, exit status and process (root only).
 BACKGROUND_TOOL = "/usr/local/sbin/djangohost-background"
 BACKGROUND = "/var/lib/djangohost/background"
+# Root's own directory of locks (0700; see templates/base/run-dir.sh.j2): the host's run lock, the
+# backups' and the jobs' locks. Never /run/lock, where every user may create and hold names.
+RUN_DIR = str(backup_tool.LOCKS)
+# How root reads a file another user controls, and escapes the text such a user controls before
+# it reaches the operator's terminal (templates/base/djangohost-safe.py, see deploys.safe).
+SAFE_TOOL = backup_tool.SAFE_TOOL
 # Tools djangohost installs on the host: uv, which the build identities run (root's, read-only).
 TOOLS = "/usr/local/lib/djangohost"
 UV = f"{TOOLS}/uv-{defaults.UV_VERSION}"
@@ -72,6 +78,11 @@ MIGRATE_LOCKED = f"{TOOLS}/migrate_locked.py"
 # Where files are uploaded before they take their place: 0700, owned by the user pyinfra logs in
 # as (under sudo, the SSH user can write nowhere else that others cannot read).
 UPLOADS = "/var/lib/djangohost/uploads"
+# The host's firewall (deploys.firewall): djangohost's own nftables table, and the unit that loads
+# it at boot (with systemd).
+ETC = "/etc/djangohost"
+FIREWALL = f"{ETC}/firewall.nft"
+FIREWALL_UNIT = "/etc/systemd/system/djangohost-firewall.service"
 # A database server's (deploys.dbserver): its TLS certificate and key, named after the address
 # they are for, its pg_hba.conf, and each served app's password as a libpq password file line
 # (root only); the tool that makes those passwords.
@@ -340,7 +351,6 @@ def app_paths(app: App) -> list[str]:
         current(app),
         venv(app),
         build_home(app),
-        *([mirror(app), deploy_key(app)] if app.git else []),
         *app_owned_mirror(app),
         tls_dir(app),
         *([tls_cert(app), tls_key(app), tls_staged(app), f"{tls_staged(app)}/fullchain.pem",
@@ -360,15 +370,25 @@ def app_paths(app: App) -> list[str]:
         nginx_enabled(app),
         nginx_staged(app),
         nginx_logs(app),
-        app.socket,
         *app_stamps(app),
     ]
+
+
+def guarded_paths(app: App) -> list[tuple[str, str]]:
+    """The paths of an app that HostState reports on which lie in a tree another user writes (the
+    app's run/, its build identity's home), as (a directory of root's, the path below it): root
+    reads them only with djangohost-safe, never through a link, a FIFO or a file grown huge."""
+    def below(directory: str, path: str) -> tuple[str, str]:
+        return directory, path.removeprefix(f"{directory}/")
+
+    return [below(app.home, app.socket),
+            *([below(BUILD, mirror(app)), below(BUILD, deploy_key(app))] if app.git else [])]
 
 
 # The reactions that keep a stamp (deploys.ops.Stamp): per app, and for the whole host.
 APP_STAMPS = ("release", "program", "restart", "reload", "programs", "processes", "healthy", "tls", "rollback",
               "refused", "site", "limits", "broker")
-HOST_STAMPS = ("nginx",)
+HOST_STAMPS = ("nginx", "firewall")
 
 
 def stamp(kind: str, app: App | None = None) -> str:
@@ -390,9 +410,8 @@ def app_stamps(app: App) -> list[str]:
 
 HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
               NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
-              STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, BUILD_TOOL, MIGRATE_LOCKED, DEPENDENCIES, HEALTH,
-              PUBLISH_STATIC,
-              TLS_DIR, ACME_WEBROOT,
+              STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, BUILD_TOOL, SAFE_TOOL, MIGRATE_LOCKED, DEPENDENCIES,
+              HEALTH, PUBLISH_STATIC, TLS_DIR, ACME_WEBROOT,
               CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
-              BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON,
+              BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON, FIREWALL,
               *(stamp(kind) for kind in HOST_STAMPS)]

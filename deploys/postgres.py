@@ -17,8 +17,9 @@ from deploys.inventory import App
 from deploys.ops import Guard
 from facts.state import State
 
-# psql as the postgres superuser, stopping at the first error.
-PSQL = "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1"
+# psql as the postgres superuser, stopping at the first error, in the postgres database (never an
+# app's, whose owner decides what names mean there), every name PostgreSQL's own.
+PSQL = "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'SET search_path = pg_catalog, pg_temp'"
 PORT = 5432
 
 

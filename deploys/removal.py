@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
 from pyinfra.api import deploy
 
@@ -9,6 +11,7 @@ from deploys import mariadb, ops, paths
 from deploys.inventory import App
 from deploys.postgres import PSQL
 from deploys.supervisor import update
+from deploys.templates import render
 from facts.state import State
 
 
@@ -33,6 +36,15 @@ def remove(app: App, state: State) -> None:
     if not app.purge:
         return
 
+    # Before its database goes (a session of a process left behind would keep it) and its users.
+    users = [user for user in (app.name, paths.builder(app)) if user in state.users]
+    end_user = shlex.quote(render("app/end-user.sh.j2"))
+    ops.command(
+        name=f"{app.name}: processes, crontabs and files of {' and '.join(users) or 'its users'} ended",
+        command=" && ".join(f"sh -c {end_user} end-user {user}" for user in users),
+        needed=bool(users),
+        reason=f"{app.name} has no user",
+    )
     ops.command(
         name=f"{app.name}: database and role dropped",
         command=f'{PSQL} -c \'DROP DATABASE IF EXISTS "{app.name}"\' -c \'DROP ROLE IF EXISTS "{app.name}"\'',

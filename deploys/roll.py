@@ -14,6 +14,7 @@ release, their apps are reported failed, and the traffic never had less than all
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Iterator
 
 from pyinfra import host
@@ -74,12 +75,12 @@ def leave(topology: Topology, earlier: list[str]) -> None:
     the roll stopped before this server."""
     balancer = next(iter(topology.balanced))
     ops.elsewhere(name=f"Roll: {host.name} out of the load balancer", on=balancer,
-                  command=f"{paths.LB_MEMBER} {topology.address(host.name)} down",
+                  command=f"{paths.LB_MEMBER} {shlex.quote(topology.address(host.name))} down",
                   _if=functools.partial(went_live, earlier))
     ops.command(
         name=f"Roll: requests still on {host.name} answered",
         command=(f"timeout {DRAIN_SECONDS} sh -c 'while ss -Htn state established \"( sport = :80 )\" "
-                 f"dst {topology.address(balancer)} | grep -q .; do sleep 0.2; done' || true"),
+                 f"dst \"$1\" | grep -q .; do sleep 0.2; done' sh {shlex.quote(topology.address(balancer))} || true"),
         needed=True, reason="", _if=functools.partial(went_live, earlier),
     )
 
@@ -87,5 +88,5 @@ def leave(topology: Topology, earlier: list[str]) -> None:
 def back(topology: Topology, earlier: list[str]) -> None:
     balancer = next(iter(topology.balanced))
     ops.elsewhere(name=f"Roll: {host.name} back into the load balancer", on=balancer,
-                  command=f"{paths.LB_MEMBER} {topology.address(host.name)} up",
+                  command=f"{paths.LB_MEMBER} {shlex.quote(topology.address(host.name))} up",
                   _if=functools.partial(went_live, earlier))

@@ -23,7 +23,7 @@ def schedule(app: App, state: State) -> None:
         name=f"{app.name}: bin/job",
         path=paths.job_script(app),
         content=render("app/job.j2", app=app, run=paths.run_script(app), logs=app.path("logs"),
-                       records=paths.job_records(app), confine=limits.confine(app)),
+                       records=paths.job_records(app), confine=limits.confine(app), run_dir=paths.RUN_DIR),
         owner="root", group=app.name, mode="750",
         current=state.paths.get(paths.job_script(app)),
     )

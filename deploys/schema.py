@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import ErrorDetails
 
 from deploys import defaults
+from deploys.safe import is_control
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}")
 # RFC 1123 host names; a leading "*." allows Nginx wildcard names.
@@ -32,7 +33,14 @@ ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Branch, tag or commit names git accepts, without shell or option meaning.
 REF_RE = re.compile(r"(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}")
 RELATIVE_RE = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9._/+-]+")
-EMAIL_RE = re.compile(r"[^@\s'\"]+@[^@\s'\"]+\.[^@\s'\"]+")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}")
+# The characters of a URL (RFC 3986): no space, quote, backslash or control character.
+URL_CHARS = r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]"
+# A repository git fetches: a URL, an scp-like user@host:path or an absolute path; not an option
+# (-...) nor one of git's remote helpers (ext::, fd::), which run commands.
+GIT_URL_RE = re.compile(rf"(?!-)(?![A-Za-z][A-Za-z0-9+.-]*::){URL_CHARS}{{1,1000}}")
+HTTPS_URL_RE = re.compile(rf"https://{URL_CHARS}{{1,1000}}")
+URL_PATH_RE = re.compile(rf"/{URL_CHARS}{{0,1000}}")
 SIZE_RE = re.compile(r"[0-9]+[kKmMgG]?")
 # Host-level settings that end up in commands run as root: their forms.
 ROOT_RE = re.compile(r"(/[A-Za-z0-9._-]+)+/?")
@@ -45,7 +53,7 @@ REQUIREMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\[\],<>=!~-]*")
 CRON_FIELD_RE = re.compile(r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,[0-9]+(-[0-9]+)?(/[0-9]+)?)*")
 # A command line of processes and jobs: no control characters, and no % (cron and Supervisor
 # each give it a meaning of their own).
-PROCESS_COMMAND_RE = re.compile(r"[^\x00-\x1f\x7f%]+")
+PROCESS_COMMAND_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f%\u2028\u2029]+")
 # What each of the five cron fields may hold.
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 # A size systemd reads, with its unit: 512M, 1G.
@@ -79,20 +87,20 @@ FORMS = {
     "secrets": "must be a dict of variable names to values",
     "database": f"must be true, false or {{\"engine\": {' or '.join(defaults.DATABASE_ENGINES)}}}",
     "client_max_body_size": "must look like 10m, 512k or 1g",
-    "health_path": "must be a URL path starting with /",
+    "health_path": "must be a URL path starting with / (letters, digits and the characters of a URL)",
     "health_timeout": "must be a finite number of seconds above 0",
     "state": "must be present or absent",
     "purge": "must be true or false, and true only with state absent",
     "tls": "must be a dict whose mode is provided, self-signed or acme",
     "backup": f"must be false or a dict with keys {', '.join(defaults.BACKUP)}, cron",
-    "git": "must be a repository URL",
+    "git": "must be a repository URL (the characters of a URL; no option, no ext:: or fd:: helper)",
     "ref": "must name a branch, tag or commit",
     "deploy_key": "is not a file",
     "mode": "must be provided, self-signed or acme",
     "cert": "is not a file",
     "key": "is not a file",
     "email": "is not an email address",
-    "directory": "must be an https:// URL",
+    "directory": "must be an https:// URL (the characters of a URL)",
     "hsts_max_age": "must be a whole number of seconds",
     "at": "must be hourly, daily or weekly (or monthly, for a job), or give cron",
     "processes": "must be a dict of process names to command lines (or {\"command\": ..., \"stop_wait\": SECONDS})",
@@ -234,9 +242,7 @@ class GitSourceEntry(Model):
     @field_validator("git")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not value or value.startswith("-") or any(c.isspace() for c in value):
-            raise ValueError(f"{value!r} {FORMS['git']}")
-        return value
+        return form(GIT_URL_RE, value, "git")
 
     _forms = field_validator("ref")(formed)
 
@@ -281,7 +287,7 @@ class TlsEntry(Model):
         if self.mode == "acme":
             if self.email is None or not EMAIL_RE.fullmatch(self.email):
                 raise Problem("tls", f"email: {self.email!r} {FORMS['email']}")
-            if self.directory is not None and not self.directory.startswith("https://"):
+            if self.directory is not None and not HTTPS_URL_RE.fullmatch(self.directory):
                 raise Problem("tls", f"directory: {self.directory!r} {FORMS['directory']}")
         return self
 
@@ -376,9 +382,14 @@ def environment(values: dict[str, Value], field: str, reserved: set[str]) -> dic
     for name, value in values.items():
         if name in reserved:
             raise ValueError(f"{name} is set by djangohost and cannot be overridden")
-        if any(c in str(value) for c in "\n\r\0"):
-            # The environment file is read line by line: a line break would add a variable.
-            raise ValueError(f"{name}: value must not hold a line break or a NUL")
+        control = next((char for char in str(value) if char != "\t" and is_control(char)), None)
+        if control is not None:
+            # The environment file is read line by line, and a secret is masked line by line in
+            # diffs: a line break of any kind (Python's splitlines() breaks at \v, \x1c, \x85,
+            # U+2028 too) would add a variable or show the rest of a secret. NUL ends the value,
+            # and other controls act on the terminal that shows a diff.
+            raise ValueError(f"{name}: value must not hold a line break or a control character "
+                             f"(it holds {control!r}, at {str(value).index(control) + 1})")
     return values
 
 
@@ -542,9 +553,7 @@ class AppEntry(Model):
     @field_validator("health_path")
     @classmethod
     def _path(cls, value: str) -> str:
-        if not value.startswith("/") or any(c.isspace() for c in value):
-            raise ValueError(f"{value!r} {FORMS['health_path']}")
-        return value
+        return form(URL_PATH_RE, value, "health_path")
 
     @field_validator("health_timeout")
     @classmethod

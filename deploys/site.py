@@ -13,6 +13,7 @@ from deploys import (
     base,
     broker,
     dbserver,
+    firewall,
     health,
     limits,
     lock,
@@ -56,6 +57,8 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
         balancer.balancer(apps=balanced)
     if served:
         dbserver.server(databases=served, address=private_address(host))
+    # What the host's roles open to some hosts only: PostgreSQL's port to the apps' servers.
+    firewall.firewall(ports=firewall.ports(topology, host.name), state=state)
     if topology.served:
         ops.rendezvous(name="Database server ready")
     if apps or removed:

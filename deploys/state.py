@@ -32,6 +32,7 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
         # An absent app's database may be either engine's: both are asked.
         mariadb=[app.name for app in apps if app.database == "mariadb" or not app.present],
         homes=[app.home for app in apps if app.present],
+        guarded=[pair for app in apps for pair in paths.guarded_paths(app)],
     )
     state.mirrors = mirrors
     return state

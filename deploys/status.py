@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 from pyinfra import host, inventory
 
+from deploys import safe
 from deploys.inventory import App, selected
 from deploys.topology import ROLES, Topology, topology_of
 from facts.status import AppStatus, HostStatus, Status
@@ -83,6 +84,8 @@ def role_lines(topology: Topology) -> list[str]:
 
 
 def report(apps: list[App], status: HostStatus, roles: list[str]) -> str:
+    """What the status view prints for the host: every line escaped, for what the host says (a
+    socket's error, Nginx's, a program's) may hold text an app controls."""
     nginx = status["nginx"]
     valid = "valid" if nginx["valid"] else f"INVALID: {nginx['error']}"
     lines = [f"{host.name}: nginx configuration {valid}", *roles]
@@ -90,7 +93,7 @@ def report(apps: list[App], status: HostStatus, roles: list[str]) -> str:
         app_status = status["apps"].get(app.name)
         lines.append(app_line(app, app_status))
         lines += process_lines(app, app_status) if app_status else []
-    return "\n".join(lines)
+    return "\n".join(safe.printable(line, keep="\t") for line in "\n".join(lines).split("\n"))
 
 
 topology = topology_of(inventory)

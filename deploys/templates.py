@@ -11,6 +11,8 @@ from types import ModuleType
 
 import jinja2
 
+from deploys.backup_tool import SAFE_TOOL
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 _env = jinja2.Environment(
@@ -24,8 +26,13 @@ _env.filters["shquote"] = shlex.quote
 # A command line as its words, each quoted: the words reach the program as they are, and no
 # shell interprets them (a cron line is run by root's shell).
 _env.filters["argv"] = lambda line: " ".join(shlex.quote(word) for word in shlex.split(line))
+# An address and port as Nginx and URLs write them: [fd00::2]:80 for IPv6.
+_env.filters["hostport"] = lambda address, port: f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 # JSON strings and lists are valid Python literals: templates of Python files use it.
 _env.filters["pyrepr"] = json.dumps
+# The tool that reads what another user controls (templates/base/djangohost-safe.py), which every
+# app host has: the scripts that read such files call it.
+_env.globals["safe_tool"] = SAFE_TOOL
 
 
 def render(template: str, **context: object) -> str:

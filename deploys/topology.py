@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -66,18 +67,29 @@ def roles(host: Any) -> frozenset[str]:
 def private_address(host: Any) -> str:
     """The address other hosts reach `host` at: an IP address or a host name."""
     address = host.data.get("private_address") or host.name
-    if not isinstance(address, str) or not _is_address(address):
-        raise InventoryError(f"host {host.name}, field private_address: {address!r} is not an IP address or a "
-                             "host name; set private_address to the address the other hosts reach it at")
+    if not isinstance(address, str) or not is_address(address):
+        raise InventoryError(f"host {host.name}, field private_address: {address!r} is not an IPv4 or IPv6 address "
+                             "(without a zone id) or a host name; set private_address to the address the other hosts "
+                             "reach it at")
     return address
 
 
-def _is_address(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        return DOMAIN_RE.fullmatch(value) is not None and not value.startswith("*")
+# What an IP address may be written with: Python's ipaddress also takes an IPv6 zone id (after %),
+# which may hold anything but % and / (spaces, line breaks, ;, $(...)). The address goes into root's
+# commands, pg_hba.conf, Nginx's files and a certificate: one strict form, checked before any host
+# is touched. A link-local address with a zone id names an interface of one host only: refused.
+ADDRESS_CHARS_RE = re.compile(r"[0-9A-Fa-f.:]{2,45}")
+
+
+def is_address(value: str) -> bool:
+    """Whether `value` is an IPv4 address, an IPv6 address without a zone id, or a host name."""
+    if ADDRESS_CHARS_RE.fullmatch(value):
+        try:
+            ipaddress.ip_address(value)
+            return True
+        except ValueError:
+            pass
+    return DOMAIN_RE.fullmatch(value) is not None and not value.startswith("*")
 
 
 # The run's inventory and its topology (see topology_of).
@@ -98,6 +110,10 @@ def load_topology(hosts: Iterable[Any]) -> Topology:
     each problem."""
     hosts = list(hosts)
     declared = load_inventory(hosts)
+    # Every address given, whether or not this inventory's roles use it: a bad one stops the run.
+    for host in hosts:
+        if host.data.get("private_address") is not None:
+            private_address(host)
     host_roles = {host.name: roles(host) for host in hosts}
     by_role = {role: [host for host in hosts if role in host_roles[host.name]] for role in ROLES}
     runs = {host.name: [app for app in declared[host.name] if app.servers is None or host.name in app.servers]

@@ -31,8 +31,9 @@ printf 'ok\t%s\t%s\t%s\n' "$url" "$commit" "$found"
 
 def as_user(user: str, home: str, command: str) -> str:
     """Shell: `command` run as `user` (an app's, or its build identity), with `home` as HOME (git
-    and uv read their configuration and caches there)."""
-    return f"runuser -u {user} -- env HOME={shlex.quote(home)} {command}"
+    and uv read their configuration and caches there): in a session of its own, with no standard
+    input of root's, so that nothing it runs holds a terminal root may have."""
+    return f"setsid --wait runuser -u {user} -- env HOME={shlex.quote(home)} {command} </dev/null"
 
 
 @dataclass(frozen=True)

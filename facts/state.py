@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
+from deploys.paths import SAFE_TOOL
 from facts.git import Mirror
 
 # What a secret value is shown as.
@@ -102,11 +103,17 @@ class State:
 
 
 # Each path's kind, owner, group, mode and link target, and each file's sha256: one `find` and one
-# `sha256sum` for any number of paths (a host with 30 apps asks about 1,300).
+# `sha256sum` for any number of paths (a host with 30 apps asks about 1,300). Only files of at most
+# 16 MiB are read (those djangohost writes are far smaller): a file grown huge, even sparse, is
+# not read whole; it has no sha256 and is written anew. These paths lie in directories only root
+# changes; a path in a tree another user writes (guarded_paths) is listed without being read, and
+# read by djangohost-safe only (`find -type f` then `sha256sum` would follow a FIFO or a link
+# swapped in between, and wait forever).
 LIST_PATHS = r"""list_paths() {
   [ $# -gt 0 ] || return 0
   find "$@" -maxdepth 0 -printf 'path\t%p\t%y\t%u\t%g\t%m\t%l\n' 2>/dev/null
-  find "$@" -maxdepth 0 -type f -exec sha256sum -- {} + 2>/dev/null | sed 's/^\([0-9a-f]*\)  /sha256\t\1\t/'
+  find "$@" -maxdepth 0 -type f -size -16M -exec sha256sum -- {} + 2>/dev/null |
+    sed 's/^\([0-9a-f]*\)  /sha256\t\1\t/'
 }
 """
 
@@ -131,6 +138,8 @@ pg_ready=
 pg_isready -q 2>/dev/null && pg_ready=1
 $SERVICES
 list_paths $PATHS
+[ -z "$GUARDED" ] || find $GUARDED -maxdepth 0 -printf 'path\t%p\t%y\t%u\t%g\t%m\t%l\n' 2>/dev/null
+[ -z "$GUARDED_PAIRS" ] || [ ! -x $SAFE_TOOL ] || $SAFE_TOOL sha256 $GUARDED_PAIRS 2>/dev/null
 for p in $ENV_FILES; do
   [ -f "$p" ] || continue
   printf 'env\t%s\t%s\t%s\t%s\n' "$p" \
@@ -149,20 +158,23 @@ for h in $HOMES; do
   for d in "$h"/venvs/*; do
     v=${d##*/}; k=
     case $v in *.*|"*") continue ;; esac
-    [ -f "$d/.djangohost-complete" ] || continue
+    # Root's once built: one its build identity still owns (a failed build) is not taken as built.
+    [ -O "$d" ] && [ ! -L "$d" ] && [ -f "$d/.djangohost-complete" ] || continue
     read -r k <"$d/.djangohost-complete"
     printf 'venv\t%s\t%s\t%s\n' "$h" "$v" "$k"
   done
 done
 if [ -n "$ROLES" ] && command -v psql >/dev/null && [ -n "$pg_ready" ]; then
-  runuser -u postgres -- psql -XAtF "$(printf '\t')" \
+  # In the postgres database (no app's), every name PostgreSQL's own.
+  runuser -u postgres -- psql -XAtqF "$(printf '\t')" -c "SET search_path = pg_catalog, pg_temp" \
     -c "select 'role', rolname, rolsuper::int, rolcreatedb::int, rolcreaterole::int, rolcanlogin::int
-        from pg_roles where rolname in ($ROLES)" \
-    -c "select 'database', datname, pg_get_userbyid(datdba),
-        has_database_privilege('public', datname, 'CONNECT')::int from pg_database where datname in ($ROLES)" \
-    -c "select 'pgsetting', name, setting from pg_file_settings
+        from pg_catalog.pg_roles where rolname in ($ROLES)" \
+    -c "select 'database', datname, pg_catalog.pg_get_userbyid(datdba),
+        pg_catalog.has_database_privilege('public', datname, 'CONNECT')::int from pg_catalog.pg_database
+        where datname in ($ROLES)" \
+    -c "select 'pgsetting', name, setting from pg_catalog.pg_file_settings
         where sourcefile like '%/postgresql.auto.conf' and error is null" \
-    -c "select 'pgrestart' from pg_settings where pending_restart limit 1"
+    -c "select 'pgrestart' from pg_catalog.pg_settings where pending_restart limit 1"
 fi
 if [ -n "$MARIADB" ] && command -v mariadb >/dev/null && mariadb-admin ping --silent >/dev/null 2>&1; then
   mariadb --batch --raw --skip-column-names -e "
@@ -221,9 +233,16 @@ class HostState(FactBase[State]):
         databases: Iterable[str] = (),
         homes: Iterable[str] = (),
         mariadb: Iterable[str] = (),
+        guarded: Iterable[tuple[str, str]] = (),
     ) -> str:
+        """guarded: (a directory of root's, a path below it) of each path in a tree another user
+        writes, read with djangohost-safe only (see LIST_PATHS)."""
+        guarded = list(guarded)
         assignments = {
             "PATHS": _words(paths),
+            "GUARDED_PAIRS": _words(word for pair in guarded for word in pair),
+            "GUARDED": _words(f"{directory}/{path}" for directory, path in guarded),
+            "SAFE_TOOL": SAFE_TOOL,
             "ENV_FILES": _words(env_files),
             "HOMES": _words(homes),
             "USERS": _words(users),

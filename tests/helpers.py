@@ -38,15 +38,21 @@ class Run:
 
 
 def pyinfra(inventory: Path, *args: str, deploy: str = "deploys/site.py", check: bool = True,
-            json_results: bool = True) -> Run:
+            json_results: bool = True, timeout: float | None = None) -> Run:
     """Run the real pyinfra CLI from the repository root, as the README says; with json_results,
     read its --json results (pyinfra then prints no diffs). A dry run goes without -y, which
-    would skip the change detection that makes its diffs."""
+    would skip the change detection that makes its diffs. A run still going after `timeout`
+    seconds is stopped and fails the test (a hang is what an attack on it may cause)."""
     options = [*([] if "--dry" in args else ["-y"]), *(["--json"] if json_results else [])]
-    proc = subprocess.run(
-        [sys.executable, "-m", "pyinfra", *options, str(inventory), deploy, *args],
-        cwd=REPO, capture_output=True, text=True,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pyinfra", *options, str(inventory), deploy, *args],
+            cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as expired:
+        partial = (expired.stdout or b"").decode(errors="replace") if isinstance(expired.stdout, bytes) else (
+            expired.stdout or "")
+        raise AssertionError(f"pyinfra still running after {timeout} s:\n{partial[-3000:]}") from None
     results = None
     # pyinfra's --json document is the last thing on stdout; deploys may print before it.
     start = proc.stdout.rfind('{"plan"')
@@ -109,6 +115,16 @@ def sh(container: str, command: str, check: bool = True) -> str:
                           capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{command!r} failed in {container}: {proc.stdout}{proc.stderr}")
+    return proc.stdout.strip()
+
+
+def as_user(container: str, user: str, command: str) -> str:
+    """`command` run by the user `user` of the container, as an attacker with its shell would
+    (docker exec -u: none of root's descriptors or sessions)."""
+    proc = subprocess.run(["docker", "exec", "-u", user, container, "sh", "-c", command],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{user}: {command!r} failed in {container}: {proc.stdout}{proc.stderr}")
     return proc.stdout.strip()
 
 

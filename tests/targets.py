@@ -148,18 +148,20 @@ def _build_from_pulled(base: str, image: str, suite: str) -> None:
 
 def start_container(name: str, *, systemd: bool = False, ports: dict[int, int] | None = None,
                     suite: str = "bookworm", network: str | None = None, aliases: tuple[str, ...] = (),
-                    ssh_public_key: str | None = None) -> str:
+                    ssh_public_key: str | None = None, cap_add: tuple[str, ...] = ()) -> str:
     """Start a fresh target container called `name` (replacing any old one) and return its name.
 
     ports maps container ports to host ports published on 127.0.0.1 (0 picks a free port); aliases
     are more names of it on the network (the domains it answers ACME challenges for). With
     ssh_public_key, sshd runs and lets that key in as root and as SSH_USER (publish port 22).
+    cap_add: capabilities it is given (NET_ADMIN: its own firewall, in its own network namespace).
     """
     image = ensure_image(suite)
     subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     args = ["docker", "run", "-d", "--name", name, "--hostname", name]
     for container_port, host_port in (ports or {}).items():
         args += ["-p", f"127.0.0.1:{host_port or ''}:{container_port}"]
+    args += [f"--cap-add={capability}" for capability in cap_add]
     if network:
         args += ["--network", network, *(f"--network-alias={alias}" for alias in aliases)]
     if systemd:

@@ -21,6 +21,7 @@ import re
 import signal
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,27 +38,39 @@ PAUSE = 0.5
 # Written before a request's traceback by the app's settings (djangohost_settings.py): where the
 # app's own error starts in its output.
 TRACEBACK_MARK = "djangohost: request error"
-# Control characters of text an app controls (its log), shown escaped on the operator's terminal.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# Characters of text an app controls (its log) that a terminal or Python acts on rather than shows:
+# C0 and C1 controls, DEL, the line and paragraph separators, the bidirectional overrides. The same
+# as djangohost-safe's is_control (a unit test compares them); shown escaped, newlines and tabs kept.
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]")
 
 
 def escaped(text: str) -> str:
     """`text` with every control character but newline and tab written as \\xNN or \\uNNNN."""
-    return CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}" if ord(match.group()) < 0x100
+                       else f"\\u{ord(match.group()):04x}", text)
 
 
 def accepting(path: str) -> str | None:
     """None when the socket at `path` accepts a connection (Gunicorn's master accepts for its
-    workers: the app is served), else why not."""
+    workers: the app is served), else why not. The socket is in the app's run/, which the app's
+    user writes: root connects through a descriptor of the path itself (O_PATH, O_NOFOLLOW), and
+    only to a socket; a link there would lead root where the app cannot go."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        return error.strerror or str(error)
     sock = socket.socket(socket.AF_UNIX)
     sock.settimeout(2)
     try:
-        sock.connect(path)
+        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+            return "not a socket"
+        sock.connect(f"/proc/self/fd/{fd}")
         return None
     except OSError as error:
         return error.strerror or str(error)
     finally:
         sock.close()
+        os.close(fd)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

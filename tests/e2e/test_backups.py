@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import json
 import re
+import shlex
 import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests import targets
-from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
+from tests.helpers import as_user, copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -300,3 +301,42 @@ def test_an_encrypted_pulled_backup_restores_onto_a_new_host(site, container_fac
     # Shipped once, it is the host's: restoring it again opens nothing here, so needs no identity.
     again = pyinfra(inventory, *restore, deploy="deploys/restore.py")
     assert "store: backup " + newest.name + " shipped" not in again.changed()
+
+
+# As the owner of its database, the app sets the search path of everyone who connects to it and
+# puts a view named like PostgreSQL's catalog first on it, whose function runs as whoever reads it.
+HIJACK = ("ALTER DATABASE store SET search_path = public, pg_catalog; "
+          "CREATE FUNCTION public.djangohost_pwn() RETURNS name LANGUAGE plpgsql AS "
+          "$$ BEGIN EXECUTE 'ALTER ROLE store SUPERUSER'; RETURN 'public'; END $$; "
+          "CREATE VIEW public.pg_tables AS SELECT public.djangohost_pwn() AS schemaname;")
+SUPERUSER = "runuser -u postgres -- psql -XAtq -d postgres -c \"select rolsuper from pg_roles where rolname = 'store'\""
+
+
+def test_roots_backup_runs_no_sql_of_the_apps_as_postgresqls_superuser(site):
+    container = site["container"]
+    as_user(container, "store", f"psql -X -q -d store -c {shlex.quote(HIJACK)}")
+    try:
+        # The backup a deploy takes before it migrates asks whether the database has tables.
+        taken = sh(container, "/usr/local/sbin/djangohost-backup take store --before hijack 2>&1", check=False)
+        assert sh(container, SUPERUSER) == "f", taken
+    finally:
+        sh(container, "runuser -u postgres -- psql -XAtq -d postgres -c 'ALTER ROLE store NOSUPERUSER' "
+                      "-c 'ALTER DATABASE store RESET search_path' && "
+                      "runuser -u postgres -- psql -XAtq -d store -c 'DROP VIEW public.pg_tables' "
+                      "-c 'DROP FUNCTION public.djangohost_pwn()'")
+    assert products(site["port"])  # the app still serves
+
+
+def test_a_file_the_app_cannot_read_stays_out_of_its_media_backup(site):
+    # What a hard link to a file of root's in the app's media would be (this kernel's
+    # protected_hardlinks stops the app making one; a host without it would not): root's tar read it
+    # into the backup, which restores as the app's.
+    container = site["container"]
+    secret = "/webapps/store/media/root-only.txt"
+    sh(container, f"echo root-secret > {secret} && chmod 600 {secret}")
+    try:
+        name = sh(container, "/usr/local/sbin/djangohost-backup take store").splitlines()[-1]
+        archived = sh(container, f"tar -tzf {BACKUPS}/store/{name}/media.tar.gz")
+    finally:
+        sh(container, f"rm -f {secret}")
+    assert "media/" in archived and "root-only.txt" not in archived, archived

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def topology(network_factory, tmp_path_factory):
-    hosts = network_factory("db", "app", published=("app",))
+    # `other`: a host of the same network that is none of the apps' servers.
+    hosts = network_factory("db", "app", "other", published=("app",))
     db, app = hosts["db"], hosts["app"]
     workdir = tmp_path_factory.mktemp("database-server")
     apps = [{"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir)),
@@ -25,7 +26,7 @@ def topology(network_factory, tmp_path_factory):
     inventory = write_groups(workdir / "inventory.py", {"app": [(app, {"private_address": address(app), "apps": apps})],
                                                         "db": [(db, {"private_address": address(db)})]})
     first = pyinfra(inventory, json_results=False)
-    return {"db": db, "app": app, "inventory": inventory, "first": first,
+    return {"db": db, "app": app, "other": hosts["other"], "inventory": inventory, "first": first,
             "port": targets.published_port(app, 80), "addresses": (address(db), address(app))}
 
 
@@ -106,6 +107,26 @@ def test_the_server_refuses_plain_connections_and_other_hosts(topology):
     elsewhere = sh(db, f"PGPASSWORD={password} psql 'host={db_address} dbname=hello user=hello sslmode=require' "
                        "-XAtc 'select 1' 2>&1 || true")
     assert "no pg_hba.conf entry" in elsewhere, elsewhere
+
+
+def reaches(container: str, address: str, port: int) -> bool:
+    """Whether a TCP connection from `container` to address:port is accepted within 3 s."""
+    probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/{port}' 2>/dev/null && echo open || echo closed"
+    return sh(container, probe) == "open"
+
+
+def test_the_database_port_answers_the_apps_servers_only(topology):
+    # pg_hba refused the others, but only once PostgreSQL had answered them: any host of the network
+    # reached the server's TLS and authentication code. The firewall drops them first.
+    db_address, _ = topology["addresses"]
+    assert reaches(topology["app"], db_address, 5432)
+    assert not reaches(topology["other"], db_address, 5432)
+    assert sh(topology["db"], "nft list table inet djangohost | grep -c 'dport 5432'") == "2"
+    # Nothing else listens beyond loopback than each host's role needs.
+    for host, wanted in (("db", {f"{db_address}:5432"}), ("app", {"0.0.0.0:80", "[::]:80", "*:80"})):
+        listening = set(sh(topology[host], "ss -Hltn | awk '{print $4}'").split())
+        outside = {socket for socket in listening if not socket.startswith(("127.", "[::1]", "localhost"))}
+        assert outside and outside <= wanted, (host, outside)
 
 
 def test_a_second_run_changes_nothing(topology):

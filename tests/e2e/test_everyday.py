@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
+from tests.helpers import as_user, copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -121,7 +121,7 @@ def test_two_runs_on_one_host_cannot_interleave(site):
     first: dict = {}
     running = threading.Thread(target=lambda: first.update(run=pyinfra(site["inventory"], check=False)))
     running.start()
-    holder = wait_for(lambda: sh(container, "cat /run/lock/djangohost/holder 2>/dev/null", check=False),
+    holder = wait_for(lambda: sh(container, "cat /run/djangohost/lock/holder 2>/dev/null", check=False),
                       timeout=60, interval=0.2)
     second = pyinfra(site["inventory"], check=False, json_results=False)
     running.join()
@@ -130,25 +130,25 @@ def test_two_runs_on_one_host_cannot_interleave(site):
             "stopped before changing anything") in second.output
     assert "Success" not in second.output
     assert first["run"].returncode == 0 and "Hello, one run at a time" in http_get(port, "hello.test")[1]
-    assert sh(container, "ls -d /run/lock/djangohost 2>/dev/null || true") == ""  # given back
+    assert sh(container, "ls -d /run/djangohost/lock 2>/dev/null || true") == ""  # given back
 
     # A run that fails on the host gives the lock back too, and the next run goes ahead.
     failing = write_inventory(site["workdir"] / "failing.py", container, site["apps"],
                               djangohost_packages=["nginx", "no-such-package-djangohost"])
     assert pyinfra(failing, check=False).returncode != 0
-    assert sh(container, "ls -d /run/lock/djangohost 2>/dev/null || true") == ""
+    assert sh(container, "ls -d /run/djangohost/lock 2>/dev/null || true") == ""
     assert pyinfra(site["inventory"]).changed() == []
 
     # A run with nothing to change takes no lock (two round trips): with no place for a lock, it
     # succeeds; one that finds a lock taken stops all the same.
-    sh(container, "mv /run/lock /run/lock.kept && touch /run/lock")
+    sh(container, "mv /run/djangohost /run/djangohost.kept && touch /run/djangohost")
     try:
         assert pyinfra(site["inventory"]).changed() == []
     finally:
-        sh(container, "rm /run/lock && mv /run/lock.kept /run/lock")
-    sh(container, "mkdir /run/lock/djangohost && echo 'alice@elsewhere pid 1' > /run/lock/djangohost/holder")
+        sh(container, "rm /run/djangohost && mv /run/djangohost.kept /run/djangohost")
+    sh(container, "mkdir /run/djangohost/lock && echo 'alice@elsewhere pid 1' > /run/djangohost/lock/holder")
     blocked = pyinfra(site["inventory"], check=False, json_results=False)
-    sh(container, "rm -r /run/lock/djangohost")
+    sh(container, "rm -r /run/djangohost/lock")
     assert blocked.returncode != 0 and "being changed by another run (alice@elsewhere pid 1)" in blocked.output
 
 
@@ -209,7 +209,18 @@ def test_removing_an_app_keeps_its_data_unless_purged_and_others_keep_serving(si
         assert "extra" in databases.split()
         assert sh(container, "ls /webapps/extra/conf/env && id -u extra >/dev/null && echo kept").endswith("kept")
 
+        # What the app's user and its build identity leave running or scheduled, and in /tmp: a
+        # later app given the same uid would inherit it.
+        uids = {user: sh(container, f"id -u {user}") for user in ("extra", "_extra")}
+        for user in uids:
+            as_user(container, user, "sleep 600 >/dev/null 2>&1 & echo '* * * * * true' | crontab - && "
+                                     "touch /tmp/left-by-$(id -un) /dev/shm/left-by-$(id -un)")
         remove(purge=True)
+        for user, uid in uids.items():
+            # Processes gone (a zombie the container's first process never reaps holds nothing).
+            assert sh(container, f"pgrep -r R,S,D,T,t -u {uid}; pgrep -r R,S,D,T,t -U {uid}; "
+                                 f"ls /var/spool/cron/crontabs/{user}; "
+                                 f"find /tmp /var/tmp /dev/shm -xdev -user {uid}", check=False) == "", user
         assert sh(container, "runuser -u postgres -- psql -XAtc \"select count(*) from pg_roles r, pg_database d "
                              "where r.rolname='extra' or d.datname='extra'\"") == "0"
         assert sh(container, "ls /webapps; id extra 2>&1", check=False).endswith("no such user")

@@ -3,14 +3,18 @@ the host, with the host, the app and the field named, and leave no trace of what
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
+import time
 from pathlib import Path
 
 import pytest
 
 from deploys.defaults import UV_VERSION
-from tests.helpers import copy_example, http_get, pyinfra, sh, write_inventory
+from deploys.inventory import host_settings, load_apps
+from deploys.source import venv_key, venv_packages
+from tests.helpers import as_user, copy_example, http_get, pyinfra, sh, wait_for, write_groups, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -239,3 +243,112 @@ def test_the_candidate_check_runs_the_release_as_the_apps_user_only(site):
     groups = sorted(int(group) for group in sh(container, "id -G hello").split())
     ran_as = set(sh(container, "cat /tmp/candidate-ran-as-*").splitlines())
     assert ran_as == {f"{uid} {gid} {groups} 0000000000000000 /webapps/hello"}
+
+
+# --- Issue #30: what an app's user, its build identity or a pasted value can do to root --------
+
+
+def test_a_hostile_private_address_cannot_reach_a_root_shell(target, container_factory):
+    # An IPv6 zone id may hold anything but %: Python's ipaddress accepts this address, which went
+    # unquoted into root's commands (the certificate's subject), pg_hba.conf and Nginx files.
+    app_server = container_factory()
+    hostile = f"fe80::1%eth0$(touch {PWNED})"  # no slash: ipaddress refuses one
+    inventory = target["workdir"] / "hostile-address.py"
+    app_data = {"apps": [hello(target, backup=False)], "private_address": "10.0.0.2"}
+    write_groups(inventory, {"db": [(target["container"], {"private_address": hostile})],
+                             "app": [(app_server, app_data)]})
+    run = pyinfra(inventory, check=False, json_results=False, timeout=600)
+    for container in (target["container"], app_server):
+        assert sh(container, f"find / -xdev -name {PWNED}; dpkg-query -W -f='${{Status}}' postgresql nginx "
+                             "2>/dev/null", check=False) == "", container
+    assert run.returncode != 0
+    assert f"host @docker/{target['container']}, field private_address:" in run.output, run.output[-3000:]
+
+
+def test_a_secret_is_masked_whole_in_a_dry_runs_diff(target):
+    # Python's splitlines() breaks at \v, \f, \x1c-\x1e, \x85, U+2028 and U+2029 too: the diff
+    # showed what followed such a character in a secret, unmasked.
+    container = target["container"]
+    secret = "shown-before\x0bTAIL-OF-THE-SECRET"
+    inventory = write_inventory(target["workdir"] / "secret.py", container, [hello(target, secrets={"TOKEN": secret})])
+    run = pyinfra(inventory, "--dry", "--diff", check=False, json_results=False)
+    assert "TAIL-OF-THE-SECRET" not in run.output
+    assert run.returncode != 0 and "app hello, field secrets: TOKEN" in run.output, run.output[-3000:]
+    assert sh(container, "ls /webapps 2>/dev/null; dpkg-query -W -f='${Status}' nginx 2>/dev/null",
+              check=False) == ""
+
+
+def with_env(site: dict, app: str, **env: str) -> Path:
+    """The site's inventory with `env` for `app`: a change its Gunicorn takes with a reload."""
+    apps = [{**entry, "env": env} if entry["name"] == app else entry for entry in site["apps"]]
+    return write_inventory(Path(site["workdir"]) / f"env-{app}.py", site["container"], apps)
+
+
+def test_the_reload_marker_cannot_hang_roots_reload(site):
+    # Root's bin/gunicorn-reload read the marker the app's Gunicorn writes in run/: as a FIFO, the
+    # read waited for a writer forever, holding the host's lock; as a link to /dev/zero, it grew
+    # until memory ran out.
+    container, port = site["container"], site["port"]
+    marker = "/webapps/hello/run/gunicorn.reloaded"
+    as_user(container, "hello", f"rm -f {marker} && mkfifo {marker}")
+    pyinfra(with_env(site, "hello", GREETING="reloaded past a FIFO"), timeout=150)
+    assert "reloaded past a FIFO" in http_get(port, "hello.test")[1]
+    assert sh(container, f"stat -c %F {marker}") == "regular file"
+
+
+def test_a_sparse_file_for_a_socket_cannot_stall_roots_reading_of_the_host(site):
+    # Root read every path a deploy compares whole, the app's socket among them: a 1 TB file of
+    # nothing (sparse, no disk) in its place took sha256sum a quarter of an hour.
+    container = site["container"]
+    socket = "/webapps/goodbye/run/gunicorn.sock"
+    as_user(container, "goodbye", f"rm -f {socket} && truncate -s 1T {socket}")
+    try:
+        started = time.monotonic()
+        pyinfra(site["inventory"], timeout=120)
+        assert time.monotonic() - started < 120
+    finally:
+        sh(container, f"rm -f {socket} && supervisorctl restart goodbye >/dev/null")
+    wait_for(lambda: http_get(site["port"], "goodbye.test")[0] == 200)
+
+
+def test_a_virtualenv_its_build_identity_left_is_never_taken_as_built(site):
+    # A failed build leaves its virtualenv to the build identity, which can write its "complete"
+    # marker there: root took the identity's directory for a virtualenv it built and owns.
+    container = site["container"]
+    requirements = Path(site["workdir"]) / "hello" / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "# a new key\n")
+    (app,) = load_apps(container, {"apps": [site["apps"][0]]})
+    settings = host_settings(container, {})
+    key = venv_key(settings.python, venv_packages(app, settings), hashlib.sha256(requirements.read_bytes()).hexdigest())
+    planted = f"/webapps/hello/venvs/{key}"
+    sh(container, f"install -d -o _hello -g _hello -m 755 {planted}")  # as a failed build leaves it
+    as_user(container, "_hello", f"mkdir -p {planted}/bin && echo {key} > {planted}/.djangohost-complete")
+    run = pyinfra(site["inventory"], check=False)
+    assert run.returncode == 0, run.output[-3000:]
+    venv = sh(container, "readlink -f /webapps/hello/venv")
+    assert venv == planted and sh(container, f"find {venv} ! -user root | head -n 3") == ""
+    assert http_get(site["port"], "hello.test")[0] == 200
+
+
+# Prepended to goodbye's WSGI module: its candidate check fails with output that would take over
+# the operator's terminal (a title, a cleared screen, a line rewritten).
+HOSTILE_OUTPUT = r'''
+import sys
+sys.stderr.write("\x1b]0;djangohost-pwned\x07\x1b[2J\rall good\n")
+raise SystemExit("\x1b[8mhidden")
+'''
+
+
+def test_a_releases_output_reaches_the_operators_terminal_escaped(site):
+    wsgi = Path(site["workdir"]) / "goodbye" / "goodbye" / "wsgi.py"
+    original = wsgi.read_text()
+    wsgi.write_text(HOSTILE_OUTPUT + original)
+    try:
+        run = pyinfra(site["inventory"], check=False, json_results=False)
+    finally:
+        wsgi.write_text(original)
+    assert run.returncode != 0 and "djangohost-pwned" in run.output, run.output[-3000:]
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", run.output), repr(run.output[-2000:])
+    assert "\\x1b]0;djangohost-pwned\\x07" in run.output
+    # The release was refused: the one live before keeps serving.
+    assert http_get(site["port"], "goodbye.test")[0] == 200

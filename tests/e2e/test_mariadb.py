@@ -5,11 +5,12 @@ Debian 13 over SSH with sudo."""
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 
 from tests import targets
-from tests.helpers import copy_example, http_get, pyinfra, sh, write_inventory
+from tests.helpers import as_user, copy_example, http_get, pyinfra, sh, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -145,6 +146,31 @@ def test_a_backup_restores_its_apps_database_and_no_other(site):
                 f"\"select Db from mysql.db where User = '{SHOP}'\"")
     assert grants == SHOP.replace("_", "\\_")
     assert pyinfra(site["inventory"]()).changed() == []
+
+
+# Tables the app names so that, put in SQL unquoted, each ends root's statement (a valid move of its
+# table `t`, if `t` comes after it in the list) and runs its own; the leading space (a separator to
+# str.split, part of the name to MariaDB) splits it off. Several, as MariaDB lists tables in no set
+# order: the first of them in the list decides. At most 64 characters, MariaDB's limit.
+CRAFTED = [f" t`TO`my_shop`.`u`;CREATE/**/DATABASE/**/djangohost_pwned;#{n}" for n in range(6)]
+
+
+def test_a_table_name_of_the_apps_cannot_reach_the_sql_root_runs(site):
+    container = site["container"]
+    name = sh(container, f"/usr/local/sbin/djangohost-backup take {SHOP}").splitlines()[-1]
+    create = "CREATE TABLE t (i int); " + "; ".join(f"CREATE TABLE `{table.replace('`', '``')}` (i int)"
+                                                  for table in CRAFTED)
+    as_user(container, SHOP, f"mariadb {SHOP} -e {shlex.quote(create)}")
+    restored = sh(container, f"/usr/local/sbin/djangohost-backup restore {SHOP} {name} 2>&1", check=False)
+    databases = sh(container, "mariadb --batch --skip-column-names -e 'show databases'").split()
+    assert "djangohost_pwned" not in databases, restored
+    assert "restored" in restored, restored
+    # The app's table moved with the others, its name whole, into the database the restore kept.
+    old = [database for database in databases if database.startswith(f"{SHOP}-before-restore-")][-1]
+    tables = sh(container, "mariadb --batch --skip-column-names -e \"select hex(table_name) from "
+                           f"information_schema.tables where table_schema = '{old}'\"").split()
+    assert {table.encode().hex().upper() for table in [*CRAFTED, "t", "hello_visit"]} <= set(tables), tables
+    assert visits(site, SHOP)
 
 
 def test_purge_removes_the_database_and_the_account(site):

@@ -7,13 +7,14 @@ Debian 12 without systemd, through @docker: cron starts the jobs where no system
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import threading
 import time
 
 import pytest
 
-from tests.helpers import http_get, master_pid, pyinfra, sh, wait_for, write_inventory
+from tests.helpers import as_user, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -179,3 +180,71 @@ def test_limits_this_host_cannot_apply_stop_the_run_before_anything_runs(site):
     assert f"host @docker/{container}, app orders, field limits: this host runs without systemd" in run.output
     assert run.changed() == []
     assert pids(container, "orders", "orders-worker", "hello") == before
+
+
+def test_another_apps_user_can_neither_hold_nor_plant_nor_redirect_roots_locks(site):
+    # In /run/lock, where anyone may create (sticky, as Debian's boot makes it), hello's user took
+    # the names of root's locks: the host's (every run then refused, printing hello's text to the
+    # operator's terminal), orders' backup lock (a link: root truncated the file it names) and a
+    # lock of orders' job (held: the job never ran).
+    container = site["container"]
+    sh(container, "mkdir -p /run/lock && chmod 1777 /run/lock && echo 'root keeps this' > /etc/djangohost-victim")
+    fake = "\\033]0;pwned\\007\\033[2Jalice@elsewhere pid 1"
+    as_user(container, "hello", f"mkdir /run/lock/djangohost && printf '{fake}' > /run/lock/djangohost/holder && "
+                                "ln -s /etc/djangohost-victim /run/lock/djangohost-backup-orders.lock")
+    holder = as_user(container, "hello", "sh -c 'exec 9>/run/lock/djangohost-job-orders-locked && flock -n 9 && "
+                                         "exec sleep 300' >/dev/null 2>&1 & echo $!")
+    problems = []
+    try:
+        backup = sh(container, "timeout 60 /usr/local/sbin/djangohost-backup take orders >/dev/null 2>&1; echo $?")
+        if backup != "0":
+            problems.append(f"orders' backup exited with {backup}")
+        if sh(container, "cat /etc/djangohost-victim") != "root keeps this":
+            problems.append("root truncated /etc/djangohost-victim through hello's link")
+        sh(container, "/webapps/orders/bin/job locked true")
+        if "[locked] started" not in sh(container, "cat /webapps/orders/logs/job-locked.log"):
+            problems.append("orders' job did not run: hello's user held its lock")
+        apps = [{**app, "env": {"GREETING": "locks"}} if app["name"] == "orders" else app for app in site["apps"]]
+        changed = write_inventory(site["workdir"] / "locks.py", container, apps,
+                                  djangohost_logs={"size": "2k", "keep": 50})
+        run = pyinfra(changed, check=False, json_results=False)
+        if run.returncode != 0:
+            problems.append(f"the deploy stopped: {run.output[-600:]!r}")
+        if "\x1b]0;" in run.output or "\x1b[2J" in run.output:
+            problems.append("hello's escape sequences reached the operator's terminal")
+    finally:
+        sh(container, f"kill {holder}; rm -rf /run/lock/djangohost /run/lock/djangohost-backup-orders.lock "
+                      "/run/lock/djangohost-job-orders-locked /etc/djangohost-victim", check=False)
+    assert problems == []
+
+
+# Run as an app's code by a command root starts: it types a command into its controlling terminal.
+INJECT = """
+import fcntl, os, termios
+try:
+    tty = os.open("/dev/tty", os.O_RDWR)
+except OSError:
+    raise SystemExit(0)  # no terminal at all
+for char in "touch /tmp/djangohost-pwned-by-tty\\n":
+    fcntl.ioctl(tty, termios.TIOCSTI, char.encode())
+"""
+# Root's session in a terminal: a command of the app's, then what root types next is run.
+SESSION = """#!/bin/bash
+{command}
+read -t 4 -r line && eval "$line"
+"""
+
+
+@pytest.mark.parametrize("command", [
+    "/webapps/orders/bin/run python /tmp/inject.py",
+    "/webapps/orders/bin/run python /tmp/inject.py </dev/null >/dev/null 2>&1",
+    "/webapps/orders/bin/job inject python /tmp/inject.py",
+])
+def test_a_command_root_runs_as_the_app_cannot_type_into_roots_terminal(site, command):
+    container = site["container"]
+    sh(container, f"printf '%s' {shlex.quote(INJECT)} > /tmp/inject.py && chmod 644 /tmp/inject.py && "
+                  f"printf '%s' {shlex.quote(SESSION.format(command=command))} > /root/session.sh && "
+                  "rm -f /tmp/djangohost-pwned-by-tty")
+    # A terminal whose input stays open (script passes on an end of input as ^D).
+    sh(container, "sleep 6 | script -qec 'bash /root/session.sh' /dev/null", check=False)
+    assert sh(container, "ls /tmp/djangohost-pwned-by-tty 2>&1", check=False).endswith("No such file or directory")

@@ -4,6 +4,7 @@ failure and empty cases included."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -118,6 +119,27 @@ def test_status_checks_every_app_from_one_python(tmp_path):
     for name, app in status["apps"].items():
         assert not app["socket"]["exists"]
         assert list(app["health"]) == [f"{name}.test"]
+
+
+def test_root_connects_to_an_apps_socket_never_through_a_link(tmp_path):
+    """Run for real: the socket itself accepts; a link to it in the app's run/ (which could lead to
+    another app's socket, or a root-only one) is refused before root connects anywhere."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "real.sock"))
+    server.listen(8)
+    (tmp_path / "linked.sock").symlink_to(tmp_path / "real.sock")
+    try:
+        for path, expected in (("real.sock", "accepting"), ("linked.sock", "refusing not a socket")):
+            run = subprocess.run(["sh", "-c", GunicornSocket().command(str(tmp_path / path))], capture_output=True,
+                                 text=True, check=True)
+            assert run.stdout.splitlines()[-1] == expected, run.stdout
+        apps = [("real", str(tmp_path / "real.sock"), [], "/"), ("linked", str(tmp_path / "linked.sock"), [], "/")]
+        run = subprocess.run(["sh", "-c", Status().command(apps)], capture_output=True, text=True, check=True)
+        status = Status().process(run.stdout.splitlines())
+        assert status["apps"]["real"]["socket"]["accepting"]
+        assert status["apps"]["linked"]["socket"]["error"] == "not a socket"
+    finally:
+        server.close()
 
 
 def test_fact_commands_are_valid_sh():

@@ -12,6 +12,7 @@ import pytest
 
 from deploys import defaults
 from deploys.inventory import GitSource, InventoryError, check_host, host_settings, load_apps, load_inventory, selected
+from deploys.ops import mask_env
 from facts.state import State
 from tests.helpers import EXAMPLES
 
@@ -105,6 +106,58 @@ def test_bad_entries_name_host_app_and_field(entry, field, message):
     assert text.startswith("host web1, app ")
     assert f"field {field}: " in text
     assert message in text
+
+
+# Every character Python's str.splitlines() or a terminal acts on: \v \f \x1c-\x1e \x85 U+2028
+# U+2029 end a line for splitlines(); ESC, CR, BS, DEL and C1 act on a terminal.
+CONTROLS = ["\n", "\r", "\0", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x1b", "\x08",
+            "\x7f", "\x9b"]
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+@pytest.mark.parametrize("field", ["env", "secrets"])
+def test_a_value_holds_no_line_break_of_any_kind_nor_control(field, control):
+    text = error([app(**{field: {"TOKEN": f"shown{control}hidden-tail"}})])
+    assert text.startswith(f"host web1, app hello, field {field}: TOKEN: value must not hold a line break")
+    assert "hidden-tail" not in text
+
+
+def test_a_value_may_hold_a_tab_quotes_and_shell_characters():
+    (hello,) = load_apps("web1", {"apps": [app(secrets={"TOKEN": "a\tb'c\"$(d)`e` ;f"})]})
+    assert hello.secrets["TOKEN"] == "a\tb'c\"$(d)`e` ;f"
+
+
+def test_a_secret_is_masked_whole_in_a_diff():
+    content = "A=1\nTOKEN='x\x0btail\u2028more'\nSECRET_KEY=k\n"
+    assert mask_env(content, ["TOKEN"]) == "A=1\nTOKEN=********\nSECRET_KEY=********\n"
+
+
+@pytest.mark.parametrize(("entry", "field"), [
+    (app(source={"git": "ext::sh -c touch% /tmp/x", "ref": "main"}), "source"),
+    (app(source={"git": "fd::17", "ref": "main"}), "source"),
+    (app(source={"git": "https://example.test/a.git\x1b[2J", "ref": "main"}), "source"),
+    (app(source={"git": "https://example.test/a b.git", "ref": "main"}), "source"),
+    (app(tls={"mode": "acme", "email": "a;touch x@b.test"}), "tls"),
+    (app(tls={"mode": "acme", "email": "a@b.test\n"}), "tls"),
+    (app(tls={"mode": "acme", "email": "a@b.test", "directory": "https://x.test/dir\nserver = evil"}), "tls"),
+    (app(tls={"mode": "acme", "email": "a@b.test", "directory": "https://x.test/ d"}), "tls"),
+    (app(health_path="/health\x1b]0;x\x07"), "health_path"),
+    (app(health_path="/a\"b"), "health_path"),
+    (app(processes={"worker": "celery worker\x85-l info"}), "processes"),
+    (app(schedule=[{"name": "job", "command": "manage x\u2028y", "at": "daily"}]), "schedule"),
+])
+def test_values_that_reach_a_shell_a_file_or_a_terminal_have_one_strict_form(entry, field):
+    assert f"host web1, app hello, field {field}: " in error([entry])
+
+
+@pytest.mark.parametrize("source", [
+    {"git": "ssh://git@example.test/shop.git", "ref": "main"}, {"git": "git@example.test:shop.git", "ref": "v1"},
+    {"git": "/srv/git/shop.git", "ref": "main"}, {"git": "https://example.test/~team/shop.git?x=1", "ref": "main"},
+    {"git": "ssh://git@[fd00::1]:2222/shop.git", "ref": "main"}])
+def test_repository_urls_of_the_strict_form(source):
+    entry = app(source=source, wsgi_module="hello.wsgi", settings_module="hello.settings")
+    (hello,) = load_apps("web1", {"apps": [entry]})
+    assert hello.git and hello.git.url == source["git"]
 
 
 def test_entry_without_usable_name_is_named_by_position():

@@ -231,20 +231,16 @@ def test_a_socket_that_refuses_is_said(tmp_path):
     assert health.accepting(str(path)) == "Connection refused"
 
 
-def test_the_release_and_build_programs_pass_shellcheck(tmp_path):
-    from deploys import paths
+def test_the_release_program_passes_shellcheck(tmp_path):
     from deploys.app import release_script
     from deploys.inventory import load_apps
-    from deploys.templates import render
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     apps = load_apps("web1", {"apps": [
         {"name": "ledger", "domains": ["ledger.test"], "source": str(examples / "ledger"), "project_dir": "src",
          "release_commands": ["manage seed --count 'two words'", "python -c 'print(1)'"]},
         {"name": "hello", "domains": ["hello.test"], "source": str(examples / "hello"), "database": False}]})
-    scripts = [release_script(app) for app in apps] + [render(
-        "base/djangohost-build.j2", build=paths.BUILD, uv=paths.UV_BIN, dependencies=paths.DEPENDENCIES,
-        marker=paths.VENV_COMPLETE)]
+    scripts = [release_script(app) for app in apps]
     # Each release command reaches bin/run word for word.
     assert "\n\"$run\" manage seed --count 'two words'\n" in scripts[0]
     for index, script in enumerate(scripts):
@@ -252,3 +248,11 @@ def test_the_release_and_build_programs_pass_shellcheck(tmp_path):
         path.write_text(script)
         subprocess.run(["sh", "-n", str(path)], check=True)
         subprocess.run(["shellcheck", "--shell=sh", str(path)], check=True)
+
+
+def test_the_health_program_escapes_what_djangohost_safe_escapes():
+    safe = program("base/djangohost-safe.py")
+    for code in range(0x3000):
+        char = chr(code)
+        if char not in "\n\t":
+            assert (health.escaped(char) != char) == safe.is_control(char), hex(code)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
+from deploys import safe
+from deploys.paths import SAFE_TOOL
 from facts.state import EnvFileState, HostState, PathsState, PathState, State
 
 SPECS = Path(__file__).parent / "facts"
@@ -97,3 +101,36 @@ def test_login_is_the_sudo_user_when_there_is_one():
     run = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True,
                          env={"PATH": "/usr/bin:/bin", "SUDO_USER": "deploy"})
     assert HostState().process(run.stdout.splitlines()).login == "deploy"
+
+
+def test_what_another_user_can_write_is_read_safely_or_not_at_all(tmp_path):
+    """Run for real: a sparse file of 1 TB is not hashed; in a tree another user writes, a FIFO
+    (which sha256sum would wait on forever) and a link are listed but never read; a regular file
+    there is hashed by djangohost-safe; a virtualenv root does not own is not taken as built."""
+    home = tmp_path / "hello"
+    (home / "run").mkdir(parents=True)
+    huge = tmp_path / "huge"
+    with open(huge, "wb") as file:
+        file.truncate(1 << 40)
+    os.mkfifo(home / "run" / "fifo")
+    (home / "run" / "link").symlink_to(huge)
+    (home / "run" / "key").write_text("a key\n")
+    for venv, owner in (("builtbyroot", os.getuid()), ("leftbybuilder", 65534)):
+        (home / "venvs" / venv).mkdir(parents=True)
+        (home / "venvs" / venv / ".djangohost-complete").write_text(f"{venv}\n")
+        if os.getuid() == 0:
+            os.chown(home / "venvs" / venv, owner, owner)
+    tool = tmp_path / "djangohost-safe"
+    tool.write_text(f"#!/bin/sh\nexec {sys.executable} {safe.SOURCE} \"$@\"\n")
+    tool.chmod(0o755)
+    command = HostState().command(paths=[str(huge)], homes=[str(home)],
+                                  guarded=[(str(home), "run/fifo"), (str(home), "run/link"), (str(home), "run/key")])
+    out = subprocess.run(["sh", "-c", command.replace(SAFE_TOOL, str(tool))], capture_output=True, text=True,
+                         check=True, timeout=30).stdout.splitlines()
+    state = HostState().process(out)
+    assert state.paths[str(huge)].kind == "file" and state.paths[str(huge)].sha256 == ""
+    assert state.paths[f"{home}/run/link"].kind == "link" and state.paths[f"{home}/run/link"].sha256 == ""
+    assert state.paths[f"{home}/run/key"].sha256 == hashlib.sha256(b"a key\n").hexdigest()
+    assert f"{home}/run/fifo" not in state.paths
+    expected = {"builtbyroot"} if os.getuid() == 0 else {"builtbyroot", "leftbybuilder"}
+    assert set(state.venvs[str(home)]) == expected

@@ -9,13 +9,14 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from deploys import broker, paths
+from deploys import broker, paths, safe
 from deploys.app import environment
 from deploys.inventory import host_settings, load_apps
 from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
@@ -156,8 +157,51 @@ def test_shell_scripts_parse(hello, tmp_path):
         script.write_text(render(template, app=hello, conf=paths.conf(hello), current=paths.current(hello),
                                  venv=paths.venv(hello), bin=hello.path("bin"), run=paths.run_script(hello),
                                  logs=hello.path("logs"), records=paths.job_records(hello), confine="",
-                                 static=hello.path("static"), reloaded=paths.gunicorn_reloaded(hello), wait=90))
+                                 static=hello.path("static"), reloaded=paths.gunicorn_reloaded(hello), wait=90,
+                                 run_dir=paths.RUN_DIR))
         subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+# Every shell program djangohost ships, and the variables each is rendered with here.
+SHELL_PROGRAMS = ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "app/job.j2", "app/compress-static.j2",
+                  "app/gunicorn-reload.j2", "base/djangohost-background.j2", "nginx/djangohost-nginx-check.j2",
+                  "nginx/djangohost-lb-member.j2", "postgres/djangohost-db-password.j2",
+                  "certbot/djangohost-nginx-reload.j2", "base/take-lock.sh.j2", "app/end-user.sh.j2",
+                  "base/djangohost-build.j2")
+
+
+def shell_context(app) -> dict:
+    return dict(app=app, conf=paths.conf(app), current=paths.current(app), venv=paths.venv(app), bin=app.path("bin"),
+                run=paths.run_script(app), logs=app.path("logs"), records=paths.job_records(app), confine="",
+                static=app.path("static"), reloaded=paths.gunicorn_reloaded(app), wait=90, run_dir=paths.RUN_DIR,
+                dir=paths.BACKGROUND, enabled=paths.NGINX_ENABLED, nginx_conf=paths.NGINX_CONF,
+                site=paths.nginx_site(app), reload="nginx -s reload", lock=f"{paths.RUN_DIR}/lock", token="t",
+                holder="h", stale="s", safe=paths.SAFE_TOOL, home=app.home, build=paths.BUILD, uv=paths.UV_BIN,
+                dependencies=paths.DEPENDENCIES, marker=paths.VENV_COMPLETE)
+
+
+@pytest.mark.parametrize("template", SHELL_PROGRAMS)
+def test_shell_programs_pass_shellcheck(hello, tmp_path, template):
+    script = tmp_path / "script"
+    text = render(template, **shell_context(hello))
+    script.write_text(text if text.startswith("#!") else f"#!/bin/sh\n{text}")
+    # SC1091: the environment file sourced is the host's; SC2016: single quotes meant for an inner sh.
+    done = subprocess.run(["shellcheck", "--shell=sh", "--exclude=SC1091,SC2016", str(script)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_scripts_root_starts_as_an_app_hold_nothing_of_roots_terminal(hello):
+    """Root may start bin/manage, bin/run and bin/compress-static from its terminal: each drops to
+    the app in a terminal of its own (runuser --pty) or in a session without one (setsid), the
+    same way (tests/e2e/test_processes.py types into root's terminal through bin/run)."""
+    drop = render("app/as-app.sh.j2", app=hello)
+    assert "runuser --pty -u hello" in drop and "setsid --wait runuser -u hello" in drop
+    for template in ("app/manage.j2", "app/run.j2", "app/compress-static.j2"):
+        assert drop in render(template, **shell_context(hello)), template
+    # A job runs in a session of its own, without root's standard input, whoever starts it.
+    job = render("app/job.j2", **shell_context(hello))
+    assert "exec </dev/null >>" in job and "setsid --wait /webapps/hello/bin/run" in job
 
 
 def test_static_files_get_compressed_copies_once_and_anew_when_they_change(hello):
@@ -293,15 +337,29 @@ def test_django_settings_for_mariadb_use_the_socket_strict_mode_and_utf8mb4():
 
 
 def background_tool(tmp_path: Path, cores: int) -> tuple[list[str], dict[str, str], Path]:
-    """djangohost-background, rendered into tmp_path, on a host of `cores` cores."""
+    """djangohost-background, rendered into tmp_path, on a host of `cores` cores, with djangohost-safe."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "nproc").write_text(f"#!/bin/sh\necho {cores}\n")
     (bin_dir / "nproc").chmod(0o755)
+    (bin_dir / "djangohost-safe").write_text(f"#!/bin/sh\nexec {sys.executable} {safe.SOURCE} \"$@\"\n")
+    (bin_dir / "djangohost-safe").chmod(0o755)
     script = tmp_path / "djangohost-background"
     steps = tmp_path / "state" / "background"
-    script.write_text(render("base/djangohost-background.j2", dir=steps))
+    script.write_text(render("base/djangohost-background.j2", dir=steps, safe_tool=bin_dir / "djangohost-safe"))
     return ["sh", str(script)], {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, steps
+
+
+def test_a_steps_output_reaches_the_terminal_escaped(tmp_path):
+    """What a build or an app's check prints (a hostile setup.py, a traceback of the app's) goes to
+    the operator's terminal with its escape sequences escaped, whether the step failed or not."""
+    tool, env, _ = background_tool(tmp_path, cores=1)
+    hostile = "printf 'title\\033]0;pwned\\007 clear\\033[2J\\n'"
+    for name, code in (("ok", 0), ("failed", 3)):
+        subprocess.run([*tool, "start", name, "sh", "-c", f"{hostile}; exit {code}"], env=env, check=True, timeout=5)
+        waited = subprocess.run([*tool, "wait", name], env=env, capture_output=True, text=True, timeout=10)
+        shown = waited.stdout + waited.stderr
+        assert "\x1b" not in shown and "title\\x1b]0;pwned\\x07 clear\\x1b[2J" in shown, shown
 
 
 def test_background_steps_run_side_by_side_and_are_waited_for(tmp_path):

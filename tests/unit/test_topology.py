@@ -3,6 +3,7 @@ the host, the app and the field."""
 
 from __future__ import annotations
 
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -12,7 +13,7 @@ from deploys.dbserver import hba_address
 from deploys.inventory import DatabaseServer, InventoryError
 from deploys.postgres import database_url
 from deploys.templates import render
-from deploys.topology import SINGLE_SERVER, load_topology, roles
+from deploys.topology import SINGLE_SERVER, is_address, load_topology, roles
 from tests.helpers import EXAMPLES
 
 
@@ -102,10 +103,27 @@ def test_app_servers_keep_their_databases_on_the_database_server():
     ([node("app1", roles=["app", "cache"], apps=[entry()])],
      "host app1, field roles: ['app', 'cache'] must be a list of lb, app, db"),
     ([node("app1", ["app"], apps=[entry()]), node("db1", ["db"], private_address="10.0.0.5; rm -rf /")],
-     "host db1, field private_address: '10.0.0.5; rm -rf /' is not an IP address or a host name"),
+     "host db1, field private_address: '10.0.0.5; rm -rf /' is not an IPv4 or IPv6 address"),
 ])
 def test_a_topology_that_cannot_work_is_refused(hosts, message):
     assert message in refusal(hosts)
+
+
+# Python's ipaddress takes an IPv6 zone id of anything but % and / (a space, a line break, ;, $()).
+@pytest.mark.parametrize("address", ["fe80::1%eth0", "fe80::1%eth0;touch x", "fe80::1%x\nhost all all all trust",
+                                     "fe80::1%$(id)", "10.0.0.5 ", "10.0.0.5\n", "-10.0.0.5", "10.0.0.5:80",
+                                     "[fd00::5]", "db\x1b[2J.internal", ""])
+def test_an_address_has_one_strict_form(address):
+    assert not is_address(address)
+    # Given for any host, used by the inventory's roles or not, it stops the run.
+    hosts = [node("app1", ["app"], apps=[entry(database=False)]), node("cache1", [], private_address=address)]
+    if address:
+        assert "host cache1, field private_address:" in refusal(hosts)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "fd00::5", "::ffff:10.0.0.5", "db1.internal", "db-1"])
+def test_addresses_of_the_strict_form(address):
+    assert is_address(address)
 
 
 def test_an_app_without_a_database_needs_no_database_server():
@@ -175,3 +193,25 @@ def test_tls_ends_at_the_load_balancer():
     assert "443" not in app_site and "ssl_certificate" not in app_site and "Strict-Transport" not in app_site
     assert "proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;" in app_site
     assert app.checked_origins == ("lb-https://hello.test",)
+
+
+def test_app_servers_with_ipv6_addresses_are_written_as_nginx_reads_them(tmp_path):
+    topology = load_topology([node("lb1", ["lb"], private_address="fd00::2"),
+                              node("app1", ["app"], private_address="fd00::11", apps=[entry(media=False)]),
+                              node("app2", ["app"], private_address="10.0.0.12", apps=[entry(media=False)]),
+                              node("db1", ["db"], private_address="fd00::5")])
+    (balanced,) = topology.balanced["lb1"]
+    site = render("nginx/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+                  certificates={})
+    assert "server [fd00::11]:80 max_fails=1 fail_timeout=10s;" in site
+    assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in site
+    # The member tool takes such a server out of its upstreams and puts it back.
+    conf = tmp_path / "balanced"
+    conf.write_text(site)
+    tool = tmp_path / "member"
+    tool.write_text(render("nginx/djangohost-lb-member.j2", site=str(conf), reload="true"))
+    subprocess.run(["sh", str(tool), "fd00::11", "down"], check=True)
+    assert "server [fd00::11]:80 max_fails=1 fail_timeout=10s down;" in conf.read_text()
+    assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in conf.read_text()
+    subprocess.run(["sh", str(tool), "fd00::11", "up"], check=True)
+    assert conf.read_text() == site
