@@ -33,7 +33,7 @@ VIAS = ("docker", "root", "sudo")
 # The phases of a deploy, by the names of their operations (as pyinfra prints them); the time of
 # an operation runs from its start to the next one's. Migrations, collectstatic, the static files'
 # compression and the candidate check are one step on the host. The packages, the virtualenvs and
-# those steps run in the background (see deploys.base, deploys.app): a phase is the time the run
+# those steps run in the background (see deploys.components.base, deploys.components.app): a phase is the time the run
 # spends starting them and waiting for them.
 PHASES = {
     "packages": r"Host base \| Install |Host services \| Packages ",

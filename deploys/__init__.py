@@ -1,3 +1,2 @@
-# Every deploy file imports from this package: pyinfra's operation ordering and argument handling
-# are made fast first.
-from deploys import arguments, ordering  # noqa: F401
+# Every deploy file imports from this package: what djangohost changes in pyinfra comes first.
+from deploys.engine import patches  # noqa: F401

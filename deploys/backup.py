@@ -14,9 +14,11 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 
-from deploys import backups, lock, ops, paths
-from deploys.inventory import selected
-from deploys.topology import topology_of
+from deploys.components import backups
+from deploys.engine import lock, ops
+from deploys.model import paths
+from deploys.model.inventory import selected
+from deploys.model.topology import topology_of
 from facts.backups import Backups
 
 all_apps = topology_of(inventory).apps[host.name]

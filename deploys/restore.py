@@ -24,10 +24,12 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 
-from deploys import backup_tool, lock, ops, paths
-from deploys.health import gate_command
-from deploys.inventory import InventoryError, selection
-from deploys.topology import topology_of
+from deploys.components.health import gate_command
+from deploys.engine import lock, ops
+from deploys.model import paths
+from deploys.model.inventory import InventoryError, selection
+from deploys.model.programs import backup_tool
+from deploys.model.topology import topology_of
 from facts.backups import Backups
 
 all_apps = topology_of(inventory).apps[host.name]

@@ -11,11 +11,12 @@ the database, the output names the dump taken before it, which deploys/restore.p
 
 from pyinfra import host, inventory, logger
 
-from deploys import lock, ops, paths
-from deploys.health import gate_command
-from deploys.inventory import InventoryError, selected
-from deploys.supervisor import reload_all
-from deploys.topology import topology_of
+from deploys.components.health import gate_command
+from deploys.components.supervisor import reload_all
+from deploys.engine import lock, ops
+from deploys.model import paths
+from deploys.model.inventory import InventoryError, selected
+from deploys.model.topology import topology_of
 from facts.backups import Backups
 from facts.releases import AppReleases
 

@@ -7,7 +7,7 @@
 from pyinfra import host, inventory
 from pyinfra.api.operation import OperationMeta
 
-from deploys import (
+from deploys.components import (
     backups,
     balancer,
     base,
@@ -16,23 +16,21 @@ from deploys import (
     firewall,
     health,
     limits,
-    lock,
     logs,
     nginx,
-    ops,
-    paths,
     removal,
-    roll,
     schedule,
     supervisor,
     tls,
 )
-from deploys.app import AppChanges, checked, django_app, live, passed
-from deploys.inventory import check_host, host_settings, selected
-from deploys.ops import Guard
-from deploys.state import read_state
-from deploys.supervisor import Reactions
-from deploys.topology import private_address, topology_of
+from deploys.components.app import AppChanges, checked, django_app, live, passed
+from deploys.components.supervisor import Reactions
+from deploys.engine import lock, ops, roll
+from deploys.engine.ops import Guard
+from deploys.engine.state import read_state
+from deploys.model import paths
+from deploys.model.inventory import check_host, host_settings, selected
+from deploys.model.topology import private_address, topology_of
 
 # Every host's apps and roles are checked before any operation is prepared on any host.
 topology = topology_of(inventory)
@@ -68,7 +66,7 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
     # pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
     guards = {app.name: Guard(app.name) for app in apps}
     prepared: dict[str, AppChanges] = {}
-    # Built while the servers' packages install (see deploys.base).
+    # Built while the servers' packages install (see deploys.components.base).
     for app in host.loop(apps):
         prepared[app.name] = django_app(app=app, settings=settings, state=state, guard=guards[app.name],  # type: ignore[assignment]
                                         _if=guards[app.name].ok)
@@ -95,7 +93,7 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
     for app in host.loop(removed):
         removal.remove(app=app, state=state)
 
-    # Going live: behind the load balancer, one app server after the other (see deploys.roll).
+    # Going live: behind the load balancer, one app server after the other (see deploys.engine.roll).
     for mine in roll.turns(topology, guards, prepared):
         if not mine:
             continue
@@ -110,7 +108,7 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
             schedule.schedule(app=app, state=state, _if=guard.ok)
 
         certificates: dict[str, list[OperationMeta]] = {}
-        # Behind the load balancer, TLS ends there (deploys.balancer).
+        # Behind the load balancer, TLS ends there (deploys.components.balancer).
         for app in host.loop([app for app in apps if app.tls and not app.balancer]):
             certificates[app.name] = tls.certificate(app=app, state=state,  # type: ignore[assignment]
                                                      guard=guards[app.name], _if=guards[app.name].ok)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import click
 from pyinfra import host, inventory
 
-from deploys import safe
-from deploys.inventory import App, selected
-from deploys.topology import ROLES, Topology, topology_of
+from deploys.engine import safe
+from deploys.model.inventory import App, selected
+from deploys.model.topology import ROLES, Topology, topology_of
 from facts.status import AppStatus, HostStatus, Status
 
 

@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 
 from pyinfra.api import FactBase
 
-from deploys.paths import BACKUP_TOOL
+from deploys.model.paths import BACKUP_TOOL
 
 
 def list_command(apps: list[str]) -> str:

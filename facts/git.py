@@ -48,7 +48,7 @@ class Mirror:
 
 class GitMirrors(FactBase[dict[str, Mirror]]):
     """
-    Fetch each app's mirror (a bare repository its build identity owns, see deploys.paths) as
+    Fetch each app's mirror (a bare repository its build identity owns, see deploys.model.paths) as
     that user and resolve the app's ref, in one round trip. Apps without a mirror yet are left out.
 
     .. code:: python

@@ -8,7 +8,7 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase
 
-from deploys.paths import JOBS
+from deploys.model.paths import JOBS
 
 
 class JobRun(TypedDict):

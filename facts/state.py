@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
-from deploys.paths import SAFE_TOOL
+from deploys.model.paths import SAFE_TOOL
 from facts.git import Mirror
 
 # What a secret value is shown as.
@@ -96,7 +96,7 @@ class State:
     releases: dict[str, dict[str, str]] = field(default_factory=dict)
     # app home -> release id -> the git commit it was exported from (git sources)
     commits: dict[str, dict[str, str]] = field(default_factory=dict)
-    # app home -> complete virtualenv -> its key (see deploys.source.venv_key)
+    # app home -> complete virtualenv -> its key (see deploys.components.app.source.venv_key)
     venvs: dict[str, dict[str, str]] = field(default_factory=dict)
     # git apps' mirrors, fetched (facts.git.GitMirrors); not part of this fact's output
     mirrors: dict[str, Mirror] = field(default_factory=dict)

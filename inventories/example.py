@@ -14,7 +14,7 @@ web = [
         {
             "ssh_user": "deploy",
             "_sudo": True,
-            # Host-level settings; each shown with its default (deploys/defaults.py).
+            # Host-level settings; each shown with its default (deploys/model/defaults.py).
             "djangohost_root": "/webapps",
             "djangohost_python": "python3",
             "djangohost_gunicorn_version": "23.0.0",

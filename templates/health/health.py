@@ -321,7 +321,7 @@ def switch_back(current: str, previous: str, venv: str, previous_venv: str) -> N
 def gate(app: str, sock: str, log: str, path: str, timeout: str, current: str, previous: str, venv: str,
          previous_venv: str, reload: str, record: str, attempt: str, *origins: str) -> int:
     """Wait until the app answers through Nginx; when it does not and this run switched its
-    release, link the previous one back, reload, and record what failed (see deploys.app.refused)."""
+    release, link the previous one back, reload, and record what failed (see deploys.components.app.refused)."""
     wrong = healthy(path, list(origins), float(timeout), serving=sock)
     if not wrong:
         return 0

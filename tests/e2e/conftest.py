@@ -64,7 +64,7 @@ def network_factory(docker_ready) -> Iterator[Callable[..., dict[str, str]]]:
         for label in labels:
             containers[label] = f"{network}-{label}"
             started.append(containers[label])
-            # NET_ADMIN: a database server of the inventory keeps a firewall (deploys.firewall).
+            # NET_ADMIN: a database server of the inventory keeps a firewall (deploys.components.firewall).
             targets.start_container(containers[label], network=network,
                                     aliases=(aliases or {}).get(label, ()),
                                     ports={80: 0} if label in published else None, cap_add=("NET_ADMIN",))

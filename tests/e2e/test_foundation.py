@@ -32,7 +32,7 @@ def test_each_domain_gets_its_own_app_page_and_css(deployed):
 
 def test_the_apps_build_and_check_side_by_side(deployed):
     """The two apps' virtualenv builds, then their candidate checks, ran in the background at the
-    same time (deploys.app): each step's start (its .pid) came before the other's end (its
+    same time (deploys.components.app): each step's start (its .pid) came before the other's end (its
     .status). Their output is root's alone."""
     stat = sh(deployed["container"], "cd /var/lib/djangohost/background && stat -c '%n %.9Y %U %a' *")
     files = {name: (float(mtime), owner, mode) for name, mtime, owner, mode in map(str.split, stat.splitlines())}

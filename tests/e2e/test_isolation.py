@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from deploys.defaults import UV_VERSION
-from deploys.inventory import host_settings, load_apps
-from deploys.source import venv_key, venv_packages
+from deploys.components.app.source import venv_key, venv_packages
+from deploys.model.defaults import UV_VERSION
+from deploys.model.inventory import host_settings, load_apps
 from tests.helpers import as_user, copy_example, http_get, pyinfra, sh, wait_for, write_groups, write_inventory
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +53,7 @@ def test_a_host_setting_cannot_reach_a_root_shell(target):
 
 
 def test_a_package_name_cannot_reach_a_root_shell(target):
-    # The packages root installs in the background (deploys.base) are named on its command line.
+    # The packages root installs in the background (deploys.components.base) are named on its command line.
     out = attack(target, [hello(target)], djangohost_packages=["nginx", f"x;{SMUGGLED}"])
     assert f"host @docker/{target['container']}, field djangohost_packages:" in out
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deploys.backup_tool import retained, unreadable
-from deploys.inventory import BACKUP_AT, InventoryError, load_apps
-from deploys.templates import render
+from deploys.engine.templates import render
+from deploys.model.inventory import BACKUP_AT, InventoryError, load_apps
+from deploys.model.programs import backup_tool
 from tests.helpers import EXAMPLES
 
 
@@ -31,7 +31,7 @@ def test_app_settings_override_the_hosts_key_by_key():
     assert hello.backup.cron.endswith(" 3 * * 0") and (hello.backup.keep_daily, hello.backup.keep_weekly) == (2, 9)
     assert other.backup.cron == "*/15 * * * *" and other.backup.period == BACKUP_AT["hourly"]
     assert quiet.backup.cron is None
-    cron = render("backup/djangohost-backup.cron.j2", tool="/usr/local/sbin/djangohost-backup", log="/var/log/b.log",
+    cron = render("backups/djangohost-backup.cron.j2", tool="/usr/local/sbin/djangohost-backup", log="/var/log/b.log",
                   apps=[hello, other])
     line = "*/15 * * * * root /usr/local/sbin/djangohost-backup take other --kind scheduled >>/var/log/b.log 2>&1"
     assert line in cron
@@ -76,21 +76,21 @@ def test_retention_keeps_the_last_day_the_newest_of_each_day_and_week_and_recent
         "20261110T120000-before-20261110T115959-abc",  # kept
         "20261101T120000-before-20261101T115959-abc",  # pruned
     ]
-    assert retained(names, keep_daily=3, keep_weekly=3, keep_migrations=2) == {
+    assert backup_tool.retained(names, keep_daily=3, keep_weekly=3, keep_migrations=2) == {
         "20261123T090000-manual", "20261123T030000-scheduled", "20261122T100000-manual",
         "20261121T030000-scheduled", "20261115T030000-scheduled",
         "20261122T120000-before-20261122T115959-abc", "20261110T120000-before-20261110T115959-abc"}
 
 
 def test_retention_never_prunes_the_only_backup():
-    assert retained(["20261101T120000-before-x"], 0, 0, 0) == {"20261101T120000-before-x"}
+    assert backup_tool.retained(["20261101T120000-before-x"], 0, 0, 0) == {"20261101T120000-before-x"}
 
 
 def test_a_dump_of_a_newer_postgresql_is_refused_with_the_reason():
     debian13 = "pg_dump (PostgreSQL) 17.6 (Debian 17.6-0+deb13u1)"
     debian12 = "pg_restore (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)"
-    assert unreadable(debian13, debian12, "PostgreSQL") == (
+    assert backup_tool.unreadable(debian13, debian12, "PostgreSQL") == (
         "it was dumped by PostgreSQL 17 and this host has PostgreSQL 15, which cannot read it: restore it on "
         "a host with PostgreSQL 17 or later")
-    assert unreadable(debian12.replace("pg_restore", "pg_dump"), debian13.replace("pg_dump", "pg_restore"),
+    assert backup_tool.unreadable(debian12.replace("pg_restore", "pg_dump"), debian13.replace("pg_dump", "pg_restore"),
                       "PostgreSQL") is None

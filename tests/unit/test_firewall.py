@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from deploys.firewall import Port, ports
-from deploys.templates import render
-from deploys.topology import load_topology
+from deploys.components.firewall import Port, ports
+from deploys.engine.templates import render
+from deploys.model.topology import load_topology
 from tests.helpers import EXAMPLES
 
 

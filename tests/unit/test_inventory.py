@@ -10,9 +10,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from deploys import defaults
-from deploys.inventory import GitSource, InventoryError, check_host, host_settings, load_apps, load_inventory, selected
-from deploys.ops import mask_env
+from deploys.engine.ops import mask_env
+from deploys.model import defaults
+from deploys.model.inventory import (
+    GitSource,
+    InventoryError,
+    check_host,
+    host_settings,
+    load_apps,
+    load_inventory,
+    selected,
+)
 from facts.state import State
 from tests.helpers import EXAMPLES
 
@@ -366,7 +374,7 @@ def test_every_problem_of_every_host_is_in_one_message():
 
 
 def test_the_contract_exports_a_json_schema_for_editors():
-    out = subprocess.run([sys.executable, "-m", "deploys.schema"], capture_output=True, text=True, check=True,
+    out = subprocess.run([sys.executable, "-m", "deploys.model.schema"], capture_output=True, text=True, check=True,
                          cwd=EXAMPLES.parent).stdout
     schema = json.loads(out)
     assert schema["properties"]["apps"]["items"] == {"$ref": "#/$defs/AppEntry"}

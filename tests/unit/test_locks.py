@@ -8,14 +8,14 @@ import subprocess
 
 import pytest
 
-from deploys import backup_tool
-from deploys.templates import render
+from deploys.engine.templates import render
+from deploys.model.programs import backup_tool
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="the locks' directory must be root's: run as root")
 
 
 def take(run_dir, token="t1", holder="alice@laptop pid 1", stale="") -> str:
-    script = render("base/take-lock.sh.j2", run_dir=str(run_dir), lock=f"{run_dir}/lock", token=token,
+    script = render("engine/take-lock.sh.j2", run_dir=str(run_dir), lock=f"{run_dir}/lock", token=token,
                     holder=holder, stale=stale)
     done = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr  # a fact's command: the answer is its output

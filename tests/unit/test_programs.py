@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.templates import TEMPLATES, program
+from deploys.model.programs import TEMPLATES, program
 
 dependencies = program("app/dependencies.py")
 publish = program("app/publish-static.py")
@@ -232,8 +232,8 @@ def test_a_socket_that_refuses_is_said(tmp_path):
 
 
 def test_the_release_program_passes_shellcheck(tmp_path):
-    from deploys.app import release_script
-    from deploys.inventory import load_apps
+    from deploys.components.app import release_script
+    from deploys.model.inventory import load_apps
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     apps = load_apps("web1", {"apps": [
@@ -251,7 +251,7 @@ def test_the_release_program_passes_shellcheck(tmp_path):
 
 
 def test_the_health_program_escapes_what_djangohost_safe_escapes():
-    safe = program("base/djangohost-safe.py")
+    safe = program("engine/djangohost-safe.py")
     for code in range(0x3000):
         char = chr(code)
         if char not in "\n\t":

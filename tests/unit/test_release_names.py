@@ -3,9 +3,9 @@ nothing, also for git sources whose first release was named on the host."""
 
 from __future__ import annotations
 
-from deploys.app import release_id, venv_name
-from deploys.inventory import load_apps
-from deploys.source import Code
+from deploys.components.app import release_id, venv_name
+from deploys.components.app.source import Code
+from deploys.model.inventory import load_apps
 from facts.state import PathState, State
 from tests.helpers import EXAMPLES
 

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from deploys import safe
+from deploys.engine import safe
 
 TOOL = [sys.executable, str(safe.SOURCE)]
 

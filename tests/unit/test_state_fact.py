@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deploys import safe
-from deploys.paths import SAFE_TOOL
+from deploys.engine import safe
+from deploys.model.paths import SAFE_TOOL
 from facts.state import EnvFileState, HostState, PathsState, PathState, State
 
 SPECS = Path(__file__).parent / "facts"

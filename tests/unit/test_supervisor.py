@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from deploys.supervisor import update
+from deploys.components.supervisor import update
 
 FAKE = """#!/bin/sh
 if [ "$1" = avail ]; then

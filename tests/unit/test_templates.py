@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from deploys import broker, paths, safe
-from deploys.app import environment
-from deploys.inventory import host_settings, load_apps
-from deploys.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
-from deploys.ops import mask_env
-from deploys.supervisor import program_file
-from deploys.templates import TEMPLATES, render
+from deploys.components import broker
+from deploys.components.app import environment
+from deploys.components.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
+from deploys.components.supervisor import program_file
+from deploys.engine import safe
+from deploys.engine.ops import mask_env
+from deploys.engine.templates import TEMPLATES, render
+from deploys.model import paths
+from deploys.model.inventory import host_settings, load_apps
 from facts.state import State
 from tests.helpers import EXAMPLES
 
@@ -102,14 +104,14 @@ def test_processes_and_broker_are_programs_beside_gunicorn(shop):
 
 
 def test_redis_listens_on_its_apps_socket_only(shop):
-    conf = dict(line.split(" ", 1) for line in render("app/redis.conf.j2", app=shop).splitlines()
+    conf = dict(line.split(" ", 1) for line in render("broker/redis.conf.j2", app=shop).splitlines()
                 if line and not line.startswith("#"))
     assert (conf["port"], conf["unixsocket"], conf["unixsocketperm"]) == ("0", "/webapps/shop/run/redis.sock", "700")
     assert (conf["maxmemory"], conf["maxmemory-policy"]) == ("64mb", "noeviction")
 
 
 def test_a_jobs_command_reaches_it_word_for_word_through_roots_cron_line(shop, tmp_path):
-    cron = render("app/jobs.cron.j2", app=shop, job=str(tmp_path / "job"))
+    cron = render("schedule/jobs.cron.j2", app=shop, job=str(tmp_path / "job"))
     (tmp_path / "job").write_text("#!/bin/sh\nprintf '%s\\n' \"$@\"\n")
     (tmp_path / "job").chmod(0o755)
     line = [line for line in cron.splitlines() if "report" in line][0]
@@ -151,8 +153,8 @@ def test_env_file_survives_the_shell(hello, tmp_path):
 
 
 def test_shell_scripts_parse(hello, tmp_path):
-    for template in ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "app/job.j2", "app/compress-static.j2",
-                     "app/gunicorn-reload.j2"):
+    for template in ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "schedule/job.j2",
+                     "app/compress-static.j2", "app/gunicorn-reload.j2"):
         script = tmp_path / "script"
         script.write_text(render(template, app=hello, conf=paths.conf(hello), current=paths.current(hello),
                                  venv=paths.venv(hello), bin=hello.path("bin"), run=paths.run_script(hello),
@@ -163,11 +165,11 @@ def test_shell_scripts_parse(hello, tmp_path):
 
 
 # Every shell program djangohost ships, and the variables each is rendered with here.
-SHELL_PROGRAMS = ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "app/job.j2", "app/compress-static.j2",
-                  "app/gunicorn-reload.j2", "base/djangohost-background.j2", "nginx/djangohost-nginx-check.j2",
-                  "nginx/djangohost-lb-member.j2", "postgres/djangohost-db-password.j2",
-                  "certbot/djangohost-nginx-reload.j2", "base/take-lock.sh.j2", "app/end-user.sh.j2",
-                  "base/djangohost-build.j2")
+SHELL_PROGRAMS = ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "schedule/job.j2", "app/compress-static.j2",
+                  "app/gunicorn-reload.j2", "engine/djangohost-background.j2", "nginx/djangohost-nginx-check.j2",
+                  "balancer/djangohost-lb-member.j2", "dbserver/djangohost-db-password.j2",
+                  "tls/djangohost-nginx-reload.j2", "engine/take-lock.sh.j2", "removal/end-user.sh.j2",
+                  "app/djangohost-build.j2")
 
 
 def shell_context(app) -> dict:
@@ -200,7 +202,7 @@ def test_scripts_root_starts_as_an_app_hold_nothing_of_roots_terminal(hello):
     for template in ("app/manage.j2", "app/run.j2", "app/compress-static.j2"):
         assert drop in render(template, **shell_context(hello)), template
     # A job runs in a session of its own, without root's standard input, whoever starts it.
-    job = render("app/job.j2", **shell_context(hello))
+    job = render("schedule/job.j2", **shell_context(hello))
     assert "exec </dev/null >>" in job and "setsid --wait /webapps/hello/bin/run" in job
 
 
@@ -346,7 +348,7 @@ def background_tool(tmp_path: Path, cores: int) -> tuple[list[str], dict[str, st
     (bin_dir / "djangohost-safe").chmod(0o755)
     script = tmp_path / "djangohost-background"
     steps = tmp_path / "state" / "background"
-    script.write_text(render("base/djangohost-background.j2", dir=steps, safe_tool=bin_dir / "djangohost-safe"))
+    script.write_text(render("engine/djangohost-background.j2", dir=steps, safe_tool=bin_dir / "djangohost-safe"))
     return ["sh", str(script)], {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, steps
 
 

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from deploys import roll
-from deploys.dbserver import hba_address
-from deploys.inventory import DatabaseServer, InventoryError
-from deploys.postgres import database_url
-from deploys.templates import render
-from deploys.topology import SINGLE_SERVER, is_address, load_topology, roles
+from deploys.components.dbserver import hba_address
+from deploys.components.postgres import database_url
+from deploys.engine import roll
+from deploys.engine.templates import render
+from deploys.model.inventory import DatabaseServer, InventoryError
+from deploys.model.topology import SINGLE_SERVER, is_address, load_topology, roles
 from tests.helpers import EXAMPLES
 
 
@@ -56,7 +56,7 @@ def test_app_servers_keep_their_databases_on_the_database_server():
                                    "%2Fwebapps%2Fhello%2Fconf%2Fdb-server.crt&passfile=%2Fwebapps%2Fhello%2Fconf%2Fpgpass")
     assert {served.app.name: served.clients for served in topology.served["db1"]} == {
         "hello": ("10.0.0.11",), "goodbye": ("10.0.0.12",)}
-    hba = render("postgres/pg_hba.conf.j2", databases=[
+    hba = render("dbserver/pg_hba.conf.j2", databases=[
         {"app": served.app, "clients": [hba_address(client) for client in served.clients]}
         for served in topology.served["db1"]])
     assert 'hostssl "hello" "hello" 10.0.0.11/32 scram-sha-256' in hba
@@ -156,7 +156,7 @@ def test_the_load_balancer_spreads_an_app_over_its_servers_and_its_primary_runs_
     assert [process.name for process in on_app1.processes] == ["worker"] and on_app1.schedule == ()
     assert [process.name for process in on_app2.processes] == ["beat", "worker"] and len(on_app2.schedule) == 1
     assert topology.served["db1"][0].clients == ("10.0.0.11", "10.0.0.12")
-    site = render("nginx/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+    site = render("balancer/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
                   certificates={})
     assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in site
     assert "proxy_next_upstream_tries 2;" in site
@@ -181,7 +181,7 @@ def test_tls_ends_at_the_load_balancer():
                               node("app2", ["app"], private_address="10.0.0.12", apps=[hello]),
                               node("db1", ["db"], private_address="10.0.0.5")])
     (balanced,) = topology.balanced["lb1"]
-    site = render("nginx/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+    site = render("balancer/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
                   certificates={"hello": ("/etc/djangohost/tls/hello/fullchain.pem", "/key")},
                   acme_webroot="/var/lib/djangohost/acme", tls_protocols="TLSv1.2 TLSv1.3", tls_ciphers="X",
                   http2_on=True)
@@ -201,7 +201,7 @@ def test_app_servers_with_ipv6_addresses_are_written_as_nginx_reads_them(tmp_pat
                               node("app2", ["app"], private_address="10.0.0.12", apps=[entry(media=False)]),
                               node("db1", ["db"], private_address="fd00::5")])
     (balanced,) = topology.balanced["lb1"]
-    site = render("nginx/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+    site = render("balancer/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
                   certificates={})
     assert "server [fd00::11]:80 max_fails=1 fail_timeout=10s;" in site
     assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in site
@@ -209,7 +209,7 @@ def test_app_servers_with_ipv6_addresses_are_written_as_nginx_reads_them(tmp_pat
     conf = tmp_path / "balanced"
     conf.write_text(site)
     tool = tmp_path / "member"
-    tool.write_text(render("nginx/djangohost-lb-member.j2", site=str(conf), reload="true"))
+    tool.write_text(render("balancer/djangohost-lb-member.j2", site=str(conf), reload="true"))
     subprocess.run(["sh", str(tool), "fd00::11", "down"], check=True)
     assert "server [fd00::11]:80 max_fails=1 fail_timeout=10s down;" in conf.read_text()
     assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in conf.read_text()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deploys import ops
+from deploys.engine import ops
 from facts.state import EnvFileState, PathState
 
 

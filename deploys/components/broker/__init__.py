@@ -1,0 +1,67 @@
+"""A Redis of the app's own: run by Supervisor as the app's user, on a unix socket in its run/
+directory that only that user can open, like PostgreSQL's peer authentication: the kernel decides
+who connects, and there is no password to share. It runs before the app's release is checked: a
+project whose every request touches its cache could not pass its check without it."""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+
+from deploys.components import limits, logs
+from deploys.engine import ops
+from deploys.engine.ops import Guard, Stamp, react
+from deploys.engine.templates import render
+from deploys.model import paths
+from deploys.model.inventory import App, HostSettings
+from facts.state import State
+
+#: Debian's package of the Redis server; its own service (a Redis for the whole host, on port
+#: 6379) is stopped and disabled: every app has its own.
+PACKAGE = "redis-server"
+
+
+def packages(apps: list[App]) -> list[str]:
+    return [PACKAGE] if any(app.broker for app in apps) else []
+
+
+def url(app: App) -> dict[str, str]:
+    """What the app's environment gets: where its Redis is, for redis-py and for Celery."""
+    return {"REDIS_URL": f"unix://{app.broker_socket}?db=0",
+            "CELERY_BROKER_URL": f"redis+socket://{app.broker_socket}?virtual_host=0",
+            "CELERY_RESULT_BACKEND": f"redis+socket://{app.broker_socket}?virtual_host=1"}
+
+
+def config(app: App) -> str:
+    return render("broker/redis.conf.j2", app=app)
+
+
+def program(app: App, settings: HostSettings) -> str:
+    """Its Supervisor program, named <app>-redis."""
+    return render("broker/program.conf.j2", app=app, broker_config=paths.broker_config(app),
+                  broker_digest=ops.sha256(config(app)), log_size=logs.size(settings.logs, "supervisor"),
+                  log_keep=settings.logs.keep, confine=limits.confine(app),
+                  runs_as=("; root starts it in the app's slice, as the app's user" if app.limits
+                           else f"user = {app.name}"))
+
+
+@deploy("Broker")
+def broker(app: App, settings: HostSettings, state: State, guard: Guard) -> None:
+    """The app's redis.conf and Supervisor program, added or changed (a new redis.conf restarts
+    it) before the app's release is checked."""
+    conf = ops.file(
+        name=f"{app.name}: redis.conf",
+        path=paths.broker_config(app),
+        content=config(app),
+        owner="root", group=app.name, mode="640",
+        current=state.paths.get(paths.broker_config(app)),
+    )
+    content = program(app, settings)
+    program_file = ops.file(
+        name=f"{app.name}: supervisor program of its broker",
+        path=paths.supervisor_broker(app),
+        content=content,
+        owner="root", group="root", mode="644",
+        current=state.paths.get(paths.supervisor_broker(app)),
+    )
+    react(f"{app.name}: broker started", f"supervisorctl update {app.program('redis')}",
+          [Stamp.of(state, paths.stamp("broker", app), content)], [conf, program_file], guard, risky=True)

@@ -1,0 +1,73 @@
+"""PostgreSQL: one role and one database per app, with least privilege.
+
+On the app's own host, authentication is peer over the local unix socket: the app's system user
+is its role, so there is no password to generate, store, leak or rotate, and no other system user
+can log in as it. An app whose database is on the database server (deploys.components.dbserver) connects
+over TLS, checking the server's certificate, with a password made there and copied to the app.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from pyinfra.api import deploy
+
+from deploys.engine import ops
+from deploys.engine.ops import Guard
+from deploys.model import paths
+from deploys.model.inventory import App
+from facts.state import State
+
+# psql as the postgres superuser, stopping at the first error, in the postgres database (never an
+# app's, whose owner decides what names mean there), every name PostgreSQL's own.
+PSQL = "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'SET search_path = pg_catalog, pg_temp'"
+PORT = 5432
+
+
+def database_url(app: App) -> str:
+    """Peer authentication over the default socket directory: no host, no password. With a
+    database server: its address, its certificate checked, the password in a password file."""
+    server = app.database_server
+    if server is None:
+        return f"postgres://{app.name}@/{app.name}"
+    address = f"[{server.address}]" if ":" in server.address else server.address
+    options = {"sslmode": "verify-full", "sslrootcert": paths.db_server_cert(app), "passfile": paths.pgpass(app)}
+    return f"postgres://{app.name}@{address}:{PORT}/{app.name}?{urlencode(options)}"
+
+
+def exists(app: App, state: State) -> bool:
+    """Whether the app's database was there before this run."""
+    return app.name in state.databases
+
+
+@deploy("PostgreSQL")
+def database(app: App, state: State, guard: Guard) -> None:
+    """The app's login role (no superuser, createdb or createrole) and its own database, which
+    only that role may connect to. A failure stops this app's deploy only."""
+    role = state.roles.get(app.name)
+    wanted = f'"{app.name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
+    guard.watch(ops.command(
+        name=f"{app.name}: database role",
+        command=f"{PSQL} -c 'CREATE ROLE {wanted}'" if role is None else f"{PSQL} -c 'ALTER ROLE {wanted}'",
+        needed=role is None or (role.superuser, role.createdb, role.createrole, role.login)
+        != (False, False, False, True),
+        reason=f"role {app.name} exists with login only",
+        _ignore_errors=True,
+    ))
+
+    db = state.databases.get(app.name)
+    statements = []
+    if db is None:
+        statements.append(f'CREATE DATABASE "{app.name}" OWNER "{app.name}"')
+    elif db.owner != app.name:
+        statements.append(f'ALTER DATABASE "{app.name}" OWNER TO "{app.name}"')
+    if db is None or db.public_connect:
+        # PostgreSQL lets every role connect to every database unless told otherwise.
+        statements.append(f'REVOKE CONNECT ON DATABASE "{app.name}" FROM PUBLIC')
+    guard.watch(ops.command(
+        name=f"{app.name}: database",
+        command=" ".join([PSQL, *(f"-c '{statement}'" for statement in statements)]),
+        needed=bool(statements),
+        reason=f"database {app.name} exists, owned by {app.name}, closed to others",
+        _ignore_errors=True,
+    ))

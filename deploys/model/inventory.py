@@ -1,0 +1,540 @@
+"""Read, validate and resolve every app entry of every host.
+
+Validation (against the contract, deploys.model.schema) runs over the whole inventory before any
+operation is prepared, so a bad entry on one host stops the run on all hosts, with one message
+naming every problem: the host, the app, the field and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import ValidationError
+from pyinfra.api.exceptions import PyinfraError
+
+from deploys.engine import safe
+from deploys.model import defaults, schema
+from deploys.model.programs import dependencies
+
+# os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings.production") in a wsgi.py
+SETTINGS_DEFAULT_RE = re.compile(r"""["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][\w.]*)["']""")
+RELATIVE_RE = schema.RELATIVE_RE
+# The modules of a settings package a production server runs with, in order of preference, and those
+# it does not.
+PRODUCTION_SETTINGS = ("production", "prod", "live")
+DEVELOPMENT_SETTINGS = ("dev", "develop", "development", "local", "test", "tests", "testing", "ci")
+# Seconds between two scheduled backups, by `at`.
+BACKUP_AT = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
+
+
+class InventoryError(PyinfraError):
+    """A host's data breaks the inventory contract."""
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """Host-level settings, defaults from deploys.model.defaults."""
+
+    root: str
+    group: str
+    python: str
+    gunicorn_version: str
+    packages: tuple[str, ...]
+    database_driver: str
+    mariadb_driver: str
+    keep_releases: int
+    backup: schema.BackupEntry = schema.BackupEntry()  # the host's djangohost_backup
+    logs: schema.LogsEntry = schema.LogsEntry()  # the host's djangohost_logs
+    build_tools: bool = False  # compilers for requirements without wheels
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """An app's code in a git repository, fetched on the host by the app's user."""
+
+    url: str
+    ref: str  # a branch, tag or commit
+    deploy_key: Path | None = None  # a private key on the machine running pyinfra
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How an app's HTTPS certificate is had (see deploys.model.defaults)."""
+
+    mode: str  # provided, self-signed or acme
+    cert: Path | None = None  # provided
+    key: Path | None = None  # provided
+    email: str = ""  # acme
+    directory: str = defaults.ACME_DIRECTORY  # acme
+    hsts_max_age: int = defaults.HSTS_MAX_AGE
+
+
+@dataclass(frozen=True)
+class Backup:
+    """When an app's backups are taken and how many are kept (see defaults.BACKUP)."""
+
+    cron: str | None  # five cron fields; None: no scheduled backups
+    period: int  # seconds between two scheduled backups; the status view warns past it
+    keep_daily: int
+    keep_weekly: int
+    keep_migrations: int
+    media: bool
+    age_recipient: str | None = None  # pulled backups are encrypted to it
+
+
+@dataclass(frozen=True)
+class DatabaseServer:
+    """The inventory host that keeps an app's database, for an app server without the db role."""
+
+    host: str  # its name in the inventory
+    address: str  # its private address, where the app connects
+
+
+@dataclass(frozen=True)
+class Process:
+    """A long-running process of an app beside its Gunicorn: Supervisor's program <app>-<name>."""
+
+    name: str
+    command: str
+    stop_wait: int = defaults.PROCESS_STOP_WAIT
+    unique: bool = False  # on the app's primary server only (deploys.model.topology)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job of an app."""
+
+    name: str
+    command: str
+    cron: str  # five cron fields
+
+
+@dataclass(frozen=True)
+class App:
+    """One validated app entry, with every default resolved and every path named."""
+
+    name: str
+    domains: tuple[str, ...]
+    source: Path  # a local project directory; Path() when `git` is set
+    wsgi_module: str
+    settings_module: str
+    requirements: str | None  # the inventory's; None: found in the source (templates/app/dependencies.py)
+    workers: int | None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    database: str | None = "postgresql"  # the engine (defaults.DATABASE_ENGINES), None without
+    database_server: DatabaseServer | None = None  # None: the database is on the app's host (deploys.model.topology)
+    media: bool = True  # False: it keeps no uploads on its servers
+    primary_server: str | None = None  # the entry's `primary`: where its schedule and unique processes run
+    servers: tuple[str, ...] | None = None  # the entry's `servers`: the app servers that run it; None: every one
+    primary: bool = True  # whether this host is that server (deploys.model.topology)
+    balancer: str | None = None  # the load balancer's private address, the one client of its Nginx site
+    client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
+    health_path: str = defaults.HEALTH_PATH
+    health_timeout: float = defaults.HEALTH_TIMEOUT
+    present: bool = True  # False: "state": "absent", the app is removed
+    purge: bool = False  # with absent: its database, role, files and user go too
+    root: str = defaults.ROOT
+    git: GitSource | None = None
+    tls: Tls | None = None
+    backup: Backup | None = None  # None only for a removed app
+    processes: tuple[Process, ...] = ()
+    broker: str | None = None  # its Redis's maxmemory; None: no broker
+    schedule: tuple[Job, ...] = ()
+    limits: schema.LimitsEntry | None = None  # applied by systemd (see deploys.components.limits)
+    project_dir: str = ""  # where manage.py is, relative to the source's root
+    release_commands: tuple[str, ...] = ()
+    settings_chosen: str = ""  # how settings_module was chosen, when the entry did not name it
+
+    @property
+    def home(self) -> str:
+        return f"{self.root}/{self.name}"
+
+    def path(self, *parts: str) -> str:
+        """A path inside the app's home: app.path("conf", "env")."""
+        return str(PurePosixPath(self.home, *parts))
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """Where visitors reach the app: https://domain with TLS, http:// without."""
+        return tuple(f"{'https' if self.tls else 'http'}://{domain}" for domain in self.domains)
+
+    @property
+    def checked_origins(self) -> tuple[str, ...]:
+        """Where this host's own checks ask the app through its Nginx: its origins, or behind a load
+        balancer holding its certificate, plain HTTP that says it came over https (facts.health)."""
+        return tuple(f"lb-{origin}" if self.balancer and self.tls else origin for origin in self.origins)
+
+    @property
+    def project(self) -> Path:
+        """The local directory of manage.py (local sources)."""
+        return self.source / self.project_dir
+
+    def in_release(self, release: str) -> str:
+        """The directory of manage.py in a release (or the `current` link) at `release`."""
+        return f"{release}/{self.project_dir}" if self.project_dir else release
+
+    @property
+    def socket(self) -> str:
+        return self.path("run", "gunicorn.sock")
+
+    @property
+    def broker_socket(self) -> str:
+        return self.path("run", "redis.sock")
+
+    def program(self, process: str = "web") -> str:
+        """The Supervisor program of one of the app's processes: web, redis or one of `processes`."""
+        return self.name if process == "web" else f"{self.name}-{process}"
+
+    @property
+    def code_programs(self) -> tuple[str, ...]:
+        """The Supervisor programs that run the app's code: its Gunicorn and its processes."""
+        return (self.program(), *(self.program(process.name) for process in self.processes))
+
+
+def host_settings(host_name: str, data: Any) -> HostSettings:
+    """Host-level settings from host data (a mapping or pyinfra's HostData), each checked for the
+    form it must have: they end up in commands run as root."""
+    raw = {key: data.get(key) for key in schema.HostSettingsEntry.model_fields if data.get(key) is not None}
+    try:
+        entry = schema.HostSettingsEntry.model_validate(raw)
+    except ValidationError as invalid:
+        raise InventoryError("\n".join(_lines(f"host {host_name}", invalid))) from None
+    return HostSettings(
+        root=entry.djangohost_root.rstrip("/"),
+        group=entry.djangohost_group,
+        python=entry.djangohost_python,
+        gunicorn_version=entry.djangohost_gunicorn_version,
+        packages=tuple(entry.djangohost_packages),
+        database_driver=entry.djangohost_database_driver,
+        mariadb_driver=entry.djangohost_mariadb_driver,
+        keep_releases=entry.djangohost_keep_releases,
+        backup=entry.djangohost_backup,
+        logs=entry.djangohost_logs,
+        build_tools=entry.djangohost_build_tools,
+    )
+
+
+def _lines(where: str, invalid: ValidationError) -> list[str]:
+    """pydantic's errors as djangohost reports them: `where, field F: why`, one per field."""
+    lines: dict[str, str] = {}
+    for error in invalid.errors():
+        field, *inner = [str(part) for part in error["loc"]] or ["?"]
+        if field in lines:
+            continue
+        if error["type"] == "extra_forbidden" and not inner:
+            message = f"unknown field (known fields: {', '.join(sorted(schema.AppEntry.model_fields))})"
+        elif inner and error["type"] == "extra_forbidden":
+            message = f"unknown key {inner[0]!r}"
+        elif inner:
+            message = f"{inner[0]}: {schema.reason(error, inner[0])}"
+        else:
+            message = schema.reason(error, field)
+        lines[field] = f"{where}, field {field}: {message}"
+    return list(lines.values())
+
+
+def load_inventory(hosts: Iterable[Any]) -> dict[str, list[App]]:
+    """Validate the settings and `apps` of every host, and the `app` selection (`--data
+    app=hello,goodbye`); return the apps by host name, or raise InventoryError naming every problem."""
+    hosts = list(hosts)
+    apps: dict[str, list[App]] = {}
+    problems = []
+    for host in hosts:
+        try:
+            apps[host.name] = load_apps(host.name, host.data)
+        except InventoryError as error:
+            problems.append(str(error))
+    if problems:
+        raise InventoryError("\n".join(problems))
+    for host in hosts:
+        wanted = selection(host.data)
+        if wanted is None:
+            continue
+        known = {app.name for host_apps in apps.values() for app in host_apps}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise InventoryError(f"--data app: no app named {safe.printable(', '.join(unknown))} in the inventory "
+                                 f"(apps: {', '.join(sorted(known)) or 'none'})")
+    return apps
+
+
+def selection(data: Any) -> set[str] | None:
+    """The app names of `--data app=hello,goodbye`, or None when every app is deployed."""
+    value = data.get("app")
+    if value in (None, ""):
+        return None
+    names = value if isinstance(value, list) else str(value).split(",")
+    return {str(name).strip() for name in names if str(name).strip()}
+
+
+def selected(apps: list[App], data: Any) -> list[App]:
+    """The apps a run touches: those named by `--data app=...`, or all."""
+    wanted = selection(data)
+    return [app for app in apps if wanted is None or app.name in wanted]
+
+
+def load_apps(host_name: str, data: Any) -> list[App]:
+    """Validate and resolve the settings and `apps` list of one host's data; every problem found
+    is in the InventoryError raised."""
+    settings = host_settings(host_name, data)
+    raw_apps = data.get("apps") or []
+    if not isinstance(raw_apps, list):
+        raise InventoryError(f"host {host_name}: `apps` must be a list of app entries")
+
+    apps: list[App] = []
+    problems: list[str] = []
+    for index, raw in enumerate(raw_apps):
+        label = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else f"#{index + 1}"
+        where = f"host {host_name}, app {label}"
+        try:
+            app = _load_app(where, raw, settings)
+        except InventoryError as error:
+            problems.append(str(error))
+            continue
+        problems += [f"{where}, field {field}: {message}" for field, message in _clashes(app, apps)]
+        apps.append(app)
+    if problems:
+        raise InventoryError("\n".join(problems))
+    return apps
+
+
+def _clashes(app: App, others: list[App]) -> list[tuple[str, str]]:
+    """What `app` takes that an app before it on the host has: its name, a domain, its source."""
+    found = []
+    if any(other.name == app.name for other in others):
+        found.append(("name", "duplicate app name"))
+    for other in others:
+        if app.present and other.present and not (app.git or other.git) and other.source != app.source and (
+                other.source in app.source.parents or app.source in other.source.parents):
+            outer, inner = (other, app) if other.source in app.source.parents else (app, other)
+            found.append(("source", f"{inner.source} is inside the source of app {outer.name}, which would ship "
+                                    f"{inner.name}'s project as part of its own"))
+        for domain in set(app.domains) & set(other.domains):
+            found.append(("domains", f"{domain} is already used by app {other.name}"))
+    return found
+
+
+def _load_app(where: str, raw: Any, settings: HostSettings) -> App:
+    """One entry, checked against the contract (deploys.model.schema), then resolved."""
+    if not isinstance(raw, dict):
+        raise InventoryError(f"{where}: an app entry must be a dict, got {type(raw).__name__}")
+    try:
+        entry = schema.AppEntry.model_validate(raw)
+        return _resolve(entry, settings)
+    except ValidationError as invalid:
+        raise InventoryError("\n".join(_lines(where, invalid))) from None
+    except schema.Problem as problem:
+        raise InventoryError(f"{where}, field {problem.field}: {problem.message}") from None
+
+
+def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
+    """The App an entry describes, its defaults found in its source and the host's settings."""
+    database = None if entry.database is False else (
+        "postgresql" if entry.database is True else entry.database.engine)  # type: ignore[union-attr]
+    if entry.state == "absent":
+        return App(name=entry.name, domains=(), source=Path(), wsgi_module="", settings_module="",
+                   requirements=None, workers=None, database=database, present=False, purge=entry.purge,
+                   root=settings.root)
+    git = source = None
+    project_dir = (entry.project_dir or "").strip("/")
+    if isinstance(entry.source, schema.GitSourceEntry):
+        key = entry.source.deploy_key
+        git = GitSource(entry.source.git, entry.source.ref, Path(key).expanduser().resolve() if key else None)
+        source = Path()
+    else:
+        source = Path(str(entry.source)).resolve()
+        project = (source / project_dir).resolve()
+        if not project.is_relative_to(source):
+            raise schema.Problem("project_dir", f"{project_dir!r} is not inside {source}")
+        if not (project / "manage.py").is_file():
+            field = "project_dir" if project_dir else "source"
+            raise schema.Problem(field, f"{project} is not a Django project directory (no manage.py)"
+                                 + ("" if project_dir else "; if manage.py is in a subdirectory, name it in "
+                                                          "project_dir"))
+    wsgi_module = entry.wsgi_module or _guessed("wsgi_module", default_wsgi_module(source / project_dir))
+    settings_chosen = ""
+    settings_module = entry.settings_module
+    if settings_module is None:
+        found, settings_chosen = default_settings_module(source / project_dir, wsgi_module)
+        settings_module = _guessed("settings_module", (found, settings_chosen))
+    requirements = _requirements(entry.requirements, source, git is not None)
+    if git is None:
+        try:
+            dependencies.find(dependencies.from_directory(str(source)), project_dir, requirements)
+        except dependencies.Refused as refused:
+            raise schema.Problem("requirements", str(refused)) from None
+    return App(
+        name=entry.name,
+        domains=tuple(entry.domains or ()),
+        source=source,
+        wsgi_module=wsgi_module,
+        settings_module=settings_module,
+        requirements=requirements,
+        project_dir=project_dir,
+        release_commands=tuple(entry.release_commands),
+        settings_chosen=settings_chosen,
+        workers=entry.workers,
+        env={name: str(value) for name, value in entry.env.items()},
+        secrets={name: str(value) for name, value in entry.secrets.items()},
+        database=database,
+        client_max_body_size=entry.client_max_body_size,
+        health_path=entry.health_path,
+        health_timeout=entry.health_timeout,
+        root=settings.root,
+        git=git,
+        tls=_tls(entry.tls),
+        backup=_backup(entry.backup, settings.backup, entry.name),
+        processes=tuple(Process(name, process.command, process.stop_wait, process.unique)  # type: ignore[union-attr]
+                        for name, process in entry.processes.items()),
+        broker=(None if entry.broker is False else
+                entry.broker.maxmemory if isinstance(entry.broker, schema.BrokerEntry) else defaults.BROKER_MAXMEMORY),
+        schedule=tuple(Job(job.name, job.command, job.cron or _cron_at(job.at or "daily", f"{entry.name}.{job.name}"))
+                       for job in entry.schedule),
+        limits=entry.limits,
+        media=entry.media,
+        primary_server=entry.primary,
+        servers=tuple(entry.servers) if entry.servers is not None else None,
+    )
+
+
+def _guessed(field_name: str, guess: tuple[str | None, str]) -> str:
+    found, seen = guess
+    if found is None:
+        raise schema.Problem(field_name, f"cannot be guessed (found: {seen}); set it")
+    return found
+
+
+def _requirements(requirements: str | None, source: Path, git: bool) -> str | None:
+    """The requirements file the entry names, checked (a git source's at the deployed commit);
+    None: found in the source."""
+    if requirements is None:
+        return None
+    if not RELATIVE_RE.fullmatch(requirements):
+        raise schema.Problem("requirements", f"{requirements!r} must be a path inside the source (letters, digits, "
+                                             ". _ / + - only)")
+    if not git and (not (source / requirements).resolve().is_relative_to(source)
+                    or not (source / requirements).is_file()):
+        raise schema.Problem("requirements", f"{requirements!r} is not a file inside {source}")
+    return requirements
+
+
+def _tls(entry: schema.TlsEntry | None) -> Tls | None:
+    if entry is None:
+        return None
+    def path(value: str | None) -> Path | None:
+        return Path(value).expanduser().resolve() if value else None
+    return Tls(entry.mode, cert=path(entry.cert), key=path(entry.key), email=entry.email or "",
+               directory=entry.directory or defaults.ACME_DIRECTORY, hsts_max_age=entry.hsts_max_age)
+
+
+def _backup(entry: bool | schema.BackupEntry, host: schema.BackupEntry, name: str) -> Backup:
+    """The app's `backup` entry over the host's djangohost_backup over defaults.BACKUP, key by key."""
+    fields: dict[str, Any] = dict(defaults.BACKUP)
+    for layer in (host, entry if isinstance(entry, schema.BackupEntry) else None):
+        if layer is None:
+            continue
+        given = layer.model_dump(exclude_none=True)
+        if "cron" in given:
+            fields.pop("at", None)
+        fields.update(given)
+    cron = None if entry is False else fields.get("cron") or _cron_at(fields["at"], name)
+    return Backup(cron=cron, period=_period(cron), keep_daily=fields["keep_daily"],
+                  keep_weekly=fields["keep_weekly"], keep_migrations=fields["keep_migrations"],
+                  media=fields["media"], age_recipient=fields["age_recipient"])
+
+
+def _cron_at(at: str, name: str) -> str:
+    # Each app its own minute, so that the apps of a host do not all dump at once.
+    minute = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 60
+    return {"hourly": f"{minute} * * * *", "daily": f"{minute} 3 * * *", "weekly": f"{minute} 3 * * 0",
+            "monthly": f"{minute} 3 1 * *"}[at]
+
+
+def _period(cron: str | None) -> int:
+    """The time between two runs of `cron`, as the status view judges a backup's age: a week when
+    it names weekdays, a day when it names hours, else an hour."""
+    if cron is None:
+        return 0
+    _, hour, _, _, weekday = cron.split(" ")
+    if weekday != "*":
+        return BACKUP_AT["weekly"]
+    if hour.startswith("*/"):
+        return int(hour[2:]) * BACKUP_AT["hourly"]
+    return BACKUP_AT["hourly" if hour == "*" else "daily"]
+
+
+def _module_file(source: Path, module: str) -> Path:
+    *package, leaf = module.split(".")
+    return source.joinpath(*package, f"{leaf}.py")
+
+
+def default_wsgi_module(source: Path) -> tuple[str | None, str]:
+    """<package>.wsgi of the only package of the project holding a wsgi.py; else None and what
+    was found."""
+    packages = sorted(path.parent.name for path in source.glob("*/wsgi.py"))
+    if len(packages) == 1:
+        return f"{packages[0]}.wsgi", ""
+    return None, ", ".join(f"{package}/wsgi.py" for package in packages) or "no package with a wsgi.py"
+
+
+def default_settings_module(source: Path, wsgi_module: str) -> tuple[str | None, str]:
+    """The settings the project serves with, and why they were chosen; else None and the settings
+    modules found.
+
+    The module the project's wsgi.py names as DJANGO_SETTINGS_MODULE's default, unless it is a
+    development one (dev, local, test...) and the settings package has a production module
+    (production, prod, live): Wagtail's template and many others name their dev settings there.
+    Else <package>.settings.
+    """
+    wsgi_file = _module_file(source, wsgi_module)
+    named = SETTINGS_DEFAULT_RE.search(wsgi_file.read_text(errors="replace")) if wsgi_file.is_file() else None
+    package = wsgi_module.rpartition(".")[0]
+    settings = f"{package}.settings"
+    production = next((f"{settings}.{leaf}" for leaf in PRODUCTION_SETTINGS
+                       if _module_file(source, f"{settings}.{leaf}").is_file()), None)
+    if named and _is_module(source, named.group(1)):
+        module = named.group(1)
+        if module.rpartition(".")[2] not in DEVELOPMENT_SETTINGS or production is None:
+            return module, f"named by {wsgi_file.name}"
+        return production, f"{wsgi_file.name} names {module}, a development module"
+    if production:
+        return production, "the production module of the settings package"
+    if _module_file(source, settings).is_file():
+        return settings, "the project's settings module"
+    settings_dir = _module_file(source, settings).with_suffix("")
+    modules = sorted(f"{settings}.{path.stem}" for path in settings_dir.glob("*.py") if path.stem != "__init__")
+    return None, ", ".join(modules) or f"no {package}/settings.py"
+
+
+def _is_module(source: Path, module: str) -> bool:
+    return _module_file(source, module).is_file() or _module_file(source, f"{module}.__init__").is_file()
+
+
+def check_host(host_name: str, apps: list[App], state: Any) -> None:
+    """Checks that need the host (its HostState): an app name that is already a system user or
+    group which djangohost did not create; a git ref the repository does not have; limits on a
+    host without systemd, which would apply them."""
+    for app in apps:
+        if app.limits and not state.systemd:
+            raise InventoryError(
+                f"host {host_name}, app {app.name}, field limits: this host runs without systemd, whose "
+                "resource control applies them (Supervisor has none); remove them or use a host with systemd")
+        mirror = state.mirrors.get(app.name)
+        if app.git and mirror and mirror.ref_missing and mirror.url == app.git.url:
+            raise InventoryError(
+                f"host {host_name}, app {app.name}, field source: {safe.printable(mirror.error)} ({app.git.url})")
+        home = state.users.get(app.name)
+        if home is not None and home != app.home:
+            raise InventoryError(
+                f"host {host_name}, app {app.name}, field name: the host has a user {app.name} "
+                f"(home {home}) that djangohost did not create; choose another name")
+        if home is None and app.present and app.name in state.groups:
+            raise InventoryError(
+                f"host {host_name}, app {app.name}, field name: the host has a group {app.name} "
+                f"that djangohost did not create; choose another name")

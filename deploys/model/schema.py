@@ -1,0 +1,651 @@
+"""The inventory contract as typed models: what host data and each app entry may hold.
+
+    python -m deploys.model.schema > inventory.schema.json     # JSON Schema of a host's data, for editors
+
+Every field checks its type and form, with the reason a user reads; deploys.model.inventory reports
+every problem of every host at once, each naming the host, the app and the field, then resolves
+the entries into what the deploys use (deploys.model.inventory.App). Defaults are deploys.model.defaults'.
+Types are strict: "4" is not a number of workers, nor true a number of seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from deploys.engine.safe import is_control
+from deploys.model import defaults
+
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}")
+# RFC 1123 host names; a leading "*." allows Nginx wildcard names.
+DOMAIN_RE = re.compile(
+    r"(\*\.)?(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Branch, tag or commit names git accepts, without shell or option meaning.
+REF_RE = re.compile(r"(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}")
+RELATIVE_RE = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9._/+-]+")
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}")
+# The characters of a URL (RFC 3986): no space, quote, backslash or control character.
+URL_CHARS = r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]"
+# A repository git fetches: a URL, an scp-like user@host:path or an absolute path; not an option
+# (-...) nor one of git's remote helpers (ext::, fd::), which run commands.
+GIT_URL_RE = re.compile(rf"(?!-)(?![A-Za-z][A-Za-z0-9+.-]*::){URL_CHARS}{{1,1000}}")
+HTTPS_URL_RE = re.compile(rf"https://{URL_CHARS}{{1,1000}}")
+URL_PATH_RE = re.compile(rf"/{URL_CHARS}{{0,1000}}")
+SIZE_RE = re.compile(r"[0-9]+[kKmMgG]?")
+# Host-level settings that end up in commands run as root: their forms.
+ROOT_RE = re.compile(r"(/[A-Za-z0-9._-]+)+/?")
+GROUP_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+COMMAND_RE = re.compile(r"[A-Za-z0-9._/+-]+")
+VERSION_RE = re.compile(r"[0-9]+(\.[0-9A-Za-z]+)*")
+PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+REQUIREMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\[\],<>=!~-]*")
+# One field of a cron schedule, numbers only: */15, 1-5, 0,30, 3.
+CRON_FIELD_RE = re.compile(r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,[0-9]+(-[0-9]+)?(/[0-9]+)?)*")
+# A command line of processes and jobs: no control characters, and no % (cron and Supervisor
+# each give it a meaning of their own).
+PROCESS_COMMAND_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f%\u2028\u2029]+")
+# What each of the five cron fields may hold.
+CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+# A size systemd reads, with its unit: 512M, 1G.
+LIMIT_SIZE_RE = re.compile(r"[0-9]+[KMG]")
+PERCENT_RE = re.compile(r"[0-9]+%")
+# Names an app's processes cannot take: its Gunicorn's and its broker's programs.
+RESERVED_PROCESSES = {"web", "redis"}
+AGE_RECIPIENT_RE = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+# Names the host already gives a meaning: PostgreSQL's own databases and roles (and its pg_
+# prefix), MariaDB's own, and Nginx's default site. An app of that name would take them over.
+RESERVED_NAMES = {"postgres", "template0", "template1", "public", "mysql", "sys", "root",
+                  "information_schema", "performance_schema", "default"}
+# Names the deploy itself sets in an app's environment (DATABASE_URL too when it has a database).
+RESERVED_ENV = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
+# What the deploy sets for an app with a broker, each the URL of its Redis.
+BROKER_ENV = ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+REQUIRED_FIELDS = ("name", "domains", "source")
+
+# What each field must be, for a value of the wrong type.
+FORMS = {
+    "name": f"must match ^{NAME_RE.pattern}$",
+    "domains": "must be a list of host names",
+    "source": "must be a local directory or {\"git\": URL, \"ref\": BRANCH_TAG_OR_SHA}",
+    "wsgi_module": "is not a dotted Python module path",
+    "settings_module": "is not a dotted Python module path",
+    "requirements": "must be a path of a file inside the source",
+    "project_dir": "must be a directory inside the source (letters, digits, . _ / + -), where manage.py is",
+    "release_commands": "must be a list of command lines, each on one line, without %",
+    "workers": "must be a whole number of at least 1",
+    "env": "must be a dict of variable names to values",
+    "secrets": "must be a dict of variable names to values",
+    "database": f"must be true, false or {{\"engine\": {' or '.join(defaults.DATABASE_ENGINES)}}}",
+    "client_max_body_size": "must look like 10m, 512k or 1g",
+    "health_path": "must be a URL path starting with / (letters, digits and the characters of a URL)",
+    "health_timeout": "must be a finite number of seconds above 0",
+    "state": "must be present or absent",
+    "purge": "must be true or false, and true only with state absent",
+    "tls": "must be a dict whose mode is provided, self-signed or acme",
+    "backup": f"must be false or a dict with keys {', '.join(defaults.BACKUP)}, cron",
+    "git": "must be a repository URL (the characters of a URL; no option, no ext:: or fd:: helper)",
+    "ref": "must name a branch, tag or commit",
+    "deploy_key": "is not a file",
+    "mode": "must be provided, self-signed or acme",
+    "cert": "is not a file",
+    "key": "is not a file",
+    "email": "is not an email address",
+    "directory": "must be an https:// URL (the characters of a URL)",
+    "hsts_max_age": "must be a whole number of seconds",
+    "at": "must be hourly, daily or weekly (or monthly, for a job), or give cron",
+    "processes": "must be a dict of process names to command lines (or {\"command\": ..., \"stop_wait\": SECONDS})",
+    "command": "must be a command line on one line, without %",
+    "stop_wait": "must be a whole number of seconds, 1 or more",
+    "broker": "must be true, false or {\"maxmemory\": SIZE}",
+    "maxmemory": "must look like 64M, 512K or 1G",
+    "schedule": "must be a list of jobs {\"name\": ..., \"command\": ..., \"at\" or \"cron\": ...}",
+    "djangohost_logs": "must be a dict with keys size (such as 10M) and keep",
+    "limits": "must be a dict with keys memory (such as 512M), cpu (such as 50%) and tasks",
+    "memory": "must be a size in K, M or G, such as 512M",
+    "cpu": "must be a percentage of one core, such as 50% (200%: two cores)",
+    "tasks": "must be a whole number of at least 1",
+    "size": "must look like 10M, 512K or 1G",
+    "keep": "must be a whole number of at least 1",
+    "cron": "must be five cron fields of numbers, *, -, / and , such as \"30 2 * * *\"",
+    "keep_daily": "must be a whole number, 0 or more",
+    "keep_weekly": "must be a whole number, 0 or more",
+    "keep_migrations": "must be a whole number, 0 or more",
+    "media": "must be true or false",
+    "age_recipient": "must be an age public key (age1..., from age-keygen)",
+    "djangohost_root": "must be an absolute path of letters, digits, . _ and -",
+    "djangohost_group": "must be a group name: lowercase letters, digits, _ and -",
+    "djangohost_python": "must be a command or path such as python3",
+    "djangohost_gunicorn_version": "must be a version such as 23.0.0",
+    "djangohost_packages": "must be a list of Debian package names",
+    "djangohost_database_driver": "must be a pip requirement without spaces, e.g. PyMySQL>=1.1,<2",
+    "djangohost_mariadb_driver": "must be a pip requirement without spaces, e.g. PyMySQL>=1.1,<2",
+    "djangohost_keep_releases": "must be a whole number of at least 1",
+    "djangohost_build_tools": "must be true or false",
+    "djangohost_backup": f"must be a dict with keys {', '.join(defaults.BACKUP)}, cron",
+}
+
+
+# The pattern each string field matches whole.
+PATTERNS = {"ref": REF_RE, "maxmemory": SIZE_RE, "memory": LIMIT_SIZE_RE, "cpu": PERCENT_RE, "size": SIZE_RE,
+            "age_recipient": AGE_RECIPIENT_RE,
+            "wsgi_module": MODULE_RE, "settings_module": MODULE_RE,
+            "client_max_body_size": SIZE_RE, "djangohost_group": GROUP_RE, "djangohost_python": COMMAND_RE,
+            "djangohost_gunicorn_version": VERSION_RE, "djangohost_database_driver": REQUIREMENT_RE,
+            "djangohost_mariadb_driver": REQUIREMENT_RE}
+
+
+class Problem(Exception):
+    """A rule that spans fields, broken: the field to name and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def form(pattern: re.Pattern[str], value: str, field: str) -> str:
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{value!r} {FORMS[field]}")
+    return value
+
+
+def formed(cls: type, value: str | None, info: ValidationInfo) -> str | None:
+    """A field validator: the value matches its field's pattern (PATTERNS) whole, or is None."""
+    return value if value is None else form(PATTERNS[str(info.field_name)], value, str(info.field_name))
+
+
+def a_file(value: str | None, field: str) -> str | None:
+    if value is not None and not Path(value).expanduser().is_file():
+        raise ValueError(f"{value!r} {FORMS[field]}")
+    return value
+
+
+def command_line(cls: type, value: str) -> str:
+    """A field validator: a command line of one line, without %, that splits into words."""
+    form(PROCESS_COMMAND_RE, value, "command")
+    try:
+        words = shlex.split(value)
+    except ValueError as error:
+        raise ValueError(f"{value!r}: {error}") from None
+    if not words:
+        raise ValueError("is empty")
+    return value
+
+
+def cron_fields(cls: type, value: str | None) -> str | None:
+    """A field validator: five cron fields of numbers, each within its range (or None)."""
+    fields = value.split(" ") if value is not None else []
+    if value is not None and (len(fields) != 5 or not all(CRON_FIELD_RE.fullmatch(part) for part in fields)):
+        raise ValueError(f"{value!r} {FORMS['cron']}")
+    for part, (low, high) in zip(fields, CRON_RANGES, strict=False):
+        numbers = [int(number) for number in re.findall(r"(?<!/)\b[0-9]+", part)]
+        if any(not low <= number <= high for number in numbers):
+            raise ValueError(f"{value!r}: {part} is outside {low}-{high}")
+    return value
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def reason(error: ErrorDetails, field: str) -> str:
+    """What is wrong with `field`, from one of pydantic's errors about it, in djangohost's words."""
+    if error["type"] == "value_error":
+        return str(error["ctx"]["error"])
+    if error["type"] == "missing":
+        return "is required"
+    if error["type"] == "extra_forbidden":
+        return "unknown field"
+    return f"{error['input']!r} {FORMS.get(field, error['msg'])}"
+
+
+def nested(model: type[Model], value: Any) -> Model:
+    """`value` validated as `model`, or a ValueError saying which of its keys is wrong and why."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as invalid:
+        error = invalid.errors()[0]
+        if not error["loc"]:
+            raise ValueError(reason(error, "")) from None
+        key = str(error["loc"][0])
+        if error["type"] == "extra_forbidden":
+            raise ValueError(f"unknown key {key!r} (known: {', '.join(model.model_fields)})") from None
+        if error["type"] == "missing":
+            raise ValueError(f"{key}: None {FORMS.get(key, 'is required')}") from None
+        raise ValueError(f"{key}: {reason(error, key)}") from None
+
+
+def entry(model: type[Model], value: Any, field: str) -> Model:
+    """`value`, a dict, validated as `model`; anything else is wrong as FORMS[field] says."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{value!r} {FORMS[field]}")
+    return nested(model, value)
+
+
+class GitSourceEntry(Model):
+    """An app's code in a git repository, fetched on the host by its build identity."""
+
+    git: str = Field(description="The repository's URL.")
+    ref: str = Field(description="A branch (its newest commit is deployed on every run), tag or commit.")
+    deploy_key: str | None = Field(None, description="A private key on the machine running pyinfra.")
+
+    @field_validator("git")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return form(GIT_URL_RE, value, "git")
+
+    _forms = field_validator("ref")(formed)
+
+    @field_validator("deploy_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        return a_file(value, "deploy_key")
+
+
+class TlsEntry(Model):
+    """HTTPS for all the app's domains."""
+
+    mode: Literal["provided", "self-signed", "acme"]
+    cert: str | None = Field(None, description="provided: the certificate chain, a file on this machine.")
+    key: str | None = Field(None, description="provided: its private key, a file on this machine.")
+    email: str | None = Field(None, description="acme: the account's email address.")
+    directory: str | None = Field(None, description=f"acme: the ACME directory; default {defaults.ACME_DIRECTORY}.")
+    hsts_max_age: int = Field(defaults.HSTS_MAX_AGE, ge=0, description="Seconds of Strict-Transport-Security; 0: none.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_mode(cls, value: Any) -> Any:
+        if not isinstance(value, dict) or value.get("mode") not in ("provided", "self-signed", "acme"):
+            raise ValueError(FORMS["tls"])
+        return value
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _files(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return a_file(value, str(info.field_name))
+
+    @model_validator(mode="after")
+    def _mode(self) -> TlsEntry:
+        keys = {"provided": {"cert", "key"}, "self-signed": set(), "acme": {"email", "directory"}}[self.mode]
+        unknown = sorted(key for key in ("cert", "key", "email", "directory") if getattr(self, key) is not None
+                         and key not in keys)
+        if unknown:
+            raise Problem("tls", f"unknown key {unknown[0]!r} for mode {self.mode}")
+        for key in ("cert", "key") if self.mode == "provided" else ():
+            if getattr(self, key) is None:
+                raise Problem("tls", f"{key}: None {FORMS[key]}")
+        if self.mode == "acme":
+            if self.email is None or not EMAIL_RE.fullmatch(self.email):
+                raise Problem("tls", f"email: {self.email!r} {FORMS['email']}")
+            if self.directory is not None and not HTTPS_URL_RE.fullmatch(self.directory):
+                raise Problem("tls", f"directory: {self.directory!r} {FORMS['directory']}")
+        return self
+
+
+class BackupEntry(Model):
+    """When backups are taken and how many are kept; a key left out is the host's."""
+
+    at: Literal["hourly", "daily", "weekly"] | None = None
+    cron: str | None = Field(None, description="Five cron fields of numbers, instead of at.")
+    keep_daily: int | None = Field(None, ge=0)
+    keep_weekly: int | None = Field(None, ge=0)
+    keep_migrations: int | None = Field(None, ge=0)
+    media: bool | None = None
+    age_recipient: str | None = Field(None, description="An age public key: pulled backups are encrypted to it.")
+
+    _cron = field_validator("cron")(cron_fields)
+    _forms = field_validator("age_recipient")(formed)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> BackupEntry:
+        if self.at is not None and self.cron is not None:
+            raise ValueError("give at or cron, not both")
+        return self
+
+
+class ProcessEntry(Model):
+    """A long-running process of an app, beside its Gunicorn."""
+
+    command: str
+    stop_wait: int = Field(defaults.PROCESS_STOP_WAIT, ge=1)
+    unique: bool = Field(False, description="Runs on one app server only (the app's primary), like Celery beat.")
+
+    _command = field_validator("command")(command_line)
+
+
+class BrokerEntry(Model):
+    maxmemory: str = defaults.BROKER_MAXMEMORY
+
+    _forms = field_validator("maxmemory")(formed)
+
+
+class JobEntry(Model):
+    """A scheduled job of an app: `at` or `cron`."""
+
+    name: str = Field(json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"})
+    command: str
+    at: Literal["hourly", "daily", "weekly", "monthly"] | None = None
+    cron: str | None = None
+
+    _command = field_validator("command")(command_line)
+    _cron = field_validator("cron")(cron_fields)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return form(NAME_RE, value, "name")
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> JobEntry:
+        if (self.at is None) == (self.cron is None):
+            raise ValueError("give at (hourly, daily, weekly or monthly) or cron, one of them")
+        return self
+
+
+class LimitsEntry(Model):
+    """What the processes of an app (web, workers and jobs together) may use, at most."""
+
+    memory: str | None = None
+    cpu: str | None = None
+    tasks: int | None = Field(None, ge=1)
+
+    _forms = field_validator("memory", "cpu")(formed)
+
+
+class LogsEntry(Model):
+    """How the logs of a host are rotated; a key left out is defaults.LOGS'."""
+
+    size: str = str(defaults.LOGS["size"])
+    keep: int = Field(int(str(defaults.LOGS["keep"])), ge=1)
+
+    _forms = field_validator("size")(formed)
+
+
+class DatabaseEntry(Model):
+    engine: Literal["postgresql", "mariadb"]
+
+
+Value = str | int | float | bool
+
+
+def environment(values: dict[str, Value], field: str, reserved: set[str]) -> dict[str, Value]:
+    for name, value in values.items():
+        if name in reserved:
+            raise ValueError(f"{name} is set by djangohost and cannot be overridden")
+        control = next((char for char in str(value) if char != "\t" and is_control(char)), None)
+        if control is not None:
+            # The environment file is read line by line, and a secret is masked line by line in
+            # diffs: a line break of any kind (Python's splitlines() breaks at \v, \x1c, \x85,
+            # U+2028 too) would add a variable or show the rest of a secret. NUL ends the value,
+            # and other controls act on the terminal that shows a diff.
+            raise ValueError(f"{name}: value must not hold a line break or a control character "
+                             f"(it holds {control!r}, at {str(value).index(control) + 1})")
+    return values
+
+
+class AppEntry(Model):
+    """One app of a host (host data `apps`); see deploys.model.defaults for every field."""
+
+    name: str = Field(description="The system user, its home, program and site are named after it.",
+                      json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"})
+    state: Literal["present", "absent"] = "present"
+    purge: bool = Field(False, description="With state absent: its database, files and user go too.")
+    domains: list[str] | None = Field(None, description="Host names it answers to; the first is canonical.")
+    source: str | GitSourceEntry | None = Field(None, description="A local project directory, or a git repository.")
+    wsgi_module: str | None = Field(None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"})
+    settings_module: str | None = Field(None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"})
+    project_dir: str | None = Field(None, description="Where manage.py is, relative to the source's root; "
+                                                      "default the root.")
+    requirements: str | None = Field(None, description="A requirements file, relative to the source's root; default: "
+                                                       "uv.lock, requirements.txt or pyproject.toml, found.")
+    release_commands: list[str] = Field(default_factory=list, description="Commands run in each new release before "
+                                        "it goes live, as the app, with its commands and bin/manage on PATH.")
+    workers: int | None = Field(None, ge=1, description="Gunicorn workers; default 2 x cores + 1.")
+    env: dict[str, Value] = Field(default_factory=dict)
+    secrets: dict[str, Value] = Field(default_factory=dict, description="Masked wherever shown.")
+    database: bool | DatabaseEntry = True
+    client_max_body_size: str = Field(defaults.CLIENT_MAX_BODY_SIZE,
+                                      json_schema_extra={"pattern": f"^{SIZE_RE.pattern}$"})
+    health_path: str = defaults.HEALTH_PATH
+    health_timeout: float = Field(defaults.HEALTH_TIMEOUT, gt=0)
+    tls: TlsEntry | None = None
+    backup: bool | BackupEntry = True
+    processes: dict[str, str | ProcessEntry] = Field(default_factory=dict)
+    broker: bool | BrokerEntry = False
+    schedule: list[JobEntry] = Field(default_factory=list)
+    limits: LimitsEntry | None = None
+    media: bool = Field(True, description="false: the app keeps no uploads on its servers (an object store); "
+                                          "an app on several app servers must say so.")
+    primary: str | None = Field(None, description="The app server (inventory name) that runs its schedule and "
+                                                  "unique processes; default the first of its servers.")
+    servers: list[str] | None = Field(None, description="The app servers (inventory names) that run it; default "
+                                                        "every app server whose data declares it.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        form(NAME_RE, value, "name")
+        if value in RESERVED_NAMES or value.startswith("pg_"):
+            raise ValueError(f"{value!r} is a name the host already uses (PostgreSQL's, MariaDB's or Nginx's "
+                             "own); choose another")
+        return value
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, value: list[str] | None) -> list[str] | None:
+        for domain in value or []:
+            if not DOMAIN_RE.fullmatch(domain):
+                raise ValueError(f"{domain!r} is not a valid host name")
+        if value and len(set(value)) != len(value):
+            raise ValueError("lists a host name twice")
+        return value
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return nested(GitSourceEntry, value)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{value!r} {FORMS['source']}")
+        return value
+
+    @field_validator("database", mode="before")
+    @classmethod
+    def _database(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return value
+        try:
+            return nested(DatabaseEntry, value)
+        except ValueError:
+            raise ValueError(f"{value!r} {FORMS['database']}") from None
+
+    @field_validator("backup", mode="before")
+    @classmethod
+    def _backup(cls, value: Any) -> Any:
+        return value if isinstance(value, bool) else entry(BackupEntry, value, "backup")
+
+    @field_validator("processes", mode="before")
+    @classmethod
+    def _processes(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} {FORMS['processes']}")
+        processes = {}
+        for name, entry in value.items():
+            if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a process name (^{NAME_RE.pattern}$)")
+            if name in RESERVED_PROCESSES:
+                raise ValueError(f"{name!r} is the name of the app's {'Gunicorn' if name == 'web' else 'broker'}; "
+                                 "choose another")
+            try:
+                processes[name] = nested(ProcessEntry, {"command": entry} if isinstance(entry, str) else entry)
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+        return processes
+
+    @field_validator("broker", mode="before")
+    @classmethod
+    def _broker(cls, value: Any) -> Any:
+        return value if isinstance(value, bool) else nested(BrokerEntry, value)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError(f"{value!r} {FORMS['schedule']}")
+        jobs: list[Model] = []
+        for index, entry in enumerate(value):
+            try:
+                jobs.append(nested(JobEntry, entry))
+            except ValueError as error:
+                named = isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                label = entry["name"] if named else index + 1
+                raise ValueError(f"job {label}: {error}") from None
+        names = [job.name for job in jobs]  # type: ignore[attr-defined]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"job {name}: two jobs have this name")
+        return jobs
+
+    @field_validator("project_dir")
+    @classmethod
+    def _project_dir(cls, value: str | None) -> str | None:
+        return value if value is None else form(RELATIVE_RE, value, "project_dir")
+
+    @field_validator("release_commands", mode="before")
+    @classmethod
+    def _release_commands(cls, value: Any) -> Any:
+        if not isinstance(value, list) or not all(isinstance(command, str) for command in value):
+            raise ValueError(f"{value!r} {FORMS['release_commands']}")
+        for index, command in enumerate(value):
+            try:
+                command_line(cls, command)
+            except ValueError as error:
+                raise ValueError(f"command {index + 1}: {error}") from None
+        return value
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _limits(cls, value: Any) -> Any:
+        return entry(LimitsEntry, value, "limits")
+
+    @field_validator("env", "secrets", mode="before")
+    @classmethod
+    def _variables(cls, value: Any) -> Any:
+        for name, item in value.items() if isinstance(value, dict) else ():
+            if not isinstance(name, str) or not ENV_KEY_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+            if not isinstance(item, (str, int, float, bool)):
+                raise ValueError(f"{name}: value must be a string or a number")
+        return value
+
+    _forms = field_validator("wsgi_module", "settings_module", "client_max_body_size")(formed)
+
+    @field_validator("health_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return form(URL_PATH_RE, value, "health_path")
+
+    @field_validator("health_timeout")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not value < math.inf:
+            raise ValueError(f"{value!r} {FORMS['health_timeout']}")
+        return value
+
+    @model_validator(mode="after")
+    def _together(self) -> AppEntry:
+        """The rules between fields."""
+        if self.purge and self.state != "absent":
+            raise Problem("purge", FORMS["purge"])
+        if self.state == "absent":
+            return self
+        for key in REQUIRED_FIELDS:
+            if getattr(self, key) in (None, "", []):
+                raise Problem(key, "is required")
+        reserved = (RESERVED_ENV | ({"DATABASE_URL"} if self.database else set())
+                    | (set(BROKER_ENV) if self.broker else set()))
+        for key in ("env", "secrets"):
+            try:
+                environment(getattr(self, key), key, reserved)
+            except ValueError as error:
+                raise Problem(key, str(error)) from None
+        both = sorted(set(self.env) & set(self.secrets))
+        if both:
+            raise Problem("secrets", f"{both[0]} is also in env")
+        if self.tls and self.tls.mode == "acme" and any(d.startswith("*.") for d in self.domains or []):
+            raise Problem("tls", "acme certificates are issued over HTTP-01, which cannot prove a wildcard domain")
+        if isinstance(self.source, GitSourceEntry):
+            for key in ("wsgi_module", "settings_module"):
+                if getattr(self, key) is None:
+                    raise Problem(key, "is required with a git source (the project is not on this machine)")
+        return self
+
+
+class HostSettingsEntry(Model):
+    """Host-level settings (host or group data): they end up in commands run as root."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    djangohost_root: str = Field(defaults.ROOT, description="The directory holding one home per app.")
+    djangohost_group: str = defaults.GROUP
+    djangohost_python: str = defaults.PYTHON
+    djangohost_gunicorn_version: str = defaults.GUNICORN_VERSION
+    djangohost_packages: list[str] = Field(default_factory=lambda: list(defaults.PACKAGES))
+    djangohost_database_driver: str = defaults.DATABASE_DRIVER
+    djangohost_mariadb_driver: str = defaults.MARIADB_DRIVER
+    djangohost_keep_releases: int = Field(defaults.KEEP_RELEASES, ge=1)
+    djangohost_build_tools: bool = Field(False, description="Compilers and headers, for requirements without wheels.")
+    djangohost_backup: BackupEntry = BackupEntry()
+    djangohost_logs: LogsEntry = LogsEntry()
+
+    @field_validator("djangohost_root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        form(ROOT_RE, value, "djangohost_root")
+        if ".." in value.split("/"):
+            raise ValueError(f"{value!r} must not hold ..")
+        return value
+
+    _forms = field_validator("djangohost_group", "djangohost_python", "djangohost_gunicorn_version",
+                             "djangohost_database_driver", "djangohost_mariadb_driver")(formed)
+
+    @field_validator("djangohost_backup", mode="before")
+    @classmethod
+    def _backup(cls, value: Any) -> Any:
+        return entry(BackupEntry, value, "djangohost_backup")
+
+    @field_validator("djangohost_logs", mode="before")
+    @classmethod
+    def _logs(cls, value: Any) -> Any:
+        return entry(LogsEntry, value, "djangohost_logs")
+
+    @field_validator("djangohost_packages")
+    @classmethod
+    def _packages(cls, value: list[str]) -> list[str]:
+        if not all(PACKAGE_RE.fullmatch(package) for package in value):
+            raise ValueError(f"{value!r} {FORMS['djangohost_packages']}")
+        return value
+
+
+class HostData(HostSettingsEntry):
+    """A host's data as djangohost reads it: its settings and its apps."""
+
+    apps: list[AppEntry] = Field(default_factory=list)
+
+
+def json_schema() -> dict[str, Any]:
+    return HostData.model_json_schema()
+
+
+if __name__ == "__main__":
+    print(json.dumps(json_schema(), indent=2))
