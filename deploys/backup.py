@@ -31,7 +31,7 @@ with lock.held(apps):
         ops.command(name=f"{app.name}: backup {name}", command=f"{paths.BACKUP_TOOL} take {app.name} --name {name}",
                     needed=True, reason="")
         if pull:
-            listed = host.get_fact(Backups, app=app.name)["backups"]
+            listed = host.get_fact(Backups, app=app.name, tool=paths.BACKUP_TOOL)["backups"]
             backups.pull(app=app, into=Path(str(pull)) / host.name.replace("/", "_") / app.name,
                          backups={**{backup["name"]: [*backup["files"], "manifest.json"] for backup in listed},
                                   name: backups.files(app)})

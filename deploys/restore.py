@@ -68,7 +68,7 @@ apps = [app for app in all_apps if app.name in wanted_apps and app.present]
 with lock.held(apps):
     for app in host.loop(apps):
         where = f"host {host.name}, app {app.name}, field backup"
-        names = [backup["name"] for backup in host.get_fact(Backups, app=app.name)["backups"]]
+        names = [backup["name"] for backup in host.get_fact(Backups, app=app.name, tool=paths.BACKUP_TOOL)["backups"]]
         if "/" in wanted:  # pulled to this machine
             local = Path(wanted)
             manifest = local / backup_tool.MANIFEST

@@ -48,7 +48,7 @@ with lock.held(apps):
                 raise InventoryError(f"host {host.name}, app {app.name}: no release older than {found['live']}")
             target = older[-1]
         venv_key = found["releases"][target]
-        before = [backup["name"] for backup in host.get_fact(Backups, app=app.name)["backups"]
+        before = [backup["name"] for backup in host.get_fact(Backups, app=app.name, tool=paths.BACKUP_TOOL)["backups"]
                   if backup["name"].endswith(f"-before-{found['live']}")]
         if before:
             host.log(f"{app.name}: release {found['live']} migrated the database, which the rollback leaves as it "

@@ -10,6 +10,7 @@ import click
 from pyinfra import host, inventory
 
 from deploys.engine import safe
+from deploys.model import paths
 from deploys.model.inventory import App, selected
 from deploys.model.topology import ROLES, Topology, topology_of
 from facts.status import AppStatus, HostStatus, Status
@@ -100,7 +101,8 @@ topology = topology_of(inventory)
 apps = [app for app in selected(topology.apps[host.name], host.data) if app.present]
 if topology.apps[host.name]:
     status = host.get_fact(
-        Status, apps=[(app.name, app.socket, list(app.checked_origins), app.health_path) for app in apps]
+        Status, apps=[(app.name, app.socket, list(app.checked_origins), app.health_path) for app in apps],
+        backup_tool=paths.BACKUP_TOOL, jobs=paths.JOBS,
     )
     click.echo(report(apps, status, role_lines(topology)))
 else:  # a load balancer or a database server only

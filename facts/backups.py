@@ -9,13 +9,13 @@ from typing import Any, TypedDict
 
 from pyinfra.api import FactBase
 
-from deploys.model.paths import BACKUP_TOOL
 
-
-def list_command(apps: list[str]) -> str:
-    """Shell: the host's clock, then the good backups of each of `apps` (each manifest names its app)."""
+def list_command(apps: list[str], tool: str) -> str:
+    """Shell: the host's clock, then the good backups of each of `apps` (each manifest names its
+    app), as the backup tool at `tool` lists them."""
     names = " ".join(shlex.quote(app) for app in apps)
-    return f"date +%s; [ ! -x {BACKUP_TOOL} ] || {BACKUP_TOOL} list {names} 2>/dev/null; true"
+    tool = shlex.quote(tool)
+    return f"date +%s; [ ! -x {tool} ] || {tool} list {names} 2>/dev/null; true"
 
 
 class BackupList(TypedDict):
@@ -36,8 +36,9 @@ class Backups(FactBase[BackupList]):
                                 "media.tar.gz": {"size": 1201, "sha256": "0a1b2c..."}}}]}
     """
 
-    def command(self, app: str) -> str:  # type: ignore[override]
-        return list_command([app])
+    def command(self, app: str, tool: str) -> str:  # type: ignore[override]
+        """tool: the host's djangohost-backup."""
+        return list_command([app], tool)
 
     def process(self, output: Iterable[str]) -> BackupList:  # type: ignore[override]
         lines = list(output)

@@ -8,8 +8,6 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase
 
-from deploys.model.paths import JOBS
-
 
 class JobRun(TypedDict):
     ended: int  # seconds since the epoch
@@ -26,8 +24,9 @@ class JobRuns(FactBase[dict[str, JobRun]]):
          "import": {"ended": 1795431900, "status": 1}}
     """
 
-    def command(self, app: str) -> str:  # type: ignore[override]
-        records = shlex.quote(f"{JOBS}/{app}")
+    def command(self, records: str) -> str:  # type: ignore[override]
+        """records: the directory of the app's job records."""
+        records = shlex.quote(records)
         return f"for f in {records}/*; do [ -f \"$f\" ] && echo \"${{f##*/}} $(cat \"$f\")\"; done; true"
 
     def process(self, output: Iterable[str]) -> dict[str, JobRun]:  # type: ignore[override]

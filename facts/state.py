@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from pyinfra.api import FactBase
 
-from deploys.model.paths import SAFE_TOOL
 from facts.git import Mirror
 
 # What a secret value is shown as.
@@ -234,15 +233,16 @@ class HostState(FactBase[State]):
         homes: Iterable[str] = (),
         mariadb: Iterable[str] = (),
         guarded: Iterable[tuple[str, str]] = (),
+        safe_tool: str = "",
     ) -> str:
         """guarded: (a directory of root's, a path below it) of each path in a tree another user
-        writes, read with djangohost-safe only (see LIST_PATHS)."""
+        writes, read with djangohost-safe (at `safe_tool`) only (see LIST_PATHS)."""
         guarded = list(guarded)
         assignments = {
             "PATHS": _words(paths),
             "GUARDED_PAIRS": _words(word for pair in guarded for word in pair),
             "GUARDED": _words(f"{directory}/{path}" for directory, path in guarded),
-            "SAFE_TOOL": SAFE_TOOL,
+            "SAFE_TOOL": shlex.quote(safe_tool) if safe_tool else "/nonexistent",
             "ENV_FILES": _words(env_files),
             "HOMES": _words(homes),
             "USERS": _words(users),

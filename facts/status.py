@@ -37,6 +37,8 @@ class Status(FactBase[HostStatus]):
     script whose sections each fact parses as it would its own output.
 
     + apps: (name, socket path, domains, health path) of each app
+    + backup_tool: the host's djangohost-backup
+    + jobs: the directory of each app's job records
 
     .. code:: python
 
@@ -49,12 +51,14 @@ class Status(FactBase[HostStatus]):
                             "jobs": {"clearsessions": {"ended": 1795431000, "status": 0}}}}}
     """
 
-    def command(self, apps: list[tuple[str, str, list[str], str]]) -> str:  # type: ignore[override]
+    def command(self, apps: list[tuple[str, str, list[str], str]], backup_tool: str,  # type: ignore[override]
+                jobs: str) -> str:
+        """backup_tool: the host's djangohost-backup; jobs: the directory of each app's job records."""
         sections = [("supervisor", SupervisorPrograms().command()), ("nginx", Nginx().command()),
-                    ("backups", list_command([name for name, *_ in apps]))]
+                    ("backups", list_command([name for name, *_ in apps], backup_tool))]
         for name, socket, _, _ in apps:
             sections.append((f"socket {name}", stat_command(socket)))
-            sections.append((f"jobs {name}", JobRuns().command(name)))
+            sections.append((f"jobs {name}", JobRuns().command(f"{jobs}/{name}")))
         marked = [f"echo '{MARK} {label}'\n( {command}\n)" for label, command in sections]
         return "\n".join([*marked, f"{health('status', json.dumps(apps))} 2>/dev/null"])
 

@@ -22,6 +22,7 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
     mirrors = host.get_fact(GitMirrors, apps=git_apps, program=paths.DEPENDENCIES) if git_apps else {}
     state: State = host.get_fact(
         HostState,
+        safe_tool=paths.SAFE_TOOL,
         paths=[
             *paths.HOST_PATHS, lock.LOCK,
             *(path for app in apps for path in paths.app_paths(app)),

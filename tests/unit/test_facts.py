@@ -8,6 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from deploys.model.paths import BACKUP_TOOL, JOBS
 from facts.git import GitMirrors, Mirror
 from facts.gunicorn import GunicornSocket
 from facts.health import AppHealth
@@ -113,7 +114,8 @@ def test_status_splits_sections_for_each_fact():
 def test_status_checks_every_app_from_one_python(tmp_path):
     """The script runs here for real: each app gets its sections, though nothing answers."""
     apps = [(f"app{i}", str(tmp_path / f"app{i}.sock"), [f"app{i}.test"], "/") for i in range(3)]
-    run = subprocess.run(["sh", "-c", Status().command(apps)], capture_output=True, text=True, check=True)
+    run = subprocess.run(["sh", "-c", Status().command(apps, BACKUP_TOOL, JOBS)], capture_output=True, text=True,
+                         check=True)
     status = Status().process(run.stdout.splitlines())
     assert sorted(status["apps"]) == ["app0", "app1", "app2"]
     for name, app in status["apps"].items():
@@ -134,7 +136,8 @@ def test_root_connects_to_an_apps_socket_never_through_a_link(tmp_path):
                                  text=True, check=True)
             assert run.stdout.splitlines()[-1] == expected, run.stdout
         apps = [("real", str(tmp_path / "real.sock"), [], "/"), ("linked", str(tmp_path / "linked.sock"), [], "/")]
-        run = subprocess.run(["sh", "-c", Status().command(apps)], capture_output=True, text=True, check=True)
+        run = subprocess.run(["sh", "-c", Status().command(apps, BACKUP_TOOL, JOBS)], capture_output=True, text=True,
+                             check=True)
         status = Status().process(run.stdout.splitlines())
         assert status["apps"]["real"]["socket"]["accepting"]
         assert status["apps"]["linked"]["socket"]["error"] == "not a socket"
@@ -146,7 +149,8 @@ def test_fact_commands_are_valid_sh():
     commands = [SupervisorPrograms().command(), Nginx().command(),
                 GunicornSocket().command("/webapps/a b/run/gunicorn.sock"),
                 AppHealth().command(["hello.test"], "/"),
-                Status().command([("hello", "/webapps/hello/run/gunicorn.sock", ["hello.test"], "/")])]
+                Status().command([("hello", "/webapps/hello/run/gunicorn.sock", ["hello.test"], "/")], BACKUP_TOOL,
+                                 JOBS)]
     for command in commands:
         subprocess.run(["sh", "-n", "-c", command], check=True)
 
@@ -176,7 +180,7 @@ def test_the_status_of_many_apps_fits_in_one_command():
     longer than 128 KiB. The checks' Python is in it once, not once per app."""
     apps = [(f"app{i}", f"/webapps/app{i}/run/gunicorn.sock", [f"https://app{i}.test", f"https://www.app{i}.test"], "/")
             for i in range(100)]
-    command = Status().command(apps)
+    command = Status().command(apps, BACKUP_TOOL, JOBS)
     assert len(command.encode()) < 128 * 1024
     # It still runs: sh parses it.
     subprocess.run(["sh", "-n", "-c", command], check=True)

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from deploys.engine import safe
-from deploys.model.paths import SAFE_TOOL
 from facts.state import EnvFileState, HostState, PathsState, PathState, State
 
 SPECS = Path(__file__).parent / "facts"
@@ -123,9 +122,9 @@ def test_what_another_user_can_write_is_read_safely_or_not_at_all(tmp_path):
     tool = tmp_path / "djangohost-safe"
     tool.write_text(f"#!/bin/sh\nexec {sys.executable} {safe.SOURCE} \"$@\"\n")
     tool.chmod(0o755)
-    command = HostState().command(paths=[str(huge)], homes=[str(home)],
+    command = HostState().command(paths=[str(huge)], homes=[str(home)], safe_tool=str(tool),
                                   guarded=[(str(home), "run/fifo"), (str(home), "run/link"), (str(home), "run/key")])
-    out = subprocess.run(["sh", "-c", command.replace(SAFE_TOOL, str(tool))], capture_output=True, text=True,
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
                          check=True, timeout=30).stdout.splitlines()
     state = HostState().process(out)
     assert state.paths[str(huge)].kind == "file" and state.paths[str(huge)].sha256 == ""
