@@ -2,127 +2,107 @@
 
     pyinfra INVENTORY deploys/site.py                      # every app
     pyinfra INVENTORY deploys/site.py --data app=hello     # only hello (and what it needs)
+
+Each app's deploy stops at its first failed step and leaves the others going (engine.ops.Guard,
+engine.steps.each); behind a load balancer, app servers go live one after the other
+(components.balancer.roll).
 """
 
 from pyinfra import host, inventory
-from pyinfra.api.operation import OperationMeta
 
 from deploys.components import (
     backups,
     balancer,
     base,
     broker,
+    databases,
     dbserver,
     firewall,
     health,
     limits,
     logs,
     nginx,
+    registry,
     removal,
     schedule,
     supervisor,
     tls,
 )
-from deploys.components.app import AppChanges, checked, django_app, live, passed
-from deploys.components.supervisor import Reactions
-from deploys.engine import lock, ops, roll
-from deploys.engine.ops import Guard
-from deploys.engine.state import read_state
-from deploys.model import paths
+from deploys.components.app import checked, django_app, live, passed
+from deploys.components.balancer import roll
+from deploys.engine import lock, ops, steps
+from deploys.engine.steps import each, guards_of
 from deploys.model.inventory import check_host, host_settings, selected
 from deploys.model.topology import private_address, topology_of
 
 # Every host's apps and roles are checked before any operation is prepared on any host.
 topology = topology_of(inventory)
 all_apps = topology.apps[host.name]
-# What this host keeps as the database server of app servers without the db role, and balances
-# as their load balancer.
-served = topology.served.get(host.name, [])
-balanced = topology.balanced.get(host.name, [])
 apps = [app for app in selected(all_apps, host.data) if app.present]
 removed = [app for app in selected(all_apps, host.data) if not app.present]
+# What this host keeps as the database server of app servers, and balances as their load balancer.
+served = topology.served.get(host.name, [])
+balanced = topology.balanced.get(host.name, [])
 # What this host copies from database servers is read beside its own state.
 dbserver.read_files(topology, {app.database_server.host for app in apps if app.database_server})
 settings = host_settings(host.name, host.data)
-state = read_state(all_apps, settings)
+state = registry.read_state(all_apps, settings)
 check_host(host.name, all_apps, state)
+needs = registry.needs(apps, settings)
+guards = guards_of(apps)
 
-# One run at a time; a targeted run leaves hosts without its apps alone.
-with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.paths):
-    # The load balancer, then the database server: before the apps of any host, whose servers copy
-    # what it makes (passwords) as the run goes, after the rendezvous.
+
+def roles() -> None:
+    """The load balancer, then the database server: before the apps of any host, whose servers copy
+    what it makes (passwords) as the run goes, after the rendezvous."""
     if balanced:
         balancer.balancer(apps=balanced)
     if served:
         dbserver.server(databases=served, address=private_address(host))
-    # What the host's roles open to some hosts only: PostgreSQL's port to the apps' servers.
     firewall.firewall(ports=firewall.ports(topology, host.name), state=state)
     if topology.served:
         ops.rendezvous(name="Database server ready")
-    if apps or removed:
-        base.host_base(apps=apps, settings=settings, state=state)
 
-    # Each app's deploy stops at its first failed step (see Guard) and leaves the others going.
-    # pyinfra types every @deploy as returning one OperationMeta; these return what is annotated.
-    guards = {app.name: Guard(app.name) for app in apps}
-    prepared: dict[str, AppChanges] = {}
-    # Built while the servers' packages install (see deploys.components.base).
-    for app in host.loop(apps):
-        prepared[app.name] = django_app(app=app, settings=settings, state=state, guard=guards[app.name],  # type: ignore[assignment]
-                                        _if=guards[app.name].ok)
 
-    if apps or removed:
-        base.check_services(apps=apps, settings=settings, state=state)
-        # The schedule keeps every app the host has; the settings are those of the apps deployed now.
-        backups.backups(apps=apps, state=state,
-                        scheduled=[app for app in all_apps if app.present and (app in apps or app.name in state.users)])
-        logs.rotation(settings=settings, state=state)
-    # The apps' checks run side by side, while the other servers' packages install.
-    for app in host.loop(apps):
-        guard = guards[app.name]
-        # What the release is checked against: its database and broker.
-        if app.database and not app.database_server:  # PostgreSQL's or MariaDB's, on this host
-            base.ENGINES[app.database].database(app=app, state=state, guard=guard, _if=guard.ok)
-        if app.broker:
-            broker.broker(app=app, settings=settings, state=state, guard=guard, _if=guard.ok)
-        checked(app=app, state=state, changes=prepared[app.name], guard=guard, _if=guard.ok)
-    if apps or removed:
-        base.host_services(apps=apps, settings=settings, state=state)
-    for app in host.loop(apps):
-        passed(app=app, changes=prepared[app.name], guard=guards[app.name], _if=guards[app.name].ok)
+def app_host() -> None:
+    """This host's apps, built and checked side by side while its packages install, then live."""
+    base.host_base(apps=apps, settings=settings, state=state, needs=needs)
+    changes = each(apps, guards, django_app, settings=settings, state=state)
+    base.check_services(state=state, needs=needs)
+    broker.host(state=state)
+    backups.backups(apps=apps, state=state, scheduled=[app for app in all_apps if app.present and (
+        app in apps or app.name in state.users)])
+    logs.rotation(settings=settings, state=state)
+    each(apps, guards, databases.database, state=state)
+    each(apps, guards, broker.broker, settings=settings, state=state)
+    each(apps, guards, checked, state=state, changes=changes)
+    base.host_services(state=state, needs=needs)
+    each(apps, guards, passed, changes=changes)
     for app in host.loop(removed):
         removal.remove(app=app, state=state)
+    for mine in roll.turns(topology, guards, changes):
+        if mine:
+            go_live(changes)
 
-    # Going live: behind the load balancer, one app server after the other (see deploys.engine.roll).
-    for mine in roll.turns(topology, guards, prepared):
-        if not mine:
-            continue
-        reactions: dict[str, Reactions] = {}
-        for app in host.loop(apps):
-            guard = guards[app.name]
-            live(app=app, state=state, changes=prepared[app.name], _if=guard.ok)
-            if app.limits or paths.slice_unit(app) in state.paths:
-                limits.limits(app=app, state=state, _if=guard.ok)
-            reactions[app.name] = supervisor.program(app=app, settings=settings, state=state,  # type: ignore[assignment]
-                                                     changes=prepared[app.name], guard=guard, _if=guard.ok)
-            schedule.schedule(app=app, state=state, _if=guard.ok)
 
-        certificates: dict[str, list[OperationMeta]] = {}
-        # Behind the load balancer, TLS ends there (deploys.components.balancer).
-        for app in host.loop([app for app in apps if app.tls and not app.balancer]):
-            certificates[app.name] = tls.certificate(app=app, state=state,  # type: ignore[assignment]
-                                                     guard=guards[app.name], _if=guards[app.name].ok)
-        acme_apps = [app for app in apps if app.tls and app.tls.mode == "acme" and not app.balancer]
-        if acme_apps:
-            tls.acme_client(state=state)
+def go_live(changes: dict) -> None:
+    """The releases that passed their checks go live: links, processes, sites, health gates."""
+    each(apps, guards, live, state=state, changes=changes)
+    each(apps, guards, limits.limits, state=state)
+    reactions = each(apps, guards, supervisor.program, settings=settings, state=state, changes=changes)
+    each(apps, guards, schedule.schedule, state=state)
+    certificates = each(apps, guards, tls.certificate, state=state)
+    tls.acme_client(apps=apps, state=state)
+    nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
+                               certificates=certificates, guards=guards)
+    each(apps, guards, tls.acme, state=state, unguarded=True)
+    each(apps, guards, health.gate, state=state, reactions=reactions, nginx_reload=nginx_reload,
+         keep=settings.keep_releases, changes=changes, unguarded=True)
 
-        if apps or removed:
-            nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
-                                       certificates=certificates, guards=guards)
-        for app in host.loop(acme_apps):
-            tls.acme(app=app, state=state, guard=guards[app.name])
-        for app in host.loop(apps):
-            health.gate(app=app, state=state, reactions=reactions[app.name], nginx_reload=nginx_reload,
-                        guard=guards[app.name], keep=settings.keep_releases, attempt=prepared[app.name].attempt)
 
-    health.failures(guards=list(guards.values()))
+# One run at a time; a targeted run leaves hosts without its apps alone.
+with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.paths):
+    roles()
+    if apps or removed:
+        app_host()
+    steps.failures(guards=list(guards.values()))

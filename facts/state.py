@@ -15,16 +15,6 @@ from facts.git import Mirror
 MASK = "********"
 # Status lines that mark a package as fully installed in `dpkg-query -W -f '${db:Status-Abbrev}'`.
 INSTALLED = "ii"
-# Services by name, with a check that passes while the daemon runs, with or without systemd:
-# `kill -0` on the pid their Debian package writes, or PostgreSQL's own readiness probe (which
-# SCRIPT runs once: 40 ms a time).
-SERVICES = {
-    "nginx": "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null",
-    "supervisor": "kill -0 $(cat /run/supervisord.pid 2>/dev/null) 2>/dev/null",
-    "postgresql": '[ -n "$pg_ready" ]',
-    "mariadb": "mariadb-admin ping --silent >/dev/null 2>&1",
-    "cron": "kill -0 $(cat /run/crond.pid 2>/dev/null) 2>/dev/null",
-}
 
 # find's %y letters of the kinds of path a deploy compares against.
 PATH_KINDS = {"f": "file", "d": "dir", "l": "link"}
@@ -51,18 +41,36 @@ class EnvFileState:
     has_secret_key: bool
 
 
-@dataclass
-class Role:
-    superuser: bool
-    createdb: bool
-    createrole: bool
-    login: bool
+class UnwatchedPath(KeyError):
+    """A deploy compared against a path HostState was not asked about: it would always find
+    nothing there, and a second run would not be a no-op."""
 
 
-@dataclass
-class Database:
-    owner: str
-    public_connect: bool  # whether PUBLIC may connect (PostgreSQL's default)
+class WatchedPaths(dict[str, "PathState"]):
+    """HostState's paths, which answer only for the paths it was asked about: a component that
+    compares against a path it did not declare (deploys.components.Component) stops the run while
+    it plans, naming the path."""
+
+    def __init__(self, asked: set[str]) -> None:
+        super().__init__()
+        self.asked = asked
+
+    def _watched(self, path: object) -> None:
+        if path not in self.asked:
+            raise UnwatchedPath(f"{path} is compared against, but no component declares it (its COMPONENT's "
+                                "watched or host_paths)")
+
+    def get(self, path: str, default: PathState | None = None) -> PathState | None:  # type: ignore[override]
+        self._watched(path)
+        return super().get(path, default)
+
+    def __contains__(self, path: object) -> bool:
+        self._watched(path)
+        return super().__contains__(path)
+
+    def __getitem__(self, path: str) -> PathState:
+        self._watched(path)
+        return super().__getitem__(path)
 
 
 @dataclass
@@ -80,17 +88,9 @@ class State:
     enabled: set[str] = field(default_factory=set)
     paths: dict[str, PathState] = field(default_factory=dict)
     env_files: dict[str, EnvFileState] = field(default_factory=dict)
-    roles: dict[str, Role] = field(default_factory=dict)
-    databases: dict[str, Database] = field(default_factory=dict)
-    # PostgreSQL: the settings of ALTER SYSTEM (postgresql.auto.conf), and whether a changed one
-    # waits for a restart
-    pg_settings: dict[str, str] = field(default_factory=dict)
-    pg_restart_pending: bool = False
-    # MariaDB: account -> its authentication plugin; databases; account -> the database pattern
-    # of its grant
-    mariadb_accounts: dict[str, str] = field(default_factory=dict)
-    mariadb_databases: set[str] = field(default_factory=set)
-    mariadb_grants: dict[str, str] = field(default_factory=dict)
+    # What the components' probes printed, by kind (a PostgreSQL role, a MariaDB account...): each
+    # component reads its own (deploys.components.Component.probe)
+    records: dict[str, list[list[str]]] = field(default_factory=dict)
     # app home -> release id -> key of the virtualenv it passed its candidate check with (or "")
     releases: dict[str, dict[str, str]] = field(default_factory=dict)
     # app home -> release id -> the git commit it was exported from (git sources)
@@ -133,8 +133,7 @@ list_users() { [ $# -eq 0 ] || getent passwd "$@" | awk -F: '{ print "user\t" $1
 list_users $USERS
 list_groups() { [ $# -eq 0 ] || getent group "$@" | awk -F: '{ print "group\t" $1 }'; }
 list_groups $GROUPS
-pg_ready=
-pg_isready -q 2>/dev/null && pg_ready=1
+$PROBES
 $SERVICES
 list_paths $PATHS
 [ -z "$GUARDED" ] || find $GUARDED -maxdepth 0 -printf 'path\t%p\t%y\t%u\t%g\t%m\t%l\n' 2>/dev/null
@@ -163,24 +162,6 @@ for h in $HOMES; do
     printf 'venv\t%s\t%s\t%s\n' "$h" "$v" "$k"
   done
 done
-if [ -n "$ROLES" ] && command -v psql >/dev/null && [ -n "$pg_ready" ]; then
-  # In the postgres database (no app's), every name PostgreSQL's own.
-  runuser -u postgres -- psql -XAtqF "$(printf '\t')" -c "SET search_path = pg_catalog, pg_temp" \
-    -c "select 'role', rolname, rolsuper::int, rolcreatedb::int, rolcreaterole::int, rolcanlogin::int
-        from pg_catalog.pg_roles where rolname in ($ROLES)" \
-    -c "select 'database', datname, pg_catalog.pg_get_userbyid(datdba),
-        pg_catalog.has_database_privilege('public', datname, 'CONNECT')::int from pg_catalog.pg_database
-        where datname in ($ROLES)" \
-    -c "select 'pgsetting', name, setting from pg_catalog.pg_file_settings
-        where sourcefile like '%/postgresql.auto.conf' and error is null" \
-    -c "select 'pgrestart' from pg_catalog.pg_settings where pending_restart limit 1"
-fi
-if [ -n "$MARIADB" ] && command -v mariadb >/dev/null && mariadb-admin ping --silent >/dev/null 2>&1; then
-  mariadb --batch --raw --skip-column-names -e "
-    select 'maccount', User, plugin from mysql.user where Host = 'localhost' and User in ($MARIADB);
-    select 'mdatabase', schema_name from information_schema.schemata where schema_name in ($MARIADB);
-    select 'mgrant', User, Db from mysql.db where Host = 'localhost' and User in ($MARIADB)"
-fi
 true
 """
 
@@ -192,10 +173,9 @@ def _words(values: Iterable[str]) -> str:
 class HostState(FactBase[State]):
     """
     The state of a host as far as djangohost manages it, in one round trip: CPU cores, init
-    system, installed packages, users, groups, running and enabled services, PostgreSQL roles,
-    databases and the settings djangohost gives the server, MariaDB accounts, databases and
-    grants, the releases in each app home, and for every path asked about its kind, owner, group,
-    mode, sha256 (files) or target (links).
+    system, installed packages, users, groups, running and enabled services, what the components'
+    probes print (their servers' roles, databases, accounts), the releases in each app home, and
+    for every path asked about its kind, owner, group, mode, sha256 (files) or target (links).
     Environment files are hashed without their SECRET_KEY line, so the fact never carries a
     secret.
 
@@ -211,11 +191,8 @@ class HostState(FactBase[State]):
                 "/webapps/hello/current": PathState(
                     kind="link", target="releases/20261122T101500-3f2a9c")},
             env_files={"/webapps/hello/conf/env": EnvFileState("0a1b...", "7c8d...", True)},
-            roles={"hello": Role(superuser=False, createdb=False, createrole=False, login=True)},
-            databases={"hello": Database(owner="hello", public_connect=False)},
-            pg_settings={"ssl": "on"}, pg_restart_pending=False,
-            mariadb_accounts={"shop": "unix_socket"}, mariadb_databases={"shop"},
-            mariadb_grants={"shop": "shop"},
+            records={"postgres.role": [["hello", "0", "0", "0", "1"]],
+                     "mariadb.account": [["shop", "unix_socket"]]},
             releases={"/webapps/hello": {"20261122T101500-3f2a9c": "68a854a128a9"}},
             commits={},
             venvs={"/webapps/hello": {"68a854a128a9": "68a854a128a9"}},
@@ -229,15 +206,19 @@ class HostState(FactBase[State]):
         users: Iterable[str] = (),
         groups: Iterable[str] = (),
         packages: Iterable[str] = (),
-        databases: Iterable[str] = (),
         homes: Iterable[str] = (),
-        mariadb: Iterable[str] = (),
         guarded: Iterable[tuple[str, str]] = (),
         safe_tool: str = "",
+        services: Iterable[tuple[str, str]] = (),
+        probes: Iterable[str] = (),
     ) -> str:
         """guarded: (a directory of root's, a path below it) of each path in a tree another user
-        writes, read with djangohost-safe (at `safe_tool`) only (see LIST_PATHS)."""
+        writes, read with djangohost-safe (at `safe_tool`) only (see LIST_PATHS); services: (name,
+        a check that passes while it runs) of each service; probes: the components' shell
+        fragments, printing records "kind<TAB>field..." (see State.records). Only the paths asked
+        about answer (WatchedPaths)."""
         guarded = list(guarded)
+        self.asked = {*paths, *(f"{directory}/{path}" for directory, path in guarded)}
         assignments = {
             "PATHS": _words(paths),
             "GUARDED_PAIRS": _words(word for pair in guarded for word in pair),
@@ -252,21 +233,20 @@ class HostState(FactBase[State]):
                 f"{check} && printf 'running\\t{name}\\n'\n"
                 f"[ -d /run/systemd/system ] && systemctl is-enabled --quiet {name} 2>/dev/null"
                 f" && printf 'enabled\\t{name}\\n'"
-                for name, check in SERVICES.items()
+                for name, check in services
             ),
-            # Role and database names are app names (^[a-z][a-z0-9_]*$): safe as SQL literals.
-            "ROLES": ", ".join(f"'{name}'" for name in databases),
-            "MARIADB": ", ".join(f"'{name}'" for name in mariadb),
+            "PROBES": "\n".join(probes),
         }
         # Values are substituted into the script text (not exported) so that word splitting of
         # the quoted lists works in plain sh.
         script = SCRIPT
-        for key, value in assignments.items():
+        for key, value in assignments.items():  # PROBES last: a probe's own $ words stay as they are
             script = script.replace(f"${key}", value)
         return script
 
     def process(self, output: Iterable[str]) -> State:  # type: ignore[override]
-        state = State()
+        asked = getattr(self, "asked", None)
+        state = State(paths=WatchedPaths(asked) if asked is not None else {})
         digests: dict[str, str] = {}
         for line in output:
             kind, *fields = line.split("\t")
@@ -303,28 +283,14 @@ class HostState(FactBase[State]):
             elif kind == "venv":
                 home, venv, key = fields
                 state.venvs.setdefault(home, {})[venv] = key or venv
-            elif kind == "role":
-                name, *flags = fields
-                state.roles[name] = Role(*(flag == "1" for flag in flags))
-            elif kind == "database":
-                name, owner, public_connect = fields
-                state.databases[name] = Database(owner, public_connect == "1")
-            elif kind == "pgsetting":
-                state.pg_settings[fields[0]] = fields[1]
-            elif kind == "pgrestart":
-                state.pg_restart_pending = True
-            elif kind == "maccount":
-                state.mariadb_accounts[fields[0]] = fields[1]
-            elif kind == "mdatabase":
-                state.mariadb_databases.add(fields[0])
-            elif kind == "mgrant":
-                state.mariadb_grants[fields[0]] = fields[1]
             elif kind == "env":
                 path, public_digest, digest, key_lines = fields
                 state.env_files[path] = EnvFileState(public_digest, digest, key_lines != "0")
+            elif "." in kind:  # a component's probe
+                state.records.setdefault(kind, []).append(fields)
         for path, digest in digests.items():
-            if path in state.paths:
-                state.paths[path].sha256 = digest
+            if dict.__contains__(state.paths, path):
+                dict.__getitem__(state.paths, path).sha256 = digest
         return state
 
     @staticmethod

@@ -561,7 +561,7 @@ class Guard:
     def __init__(self, app: str) -> None:
         self.app = app
         self.risky: list[OperationMeta] = []
-        # What else must hold as the run goes (see deploys.engine.roll: the app servers before this one).
+        # What else must hold as the run goes (see deploys.components.balancer.roll: the app servers before this one).
         self.waits: list[Callable[[], bool]] = []
 
     def ok(self) -> bool:

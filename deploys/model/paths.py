@@ -90,7 +90,7 @@ FIREWALL_UNIT = "/etc/systemd/system/djangohost-firewall.service"
 DB_SERVER = "/etc/djangohost/postgresql"
 DB_HBA = f"{DB_SERVER}/pg_hba.conf"
 DB_PASSWORD_TOOL = "/usr/local/sbin/djangohost-db-password"
-# On the load balancer: what takes an app server out of its upstreams and back (deploys.engine.roll).
+# On the load balancer: what takes an app server out of its upstreams and back (deploys.components.balancer.roll).
 LB_MEMBER = "/usr/local/sbin/djangohost-lb-member"
 # Backups: one directory per app (root only), the tool that takes and restores them, each app's
 # backup settings (root only) and the schedule.
@@ -339,42 +339,6 @@ def nginx_logs(app: App) -> str:
     return f"{NGINX_LOGS}/{app.name}"
 
 
-def app_paths(app: App) -> list[str]:
-    """Every path of an app that HostState reports on."""
-    return [
-        *(path for path, *_ in app_dirs(app)),
-        settings_file(app, staged=True),
-        gunicorn_config(app, staged=True),
-        gunicorn_start(app),
-        manage(app),
-        compress_static(app),
-        gunicorn_reload(app),
-        current(app),
-        venv(app),
-        build_home(app),
-        *app_owned_mirror(app),
-        tls_dir(app),
-        *([tls_cert(app), tls_key(app), tls_staged(app), f"{tls_staged(app)}/fullchain.pem",
-           f"{tls_staged(app)}/privkey.pem"] if app.tls else []),
-        supervisor_program(app),
-        supervisor_processes(app),
-        supervisor_broker(app),
-        run_script(app),
-        release_script(app),
-        *([job_script(app), job_records(app)] if app.schedule else []),
-        jobs_cron(app),
-        *([broker_config(app)] if app.broker else []),
-        slice_unit(app),
-        backup_config(app),
-        *([pgpass(app), db_server_cert(app)] if app.database_server else []),
-        nginx_site(app),
-        nginx_enabled(app),
-        nginx_staged(app),
-        nginx_logs(app),
-        *app_stamps(app),
-    ]
-
-
 def guarded_paths(app: App) -> list[tuple[str, str]]:
     """The paths of an app that HostState reports on which lie in a tree another user writes (the
     app's run/, its build identity's home), as (a directory of root's, the path below it): root
@@ -386,16 +350,11 @@ def guarded_paths(app: App) -> list[tuple[str, str]]:
             *([below(BUILD, mirror(app)), below(BUILD, deploy_key(app))] if app.git else [])]
 
 
-# The reactions that keep a stamp (deploys.engine.ops.Stamp): per app, and for the whole host.
-APP_STAMPS = ("release", "program", "restart", "reload", "programs", "processes", "healthy", "tls", "rollback",
-              "refused", "site", "limits", "broker")
-HOST_STAMPS = ("nginx", "firewall")
 
 
 def stamp(kind: str, app: App | None = None) -> str:
-    """Where the reaction `kind` (of `app`, or of the host) records what it applied."""
-    if kind not in (APP_STAMPS if app else HOST_STAMPS):
-        raise ValueError(f"no such stamp: {kind}")
+    """Where the reaction `kind` (of `app`, or of the host) records what it applied (deploys.engine.ops.Stamp;
+    the component that keeps it watches it)."""
     return f"{STAMPS}/{app.name}.{kind}" if app else f"{STAMPS}/{kind}"
 
 
@@ -403,16 +362,3 @@ def step(kind: str, app: App) -> str:
     """The name of the app's background step `kind` (see BACKGROUND_TOOL); its files are
     BACKGROUND/<name>.*"""
     return f"{app.name}.{kind}"
-
-
-def app_stamps(app: App) -> list[str]:
-    return [stamp(kind, app) for kind in APP_STAMPS]
-
-
-HOST_PATHS = [NGINX_CONF, NGINX_STAGED, NGINX_LOGS,
-              NGINX_CHECK, NGINX_DEBIAN_DEFAULT, NGINX_DEFAULT_SITE, NGINX_DEFAULT_LINK,
-              STAMPS, UPLOADS, BUILD, UV, BACKGROUND_TOOL, BUILD_TOOL, SAFE_TOOL, MIGRATE_LOCKED, DEPENDENCIES,
-              HEALTH, PUBLISH_STATIC, TLS_DIR, ACME_WEBROOT,
-              CERTBOT_DEPLOY_HOOKS, CERTBOT_DEPLOY_HOOK,
-              BACKUPS, BACKUP_TOOL, BACKUP_CONFIG, BACKUP_CRON, JOBS, LOGROTATE_CONF, LOGROTATE_CRON, FIREWALL,
-              *(stamp(kind) for kind in HOST_STAMPS)]

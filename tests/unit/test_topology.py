@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from deploys.components.balancer import roll
 from deploys.components.dbserver import hba_address
 from deploys.components.postgres import database_url
-from deploys.engine import roll
 from deploys.engine.templates import render
 from deploys.model.inventory import DatabaseServer, InventoryError
 from deploys.model.topology import SINGLE_SERVER, is_address, load_topology, roles

@@ -8,6 +8,7 @@ anywhere before leaves the previous release serving.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,7 +16,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import backups, base, broker, dbserver
+from deploys.components import Component, backups, broker, databases, dbserver
 from deploys.components.app.source import Code, archive, code, venv_key, venv_packages
 from deploys.engine import ops
 from deploys.engine.ops import UNCHANGED, Guard, Stamp, react
@@ -96,7 +97,7 @@ def environment(app: App) -> dict[str, str]:
     """Every variable of the app's environment file but the generated SECRET_KEY."""
     env = {"DJANGO_SETTINGS_MODULE": "djangohost_settings", "PYTHONPATH": app.path("conf")}
     if app.database:
-        env["DATABASE_URL"] = base.ENGINES[app.database].database_url(app)
+        env["DATABASE_URL"] = databases.ENGINES[app.database].database_url(app)
     if app.broker:
         env.update(broker.url(app))
     return {**env, **app.env, **app.secrets}
@@ -150,7 +151,7 @@ def passed(app: App, changes: AppChanges, guard: Guard) -> None:
 
 
 @deploy("Live release")
-def live(app: App, state: State, changes: AppChanges) -> None:
+def live(app: App, state: State, changes: AppChanges, guard: Guard) -> None:
     """The release and virtualenv that passed the candidate check become the live ones (called
     with the app's guard: what failed a step never goes live)."""
     release, venv = changes.inputs[:2]
@@ -380,3 +381,15 @@ def git_source(app: App, state: State, source: Code, release: str, guard: Guard)
         reason=f"{release_path} is already deployed",
         _ignore_errors=True,
     ))
+
+
+def watched(app: App) -> Sequence[str]:
+    """The app's paths that its deploy compares against."""
+    return [*(path for path, *_ in paths.app_dirs(app)), paths.settings_file(app, staged=True),
+            paths.gunicorn_config(app, staged=True), paths.gunicorn_start(app), paths.manage(app),
+            paths.compress_static(app), paths.gunicorn_reload(app), paths.run_script(app), paths.release_script(app),
+            paths.current(app), paths.venv(app), paths.build_home(app), *paths.app_owned_mirror(app),
+            app.socket, paths.stamp("release", app), paths.stamp("rollback", app)]
+
+
+COMPONENT = Component("app", watched=watched)

@@ -8,6 +8,7 @@ without: one mechanism, present on every Debian, whose runs the tool's lock keep
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from functools import partial
@@ -16,6 +17,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import deploy
 
+from deploys.components import Component, Packages, schedule
 from deploys.engine import ops
 from deploys.engine.templates import render
 from deploys.model import paths
@@ -101,3 +103,11 @@ def arrived(app: App, into: Path, name: str) -> None:
     for path in into.iterdir():
         if backup_tool.NAME_RE.fullmatch(path.name) and path.name not in kept:
             shutil.rmtree(path)
+
+
+COMPONENT = Component(
+    "backups", packages=lambda apps, settings: Packages(checks=tuple(packages(list(apps)))),
+    # cron takes the backups, and the dump before a migration needs the tool: before the checks.
+    services=lambda apps: [dataclasses.replace(schedule.CRON, for_checks=True)],
+    watched=lambda app: [paths.backup_config(app)],
+    host_paths=(paths.BACKUPS, paths.BACKUP_TOOL, paths.BACKUP_CONFIG, paths.BACKUP_CRON))

@@ -14,8 +14,8 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt
 
-from deploys.components import base, health, nginx, tls
-from deploys.engine import ops
+from deploys.components import base, nginx, tls
+from deploys.engine import ops, steps
 from deploys.engine.ops import Guard
 from deploys.engine.templates import render
 from deploys.model import paths
@@ -58,8 +58,7 @@ def balancer(apps: list[Balanced]) -> None:
     guards = {app.name: Guard(app.name) for app in tls_apps}
     certificates = [op for app in host.loop(tls_apps)
                     for op in tls.certificate(app=app, state=state, guard=guards[app.name])]  # type: ignore[attr-defined]
-    if acme_apps:
-        tls.acme_client(state=state)
+    tls.acme_client(apps=tls_apps, state=state)
     changes = [*certificates, *sites(apps, state)]
     ops.file(name="Upstream member tool", path=paths.LB_MEMBER,
              content=render("balancer/djangohost-lb-member.j2", site=SITE, reload=nginx.RELOAD),
@@ -68,7 +67,7 @@ def balancer(apps: list[Balanced]) -> None:
                 reason="nothing changed", _if=lambda: any(op.did_change() for op in changes))
     for app in host.loop(acme_apps):
         tls.acme(app=app, state=state, guard=guards[app.name])
-    health.failures(guards=list(guards.values()))
+    steps.failures(guards=list(guards.values()))
 
 
 def sites(apps: list[Balanced], state: State) -> list[OperationMeta]:

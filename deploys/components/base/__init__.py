@@ -1,72 +1,43 @@
-"""What every host needs: packages (most of them installed while the apps build), the apps' group,
-uv, and running Nginx, Supervisor and database servers."""
+"""What every host needs: the packages its components need (most of them installed while the apps
+build), the apps' group, uv, djangohost's programs, and the servers running."""
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys.components import backups, broker, logs, mariadb, nginx, postgres, tls
+from deploys.components import Component, Needs, Packages
 from deploys.engine import ops, safe
 from deploys.engine.templates import TEMPLATES, render
 from deploys.model import paths
-from deploys.model.defaults import (
-    BUILD_PACKAGES,
-    BUILD_TOOLS,
-    MARIADB_PACKAGE,
-    PACKAGES,
-    POSTGRESQL_PACKAGE,
-    UV_VERSION,
-)
+from deploys.model.defaults import BUILD_PACKAGES, BUILD_TOOLS, PACKAGES, UV_VERSION
 from deploys.model.inventory import App, HostSettings
-from facts.state import SERVICES, State
+from facts.state import State
 
-# The deploy module of each engine, with its database(), database_url() and exists().
-ENGINES = {"postgresql": postgres, "mariadb": mariadb}
-# The database server of each engine: its Debian package and its service.
-DATABASE_SERVERS = {"postgresql": (POSTGRESQL_PACKAGE, "postgresql"), "mariadb": (MARIADB_PACKAGE, "mariadb")}
-# The servers the apps' checks need: their database servers, and cron, which runs the backups.
-CHECK_SERVICES = ("postgresql", "mariadb", "cron")
 # A stopped run's install still going is waited for (DPkg::Lock::Timeout), and so is the host's own
 # (unattended-upgrades); a changed configuration file of a package is kept as the host has it.
 APT_INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get -y -o DPkg::Lock::Timeout=600 "
                "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install --no-install-recommends")
 
 
-def engines(apps: list[App]) -> list[str]:
-    """The database engines the apps need on this host, each installed only where an app chooses it
-    and keeps its database here (not on a database server, see deploys.model.topology)."""
-    return [engine for engine in DATABASE_SERVERS
-            if any(app.database == engine and not app.database_server for app in apps)]
-
-
-def build_packages(apps: list[App], settings: HostSettings) -> list[str]:
+def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
     """What building the apps' releases and virtualenvs needs: Python and pip's wheel (uv's
     install), git for apps from git, the compilers where the host asks for them, and the packages
-    the host's djangohost_packages adds (headers a build needs, such as libpq-dev)."""
-    with_git = ["git", "openssh-client"] if any(app.git for app in apps) else []
-    added = [package for package in settings.packages if package not in PACKAGES]
-    return [*BUILD_PACKAGES, *(BUILD_TOOLS if settings.build_tools else []), *with_git, *added]
+    the host's djangohost_packages adds (headers a build needs, such as libpq-dev); then the host's
+    own list (djangohost_packages)."""
+    with_git = ("git", "openssh-client") if any(app.git for app in apps) else ()
+    added = tuple(package for package in settings.packages if package not in PACKAGES)
+    return Packages(builds=(*BUILD_PACKAGES, *(BUILD_TOOLS if settings.build_tools else ()), *with_git, *added),
+                    others=settings.packages)
 
 
-def packages(apps: list[App], settings: HostSettings) -> list[str]:
-    """Every package the host needs: what builds need, the servers and the tools they run."""
-    with_database = [DATABASE_SERVERS[engine][0] for engine in engines(apps)]
-    return [*build_packages(apps, settings), *settings.packages, *nginx.PACKAGES, *logs.PACKAGES,
-            *backups.packages(apps), *with_database, *tls.packages([app for app in apps if not app.balancer]),
-            *broker.packages(apps)]
-
-
-def check_packages(apps: list[App]) -> list[str]:
-    """What the apps' checks need (deploys.components.app.candidate): their database servers, their brokers
-    (Redis, run by Supervisor), brotli for the static files' copies, and the backups' (the dump
-    before migrations, its schedule)."""
-    brokers = [*broker.packages(apps), "supervisor"] if broker.packages(apps) else []
-    return [*(DATABASE_SERVERS[engine][0] for engine in engines(apps)), *brokers, nginx.BROTLI,
-            *backups.packages(apps)]
+COMPONENT = Component("base", packages=_packages, host_paths=(
+    paths.STAMPS, paths.UPLOADS, paths.BUILD, paths.UV, paths.BACKGROUND_TOOL, paths.BUILD_TOOL, paths.SAFE_TOOL,
+    paths.DEPENDENCIES, paths.HEALTH, paths.PUBLISH_STATIC))
 
 
 @dataclass
@@ -80,27 +51,17 @@ class Missing:
     others: list[str]
 
 
-def missing(apps: list[App], settings: HostSettings, state: State) -> Missing:
-    needed = [package for package in dict.fromkeys(packages(apps, settings)) if package not in state.packages]
-    builds, checks = build_packages(apps, settings), check_packages(apps)
-    return Missing([package for package in needed if package in builds],
-                   [package for package in needed if package in checks and package not in builds],
-                   [package for package in needed if package not in builds and package not in checks])
-
-
-def services(apps: list[App], for_checks: bool) -> list[str]:
-    """The servers the apps' checks need (their database servers; Supervisor, which runs their
-    brokers; cron, which runs the backups), or the others."""
-    unused = {service for engine, (_, service) in DATABASE_SERVERS.items() if engine not in engines(apps)}
-    for_check = {*CHECK_SERVICES, *(["supervisor"] if broker.packages(apps) else [])}
-    return [name for name in SERVICES if name not in unused and (name in for_check) == for_checks]
+def missing(needs: Needs, state: State) -> Missing:
+    def lacking(packages: tuple[str, ...]) -> list[str]:
+        return [package for package in packages if package not in state.packages]
+    return Missing(lacking(needs.packages.builds), lacking(needs.packages.checks), lacking(needs.packages.others))
 
 
 @deploy("Host base")
-def host_base(apps: list[App], settings: HostSettings, state: State) -> None:
+def host_base(apps: list[App], settings: HostSettings, state: State, needs: Needs) -> None:
     """Install what the apps' builds need, start installing the other packages, install uv,
     create the group of app users. The servers start in check_services and host_services."""
-    lacking = missing(apps, settings, state)
+    lacking = missing(needs, state)
     # Without what Debian only recommends: a mail server (exim4, for cron and logrotate),
     # sysstat, sensors; nothing djangohost runs needs them, and they were a fifth of the packages.
     if lacking.builds:
@@ -164,34 +125,21 @@ def programs(apps: list[App], state: State) -> None:
 
 
 @deploy("Host services")
-def check_services(apps: list[App], settings: HostSettings, state: State) -> None:
-    """Once the packages the apps' checks need are in: start the database servers the apps choose
-    (PostgreSQL, MariaDB), Supervisor where an app has a broker, and cron."""
-    checks = missing(apps, settings, state).checks
-    if checks:
+def check_services(state: State, needs: Needs) -> None:
+    """Once the packages the apps' checks need are in: start the servers they are checked against
+    (database servers, Supervisor where an app has a broker, cron)."""
+    if missing(needs, state).checks:
         ops.command(name="Packages the checks need installed", command=f"{paths.BACKGROUND_TOOL} wait check-packages",
                     needed=True, reason="")
-    if broker.PACKAGE in checks:
-        shared_redis_stopped(state)
-    start(services(apps, for_checks=True), state)
+    start(needs.service_names(for_checks=True), state)
 
 
 @deploy("Host services")
-def host_services(apps: list[App], settings: HostSettings, state: State) -> None:
-    """Once the other packages are in: start Nginx and Supervisor."""
-    if missing(apps, settings, state).others:
+def host_services(state: State, needs: Needs) -> None:
+    """Once the other packages are in: start the other servers (Nginx, Supervisor)."""
+    if missing(needs, state).others:
         ops.command(name="Packages installed", command=f"{paths.BACKGROUND_TOOL} wait packages", needed=True, reason="")
-    start(services(apps, for_checks=False), state)
-
-
-def shared_redis_stopped(state: State) -> None:
-    """Each app has a Redis of its own: the package's Redis for the whole host is not wanted."""
-    ops.command(
-        name="Debian's shared Redis stopped and disabled",
-        command=("systemctl disable --now redis-server" if state.systemd
-                 else "service redis-server stop; update-rc.d redis-server disable"),
-        needed=True, reason="",
-    )
+    start(needs.service_names(for_checks=False), state)
 
 
 def in_background(step: str, packages: list[str], update: bool, after: str | None = None) -> None:
@@ -216,6 +164,8 @@ def uploads(state: State) -> None:
 def start(services: list[str], state: State) -> None:
     """Start services now, in one command; with systemd, enable them too, so that they come back
     after a reboot."""
+    if not services:
+        return
     if state.systemd:
         stopped = [service for service in services if service not in state.enabled or service not in state.running]
         command = f"systemctl enable --now {' '.join(stopped)}"

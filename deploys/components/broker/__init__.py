@@ -5,9 +5,11 @@ project whose every request touches its cache could not pass its check without i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyinfra.api import deploy
 
-from deploys.components import limits, logs
+from deploys.components import Component, Packages, Service, limits, logs, supervisor
 from deploys.engine import ops
 from deploys.engine.ops import Guard, Stamp, react
 from deploys.engine.templates import render
@@ -20,8 +22,20 @@ from facts.state import State
 PACKAGE = "redis-server"
 
 
-def packages(apps: list[App]) -> list[str]:
-    return [PACKAGE] if any(app.broker for app in apps) else []
+def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
+    """Redis, and Supervisor which runs it, before the apps' releases are checked."""
+    return Packages(checks=(PACKAGE, "supervisor")) if any(app.broker for app in apps) else Packages()
+
+
+def _services(apps: Sequence[App]) -> Sequence[Service]:
+    return [supervisor.service(for_checks=True)] if any(app.broker for app in apps) else []
+
+
+def _watched(app: App) -> Sequence[str]:
+    return [paths.broker_config(app), paths.supervisor_broker(app), paths.stamp("broker", app)]
+
+
+COMPONENT = Component("broker", packages=_packages, services=_services, watched=_watched)
 
 
 def url(app: App) -> dict[str, str]:
@@ -45,9 +59,23 @@ def program(app: App, settings: HostSettings) -> str:
 
 
 @deploy("Broker")
+def host(state: State) -> None:
+    """Each app has a Redis of its own: the package's Redis for the whole host, which its install
+    starts, is stopped and disabled."""
+    ops.command(
+        name="Debian's shared Redis stopped and disabled",
+        command=("systemctl disable --now redis-server" if state.systemd
+                 else "service redis-server stop; update-rc.d redis-server disable"),
+        needed=PACKAGE not in state.packages, reason="the shared Redis was stopped when it was installed",
+    )
+
+
+@deploy("Broker")
 def broker(app: App, settings: HostSettings, state: State, guard: Guard) -> None:
     """The app's redis.conf and Supervisor program, added or changed (a new redis.conf restarts
     it) before the app's release is checked."""
+    if not app.broker:
+        return
     conf = ops.file(
         name=f"{app.name}: redis.conf",
         path=paths.broker_config(app),

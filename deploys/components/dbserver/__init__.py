@@ -20,7 +20,7 @@ from pyinfra.api import Host, deploy
 from pyinfra.context import ctx_host, ctx_state
 from pyinfra.operations import apt
 
-from deploys.components import base, postgres
+from deploys.components import Component, base, postgres
 from deploys.engine import ops
 from deploys.engine.ops import Guard
 from deploys.engine.templates import render
@@ -66,7 +66,8 @@ def read_server_state(databases: list[ServedDatabase], address: str) -> State:
         paths=[paths.UPLOADS, paths.DB_SERVER, paths.DB_HBA, paths.DB_PASSWORD_TOOL, paths.db_cert(address),
                *(paths.db_password(served.app) for served in databases)],
         packages=[POSTGRESQL_PACKAGE],
-        databases=names,
+        services=[(postgres.SERVICE.name, postgres.SERVICE.running)],
+        probes=[postgres.probe(names)],
     )
 
 
@@ -131,7 +132,7 @@ def server(databases: list[ServedDatabase], address: str) -> None:
         owner="root", group="postgres", mode="640", current=state.paths.get(paths.DB_HBA),
     )
     wanted = settings(address)
-    changed = {name: value for name, value in wanted.items() if state.pg_settings.get(name) != value}
+    changed = {name: value for name, value in wanted.items() if postgres.settings(state).get(name) != value}
     configured = ops.command(
         name="Server settings: address, TLS, SCRAM, pg_hba",
         command=" ".join([postgres.PSQL, *(f"-c {shlex.quote(f'ALTER SYSTEM SET {name} = {sql_string(value)}')}"
@@ -140,12 +141,12 @@ def server(databases: list[ServedDatabase], address: str) -> None:
         reason="the server has djangohost's settings",
     )
     # The address and pg_hba's place are read at start only; a restart applies every setting.
-    restart = bool(changed) or certificate.will_change or state.pg_restart_pending
+    restart = bool(changed) or certificate.will_change or postgres.restart_pending(state)
     ops.command(
         name="PostgreSQL restarted",
         command="systemctl restart postgresql" if state.systemd else "service postgresql restart",
         needed=restart, reason="no setting waits for a restart",
-        _if=lambda: configured.did_change() or certificate.did_change() or state.pg_restart_pending,
+        _if=lambda: configured.did_change() or certificate.did_change() or postgres.restart_pending(state),
     )
     ops.command(
         name="PostgreSQL reloaded (pg_hba.conf)",
@@ -198,3 +199,9 @@ def _san(address: str) -> str:
         return f"IP:{address}"
     except ValueError:
         return f"DNS:{address}"
+
+
+# On an app server: the app's copy of its password and the server's certificate; the migrate lock.
+COMPONENT = Component(
+    "dbserver", host_paths=(paths.MIGRATE_LOCKED,),
+    watched=lambda app: [paths.pgpass(app), paths.db_server_cert(app)] if app.database_server else [])

@@ -18,7 +18,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys.components import postgres
+from deploys.components import Component, postgres
 from deploys.engine import ops
 from deploys.engine.ops import Stamp, react
 from deploys.engine.templates import render
@@ -101,3 +101,7 @@ def firewall(ports: list[Port], state: State) -> None:
               [], [unit])
     react("Firewall applied", f"{NFT} -c -f {paths.FIREWALL} && {NFT} -f {paths.FIREWALL}",
           [Stamp.of(state, paths.stamp("firewall"), content)], changes)
+
+
+# A host that is no database server keeps no table: its deploy removes one that was (see removed).
+COMPONENT = Component("firewall", host_paths=(paths.FIREWALL, paths.stamp("firewall")))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from pyinfra import host, logger
-from pyinfra.api import BaseStateCallback, Host, deploy
-from pyinfra.api import State as Run
+from typing import TYPE_CHECKING
+
+from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
+from deploys.components import Component
 from deploys.components.supervisor import Reactions, reload_all
-from deploys.engine.ops import Guard, Stamp, command, react
+from deploys.engine.ops import Guard, Stamp, react
 from deploys.model import paths
 from deploys.model.inventory import App
 from facts.health import health
 from facts.state import State
+
+if TYPE_CHECKING:  # the app component runs its processes and gates: it imports these
+    from deploys.components.app import AppChanges
 
 
 def gate_command(app: App, previous: str | None = None, previous_venv: str | None = None,
@@ -40,7 +44,7 @@ def prune(app: App, keep: int) -> str:
 
 @deploy("Health gate")
 def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMeta, guard: Guard,
-         keep: int, attempt: str) -> None:
+         keep: int, changes: AppChanges) -> None:
     """Wait for the app to answer after it was (re)started or reloaded, or Nginx reloaded; when
     it does not and this run switched its release, switch back to the previous one. Until it has
     passed once for what the app now runs, every run checks again. After it passes, all but the
@@ -49,7 +53,7 @@ def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMe
     live_release = state.paths.get(paths.current(app))
     live_venv = state.paths.get(paths.venv(app))
     check = gate_command(app, live_release.target if live_release else None,
-                         live_venv.target if live_venv else None, attempt)
+                         live_venv.target if live_venv else None, changes.attempt)
     react(
         f"{app.name}: health gate",
         f"{check} && {prune(app, keep)}",
@@ -60,38 +64,4 @@ def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMe
     )
 
 
-@deploy("Result")
-def failures(guards: list[Guard]) -> None:
-    """Fail the host, after every app had its chance, for each app whose deploy failed; and name
-    those apps in the very last lines of the run (see Summary)."""
-    Summary.watch(host, guards)
-    for guard in host.loop(guards):
-        command(
-            name=f"{guard.app}: all steps succeeded",
-            command=f"echo 'djangohost: the deploy of {guard.app} failed; its error is above' >&2; exit 1",
-            needed=guard.failed,
-            reason=f"{guard.app} deployed",
-            _if=guard.failed,
-        )
-
-
-class Summary(BaseStateCallback):
-    """Says, as each host disconnects (the last thing pyinfra prints), which apps failed to
-    deploy there, so a failed run names them after the results table, not only above it."""
-
-    guards: dict[str, list[Guard]] = {}
-
-    @classmethod
-    def watch(cls, host: Host, guards: list[Guard]) -> None:
-        if not any(isinstance(handler, cls) for handler in host.state.callback_handlers):
-            host.state.add_callback_handler(cls())
-        cls.guards[host.name] = guards
-
-    @staticmethod
-    def host_disconnect(state: Run, host: Host) -> None:
-        guards = Summary.guards.get(host.name, [])
-        failed = [guard.app for guard in guards if guard.failed()]
-        if failed:
-            deployed = [guard.app for guard in guards if guard.ok()]
-            logger.error(f"djangohost: {host.name}: the deploy of {', '.join(failed)} FAILED (the error is "
-                         f"above); {', '.join(deployed) or 'no app'} deployed")
+COMPONENT = Component("health", watched=lambda app: [paths.stamp("healthy", app), paths.stamp("refused", app)])

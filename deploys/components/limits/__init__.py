@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pyinfra.api import deploy
 
+from deploys.components import Component
 from deploys.engine import ops
-from deploys.engine.ops import Stamp, react
+from deploys.engine.ops import Guard, Stamp, react
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App
@@ -37,9 +38,11 @@ def confine(app: App) -> str:
 
 
 @deploy("Limits")
-def limits(app: App, state: State) -> None:
+def limits(app: App, state: State, guard: Guard) -> None:
     """The app's slice unit, applied to the running slice when it changed (no restart: systemd
-    changes a running slice's limits in place)."""
+    changes a running slice's limits in place); kept with no limits once it was made."""
+    if not app.limits and paths.slice_unit(app) not in state.paths:
+        return
     wanted = properties(app)
     content = render("limits/app.slice.j2", app=app, properties=wanted)
     unit = ops.file(
@@ -53,3 +56,6 @@ def limits(app: App, state: State) -> None:
     react(f"{app.name}: limits applied", f"systemctl daemon-reload && systemctl set-property --runtime "
                                          f"{slice_name(app)} {now}",
           [Stamp.of(state, paths.stamp("limits", app), content)], [unit])
+
+
+COMPONENT = Component("limits", watched=lambda app: [paths.slice_unit(app), paths.stamp("limits", app)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pyinfra.api import deploy
 
+from deploys.components import Component, Packages
 from deploys.engine import ops
 from deploys.engine.templates import render
 from deploys.model import paths
@@ -33,3 +34,7 @@ def rotation(settings: HostSettings, state: State) -> None:
         ops.File(paths.LOGROTATE_CRON, render("logs/djangohost-logrotate.cron.j2", conf=paths.LOGROTATE_CONF,
                                               state=paths.LOGROTATE_STATE)),
     ], current=state.paths)
+
+
+COMPONENT = Component("logs", packages=lambda apps, settings: Packages(others=tuple(PACKAGES)),
+                      host_paths=(paths.LOGROTATE_CONF, paths.LOGROTATE_CRON))

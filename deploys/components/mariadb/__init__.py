@@ -7,12 +7,15 @@ is no password to generate, store, leak or rotate, and no other system user can 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyinfra.api import deploy
 
+from deploys.components import Component, Packages, Service
 from deploys.engine import ops
 from deploys.engine.ops import Guard
 from deploys.model import defaults
-from deploys.model.inventory import App
+from deploys.model.inventory import App, HostSettings
 from facts.state import State
 
 # SQL as root, which Debian's MariaDB identifies by unix_socket too. Statements go in single
@@ -25,9 +28,55 @@ def database_url(app: App) -> str:
     return f"mysql://{app.name}@/{app.name}?unix_socket={defaults.MARIADB_SOCKET}"
 
 
+# The apps' accounts (and their authentication plugin), databases and grants, as root.
+PROBE = r"""if command -v mariadb >/dev/null && mariadb-admin ping --silent >/dev/null 2>&1; then
+  mariadb --batch --raw --skip-column-names -e "
+    select 'mariadb.account', User, plugin from mysql.user where Host = 'localhost' and User in (NAMES);
+    select 'mariadb.database', schema_name from information_schema.schemata where schema_name in (NAMES);
+    select 'mariadb.grant', User, Db from mysql.db where Host = 'localhost' and User in (NAMES)"
+fi"""
+SERVICE = Service("mariadb", "mariadb-admin ping --silent >/dev/null 2>&1", for_checks=True)
+
+
+def local(apps: Sequence[App]) -> list[App]:
+    """The apps whose MariaDB database is on their host (an absent app's may be either engine's)."""
+    return [app for app in apps if app.database == "mariadb" or not app.present]
+
+
+def accounts(state: State) -> dict[str, str]:
+    """Account -> its authentication plugin."""
+    return {name: plugin for name, plugin in state.records.get("mariadb.account", [])}
+
+
+def databases(state: State) -> set[str]:
+    return {name for name, *_ in state.records.get("mariadb.database", [])}
+
+
+def grants(state: State) -> dict[str, str]:
+    """Account -> the database pattern of its grant."""
+    return {name: pattern for name, pattern in state.records.get("mariadb.grant", [])}
+
+
 def exists(app: App, state: State) -> bool:
     """Whether the app's database was there before this run."""
-    return app.name in state.mariadb_databases
+    return app.name in databases(state)
+
+
+def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
+    used = any(app.present and app.database == "mariadb" for app in apps)
+    return Packages(checks=(defaults.MARIADB_PACKAGE,)) if used else Packages()
+
+
+def _services(apps: Sequence[App]) -> Sequence[Service]:
+    return [SERVICE] if any(app.present and app.database == "mariadb" for app in apps) else []
+
+
+def _probe(apps: Sequence[App]) -> str:
+    names = [app.name for app in local(apps)]
+    return PROBE.replace("NAMES", ", ".join(f"'{name}'" for name in names)) if names else ""
+
+
+COMPONENT = Component("mariadb", packages=_packages, services=_services, probe=_probe)
 
 
 def grant_pattern(app: App) -> str:
@@ -42,14 +91,14 @@ def database(app: App, state: State, guard: Guard) -> None:
     which it has every privilege but GRANT. A failure stops this app's deploy only."""
     account = f'"{app.name}"@"localhost"'
     statements = []
-    plugin = state.mariadb_accounts.get(app.name)
+    plugin = accounts(state).get(app.name)
     if plugin is None:
         statements.append(f"CREATE USER {account} IDENTIFIED VIA unix_socket")
     elif plugin != "unix_socket":
         statements.append(f"ALTER USER {account} IDENTIFIED VIA unix_socket")
     if not exists(app, state):
         statements.append(f"CREATE DATABASE `{app.name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    if state.mariadb_grants.get(app.name) != grant_pattern(app):
+    if grants(state).get(app.name) != grant_pattern(app):
         statements.append(f"GRANT ALL PRIVILEGES ON `{grant_pattern(app)}`.* TO {account}")
     guard.watch(ops.command(
         name=f"{app.name}: MariaDB account and database",

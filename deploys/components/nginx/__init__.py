@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
+from deploys.components import Component, Packages, Service
 from deploys.engine import ops
 from deploys.engine.ops import Guard, Stamp, react, relink, sha256
 from deploys.engine.templates import render
 from deploys.model import paths
-from deploys.model.inventory import App
+from deploys.model.inventory import App, HostSettings
 from facts.state import PathState, State
 
 #: Nginx's brotli_static (Debian's module) and the brotli command that makes the copies it sends.
 # brotli makes the static files' copies (bin/compress-static), the module serves them.
 BROTLI = "brotli"
 PACKAGES = ["libnginx-mod-http-brotli-static", BROTLI]
+
+def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
+    """Brotli before the apps' checks, which make the static files' copies."""
+    return Packages(checks=(BROTLI,), others=tuple(PACKAGES))
+
+
+def _watched(app: App) -> Sequence[str]:
+    return [paths.nginx_site(app), paths.nginx_enabled(app), paths.nginx_staged(app), paths.nginx_logs(app),
+            paths.stamp("site", app)]
+
+
+COMPONENT = Component(
+    "nginx", packages=_packages, watched=_watched,
+    services=lambda apps: [Service("nginx", "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null")],
+    host_paths=(paths.NGINX_CONF, paths.NGINX_STAGED, paths.NGINX_LOGS, paths.NGINX_CHECK, paths.NGINX_DEBIAN_DEFAULT,
+                paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, paths.stamp("nginx")))
 
 # `nginx -s reload` returns before the new workers take over: wait (5 s at most) until every old
 # worker has stopped accepting, so the deploy ends with its configuration live.

@@ -8,14 +8,18 @@ over TLS, checking the server's certificate, with a password made there and copi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from pyinfra.api import deploy
 
+from deploys.components import Component, Packages, Service
 from deploys.engine import ops
 from deploys.engine.ops import Guard
 from deploys.model import paths
-from deploys.model.inventory import App
+from deploys.model.defaults import POSTGRESQL_PACKAGE
+from deploys.model.inventory import App, HostSettings
 from facts.state import State
 
 # psql as the postgres superuser, stopping at the first error, in the postgres database (never an
@@ -35,16 +39,94 @@ def database_url(app: App) -> str:
     return f"postgres://{app.name}@{address}:{PORT}/{app.name}?{urlencode(options)}"
 
 
+# PostgreSQL's readiness, its roles and databases of the apps, and the settings djangohost gives
+# the server (ALTER SYSTEM), in the postgres database (no app's), every name PostgreSQL's own. App
+# names are ^[a-z][a-z0-9_]*$: safe as SQL literals. pg_ready is the service's check too (it costs
+# 40 ms: once).
+PROBE = r"""pg_ready=
+pg_isready -q 2>/dev/null && pg_ready=1
+if command -v psql >/dev/null && [ -n "$pg_ready" ]; then
+  runuser -u postgres -- psql -XAtqF "$(printf '\t')" -c "SET search_path = pg_catalog, pg_temp" \
+    -c "select 'postgres.role', rolname, rolsuper::int, rolcreatedb::int, rolcreaterole::int, rolcanlogin::int
+        from pg_catalog.pg_roles where rolname in (NAMES)" \
+    -c "select 'postgres.database', datname, pg_catalog.pg_get_userbyid(datdba),
+        pg_catalog.has_database_privilege('public', datname, 'CONNECT')::int from pg_catalog.pg_database
+        where datname in (NAMES)" \
+    -c "select 'postgres.setting', name, setting from pg_catalog.pg_file_settings
+        where sourcefile like '%/postgresql.auto.conf' and error is null" \
+    -c "select 'postgres.restart' from pg_catalog.pg_settings where pending_restart limit 1"
+fi"""
+SERVICE = Service("postgresql", '[ -n "$pg_ready" ]', for_checks=True)
+
+
+def local(apps: Sequence[App]) -> list[App]:
+    """The apps whose PostgreSQL database is on their own host. An absent app's database may be
+    either engine's: it is asked about."""
+    return [app for app in apps if (app.database == "postgresql" or not app.present) and not app.database_server]
+
+
+def probe(names: Sequence[str]) -> str:
+    """HostState's fragment for the roles and databases `names` (and the server's settings)."""
+    return PROBE.replace("NAMES", ", ".join(f"'{name}'" for name in names) or "''")
+
+
+@dataclass
+class Role:
+    superuser: bool
+    createdb: bool
+    createrole: bool
+    login: bool
+
+
+@dataclass
+class Database:
+    owner: str
+    public_connect: bool  # whether PUBLIC may connect (PostgreSQL's default)
+
+
+def roles(state: State) -> dict[str, Role]:
+    return {name: Role(*(flag == "1" for flag in flags)) for name, *flags in state.records.get("postgres.role", [])}
+
+
+def databases(state: State) -> dict[str, Database]:
+    return {name: Database(owner, public == "1") for name, owner, public in state.records.get("postgres.database", [])}
+
+
+def settings(state: State) -> dict[str, str]:
+    """The settings of ALTER SYSTEM (postgresql.auto.conf)."""
+    return {name: value for name, value in state.records.get("postgres.setting", [])}
+
+
+def restart_pending(state: State) -> bool:
+    """Whether a changed setting waits for the server's restart."""
+    return bool(state.records.get("postgres.restart"))
+
+
 def exists(app: App, state: State) -> bool:
     """Whether the app's database was there before this run."""
-    return app.name in state.databases
+    return app.name in databases(state)
+
+
+def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
+    return Packages(checks=(POSTGRESQL_PACKAGE,)) if any(app.present for app in local(apps)) else Packages()
+
+
+def _services(apps: Sequence[App]) -> Sequence[Service]:
+    return [SERVICE] if any(app.present for app in local(apps)) else []
+
+
+def _probe(apps: Sequence[App]) -> str:
+    return probe([app.name for app in local(apps)]) if local(apps) else ""
+
+
+COMPONENT = Component("postgres", packages=_packages, services=_services, probe=_probe)
 
 
 @deploy("PostgreSQL")
 def database(app: App, state: State, guard: Guard) -> None:
     """The app's login role (no superuser, createdb or createrole) and its own database, which
     only that role may connect to. A failure stops this app's deploy only."""
-    role = state.roles.get(app.name)
+    role = roles(state).get(app.name)
     wanted = f'"{app.name}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
     guard.watch(ops.command(
         name=f"{app.name}: database role",
@@ -55,7 +137,7 @@ def database(app: App, state: State, guard: Guard) -> None:
         _ignore_errors=True,
     ))
 
-    db = state.databases.get(app.name)
+    db = databases(state).get(app.name)
     statements = []
     if db is None:
         statements.append(f'CREATE DATABASE "{app.name}" OWNER "{app.name}"')

@@ -7,7 +7,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import deploy
 
-from deploys.components import mariadb
+from deploys.components import mariadb, postgres, registry
 from deploys.components.postgres import PSQL
 from deploys.components.supervisor import update
 from deploys.engine import ops
@@ -50,21 +50,21 @@ def remove(app: App, state: State) -> None:
     ops.command(
         name=f"{app.name}: database and role dropped",
         command=f'{PSQL} -c \'DROP DATABASE IF EXISTS "{app.name}"\' -c \'DROP ROLE IF EXISTS "{app.name}"\'',
-        needed=app.name in state.databases or app.name in state.roles,
+        needed=app.name in postgres.databases(state) or app.name in postgres.roles(state),
         reason=f"{app.name} has no PostgreSQL database",
     )
     ops.command(
         name=f"{app.name}: MariaDB database and account dropped",
         command=mariadb.drop(app),
-        needed=app.name in state.mariadb_databases or app.name in state.mariadb_accounts,
+        needed=app.name in mariadb.databases(state) or app.name in mariadb.accounts(state),
         reason=f"{app.name} has no MariaDB database",
     )
-    stamps = " ".join(paths.app_stamps(app))
+    stamps = [path for path in registry.watched(app) if path.startswith(f"{paths.STAMPS}/")]
     ops.command(
         name=f"{app.name}: home removed",
-        command=(f"rm -rf {app.home} {paths.build_home(app)} {paths.nginx_logs(app)} {stamps} "
+        command=(f"rm -rf {app.home} {paths.build_home(app)} {paths.nginx_logs(app)} {' '.join(stamps)} "
                  f"{paths.BACKGROUND}/{app.name}.*"),
-        needed=any(path in state.paths for path in (app.home, paths.build_home(app), *paths.app_stamps(app))),
+        needed=any(path in state.paths for path in (app.home, paths.build_home(app), *stamps)),
         reason=f"{app.home} does not exist",
     )
     renewal = f"{paths.CERTBOT_RENEWAL}/{app.name}.conf"

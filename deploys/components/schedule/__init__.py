@@ -4,10 +4,13 @@ overlap, writes its output to the app's logs and records its end for the status 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyinfra.api import deploy
 
-from deploys.components import limits
+from deploys.components import Component, Service, limits
 from deploys.engine import ops
+from deploys.engine.ops import Guard
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App
@@ -15,7 +18,7 @@ from facts.state import State
 
 
 @deploy("Schedule")
-def schedule(app: App, state: State) -> None:
+def schedule(app: App, state: State, guard: Guard) -> None:
     """bin/job, the directory of the jobs' last runs, and the app's cron file; none without jobs."""
     cron = paths.jobs_cron(app)
     if not app.schedule:
@@ -42,3 +45,15 @@ def schedule(app: App, state: State) -> None:
         owner="root", group="root", mode="644",
         current=state.paths.get(cron),
     )
+
+
+def _watched(app: App) -> Sequence[str]:
+    return [paths.jobs_cron(app), *([paths.job_script(app), paths.job_records(app)] if app.schedule else [])]
+
+
+# cron runs the jobs (and the backups, deploys.components.backups).
+CRON = Service("cron", "kill -0 $(cat /run/crond.pid 2>/dev/null) 2>/dev/null")
+
+COMPONENT = Component(
+    "schedule", watched=_watched, host_paths=(paths.JOBS,),
+    services=lambda apps: [CRON] if any(app.schedule for app in apps) else [])

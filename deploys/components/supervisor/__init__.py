@@ -6,20 +6,36 @@ for a worker would restart Gunicorn too. The programs' names keep them side by s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import limits, logs
-from deploys.components.app import AppChanges
+from deploys.components import Component, Service, limits, logs
 from deploys.engine import ops
 from deploys.engine.ops import Guard, Stamp, react
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App, HostSettings
 from facts.state import State
+
+if TYPE_CHECKING:  # the app component runs its processes and gates: it imports these
+    from deploys.components.app import AppChanges
+
+
+def service(for_checks: bool = False) -> Service:
+    """Supervisor's daemon (before the apps' checks where it runs their brokers)."""
+    return Service("supervisor", "kill -0 $(cat /run/supervisord.pid 2>/dev/null) 2>/dev/null", for_checks)
+
+
+def _watched(app: App) -> Sequence[str]:
+    return [paths.supervisor_program(app), paths.supervisor_processes(app),
+            *(paths.stamp(kind, app) for kind in ("program", "restart", "reload", "programs", "processes"))]
+
+
+COMPONENT = Component("supervisor", services=lambda apps: [service()], watched=_watched)
 
 
 def graceful_reload(app: App) -> str:

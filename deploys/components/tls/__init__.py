@@ -8,14 +8,16 @@ placeholder has let Nginx start serving the app's HTTPS site. Keys are root's on
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
+from deploys.components import Component, Packages
 from deploys.components.nginx import RELOAD
 from deploys.engine import ops
-from deploys.engine.ops import Guard, Stamp, react, relink
+from deploys.engine.ops import UNCHANGED, Guard, Stamp, react, relink
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App
@@ -41,12 +43,19 @@ def self_signed(app: App) -> str:
     )
 
 
+def acme_app(app: App) -> bool:
+    """Whether the app's certificate is had from an ACME server here (not at a load balancer)."""
+    return app.tls is not None and app.tls.mode == "acme" and not app.balancer
+
+
 @deploy("TLS certificate")
 def certificate(app: App, state: State, guard: Guard) -> list[OperationMeta]:
     """The app's certificate and key in place for Nginx (for ACME, a placeholder until it is
     issued; provided files wait in next/ until Nginx accepted them with the app's site, see
-    deploys.components.nginx). Returns the operations that change what Nginx serves."""
-    assert app.tls is not None
+    deploys.components.nginx). Returns the operations that change what Nginx serves. Behind a load
+    balancer, TLS ends there (deploys.components.balancer): none."""
+    if app.tls is None or app.balancer:
+        return []
     cert = paths.tls_cert(app)
     for directory in host.loop([paths.tls_dir(app), paths.tls_staged(app)] if app.tls.mode == "provided"
                                else [paths.tls_dir(app)]):
@@ -80,9 +89,11 @@ def certificate(app: App, state: State, guard: Guard) -> list[OperationMeta]:
 
 
 @deploy("ACME client")
-def acme_client(state: State) -> None:
-    """The webroot certbot answers challenges from, and the hook that reloads Nginx whenever
-    certbot's timer renews a certificate."""
+def acme_client(apps: list[App], state: State) -> None:
+    """For apps with ACME certificates: the webroot certbot answers challenges from, and the hook
+    that reloads Nginx whenever certbot's timer renews a certificate."""
+    if not any(acme_app(app) for app in apps):
+        return
     ops.directory(name="ACME challenge webroot", path=paths.ACME_WEBROOT, owner="root", group="root",
                   mode="755", current=state.paths.get(paths.ACME_WEBROOT))
     ops.directory(name="certbot deploy hooks", path=paths.CERTBOT_DEPLOY_HOOKS, owner="root", group="root",
@@ -97,6 +108,8 @@ def acme(app: App, state: State, guard: Guard) -> OperationMeta:
     """Once Nginx serves the app's challenge path: certbot's certificate for all the app's
     domains, linked where Nginx reads it, and a checked Nginx reload. Asked for again only when
     the domains, email or directory change; renewals are certbot's timer's."""
+    if not acme_app(app):
+        return UNCHANGED
     assert app.tls is not None
     live = f"{paths.CERTBOT_LIVE}/{app.name}"
     links = " && ".join(
@@ -112,3 +125,17 @@ def acme(app: App, state: State, guard: Guard) -> OperationMeta:
     stamp = Stamp.of(state, paths.stamp("tls", app), "acme", app.tls.directory, app.tls.email, *app.domains)
     return react(f"{app.name}: ACME certificate", f"{certbot} && {links} && {{\n{RELOAD}\n}}", [stamp], [],
                  guard, risky=True)
+
+
+def _watched(app: App) -> Sequence[str]:
+    staged = paths.tls_staged(app)
+    return [paths.tls_dir(app), paths.stamp("tls", app),
+            *([paths.tls_cert(app), paths.tls_key(app), staged, f"{staged}/fullchain.pem", f"{staged}/privkey.pem"]
+              if app.tls else [])]
+
+
+# Behind a load balancer, TLS ends there (deploys.components.balancer): its app servers need none.
+COMPONENT = Component(
+    "tls", watched=_watched,
+    packages=lambda apps, settings: Packages(others=tuple(packages([app for app in apps if not app.balancer]))),
+    host_paths=(paths.TLS_DIR, paths.ACME_WEBROOT, paths.CERTBOT_DEPLOY_HOOKS, paths.CERTBOT_DEPLOY_HOOK))

@@ -1,0 +1,103 @@
+"""Every component of an app host, and what they need assembled: the packages to install, the
+servers to run, and the one HostState read of all the paths and probes they compare against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pyinfra import host
+
+from deploys.components import (
+    Component,
+    Needs,
+    Packages,
+    Service,
+    app,
+    backups,
+    base,
+    broker,
+    dbserver,
+    firewall,
+    health,
+    limits,
+    logs,
+    mariadb,
+    nginx,
+    postgres,
+    schedule,
+    supervisor,
+    tls,
+)
+from deploys.engine import lock
+from deploys.model import paths
+from deploys.model.inventory import App, HostSettings
+from facts.git import GitMirrors
+from facts.state import HostState, State
+
+COMPONENTS: tuple[Component, ...] = tuple(module.COMPONENT for module in (
+    base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, logs, health,
+    firewall))
+
+
+def packages(apps: Sequence[App], settings: HostSettings) -> Packages:
+    """The packages of every component, each in the earliest group one asks for it in."""
+    asked = [component.packages(apps, settings) for component in COMPONENTS]
+    builds = _unique(package for packages in asked for package in packages.builds)
+    checks = _unique(package for packages in asked for package in packages.checks if package not in builds)
+    others = _unique(package for packages in asked for package in packages.others
+                     if package not in builds and package not in checks)
+    return Packages(tuple(builds), tuple(checks), tuple(others))
+
+
+def services(apps: Sequence[App]) -> tuple[Service, ...]:
+    """The servers of every component, each started before the apps' checks if one asks for that."""
+    found: dict[str, Service] = {}
+    for component in COMPONENTS:
+        for service in component.services(apps):
+            if service.name not in found or service.for_checks:
+                found[service.name] = service
+    return tuple(found.values())
+
+
+def needs(apps: Sequence[App], settings: HostSettings) -> Needs:
+    present = [app for app in apps if app.present]
+    return Needs(packages(present, settings), services(present))
+
+
+def watched(app: App) -> list[str]:
+    """Every path of an app that its components compare against."""
+    return _unique(path for component in COMPONENTS for path in component.watched(app))
+
+
+def host_paths() -> list[str]:
+    return _unique(path for component in COMPONENTS for path in component.host_paths)
+
+
+def read_state(apps: list[App], settings: HostSettings) -> State:
+    """The HostState fact, with the git apps' mirrors fetched first (one more round trip). A host
+    without apps (a load balancer, a database server) has nothing here to compare: no round trip."""
+    if not apps:
+        return State()
+    git_apps = [(app.name, paths.builder(app), paths.build_home(app), app.git.ref, app.project_dir,
+                 app.requirements or "") for app in apps if app.git and app.present]
+    mirrors = host.get_fact(GitMirrors, apps=git_apps, program=paths.DEPENDENCIES) if git_apps else {}
+    wanted = needs(apps, settings)
+    state: State = host.get_fact(
+        HostState,
+        paths=[*host_paths(), lock.LOCK, *(path for app in apps for path in watched(app))],
+        env_files=[paths.env_file(app, staged=True) for app in apps],
+        users=[name for app in apps for name in (app.name, paths.builder(app))],
+        groups=[settings.group, *(app.name for app in apps)],
+        packages=[*wanted.packages.builds, *wanted.packages.checks, *wanted.packages.others],
+        homes=[app.home for app in apps if app.present],
+        guarded=[pair for app in apps for pair in paths.guarded_paths(app)],
+        safe_tool=paths.SAFE_TOOL,
+        services=[(service.name, service.running) for service in wanted.services],
+        probes=[probe for component in COMPONENTS if (probe := component.probe(apps))],
+    )
+    state.mirrors = mirrors
+    return state
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(values))

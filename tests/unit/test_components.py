@@ -1,0 +1,88 @@
+"""Components declare what they need from a host (deploys.components), and the registry assembles
+it: nothing a component compares against or installs can be left out of the one HostState read."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import subprocess
+
+import pytest
+
+from deploys.components import registry
+from deploys.model import paths
+from deploys.model.inventory import DatabaseServer, load_apps
+from facts.state import HostState, UnwatchedPath
+from tests.helpers import EXAMPLES
+
+# What an app has that no deploy compares against: a user's name, work directories, a marker a
+# program reads, and the database server's own file (its state is read on that server).
+NOT_COMPARED = {"builder", "build_work", "collected_static", "gunicorn_reloaded", "db_password",
+                "guarded_paths"}  # (its pairs are read safely, and watched)
+
+@pytest.fixture
+def apps(tmp_path):
+    key = tmp_path / "deploy_key"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    shop, journal = load_apps("web1", {"apps": [
+        {"name": "shop", "domains": ["shop.test"], "source": {"git": "ssh://git@git.test/shop.git", "ref": "main",
+                                                                "deploy_key": str(key)},
+         "wsgi_module": "shop.wsgi", "settings_module": "shop.settings", "broker": True, "database": False,
+         "processes": {"worker": "celery -A shop worker"}, "limits": {"memory": "512M"},
+         "schedule": [{"name": "report", "command": "manage report", "at": "daily"}],
+         "tls": {"mode": "acme", "email": "ops@shop.test"}, "backup": {"age_recipient": "age1" + "q" * 58}},
+        {"name": "journal", "domains": ["journal.test"], "source": str(EXAMPLES / "journal"),
+         "database": {"engine": "mariadb"}}]})
+    served = dataclasses.replace(journal, name="ledger", database="postgresql",
+                                 database_server=DatabaseServer("db1", "10.0.0.5"))
+    return [shop, journal, served]
+
+
+def watched_paths(app) -> set[str]:
+    return {*registry.watched(app), *(f"{root}/{path}" for root, path in paths.guarded_paths(app))}
+
+
+def test_every_path_of_an_app_is_watched_by_its_component(apps):
+    """shop has every feature but a database server's, ledger that: each path paths names for it
+    is compared against by the component that has it, so it must be watched."""
+    shop, _, ledger = apps
+    for name, path_of in inspect.getmembers(paths, inspect.isfunction):
+        if list(inspect.signature(path_of).parameters) != ["app"] or name in NOT_COMPARED:
+            continue
+        app = ledger if name in ("pgpass", "db_server_cert") else shop
+        found = path_of(app)  # a path, or a list of them (app_dirs: with their owners and modes)
+        for path in [found] if isinstance(found, str) else [item[0] if isinstance(item, tuple) else item
+                                                             for item in found]:
+            assert path in watched_paths(app), f"paths.{name}({app.name}) has {path}, which no component watches"
+
+
+def test_a_path_no_component_declares_stops_the_run(tmp_path):
+    (tmp_path / "watched").write_text("x")
+    fact = HostState()
+    command = fact.command(paths=[str(tmp_path / "watched")])
+    state = fact.process(subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout.splitlines())
+    assert state.paths.get(str(tmp_path / "watched")).kind == "file"
+    assert str(tmp_path / "missing") not in {*registry.host_paths()}
+    with pytest.raises(UnwatchedPath, match="no component declares it"):
+        state.paths.get(str(tmp_path / "elsewhere"))
+    with pytest.raises(UnwatchedPath):
+        assert str(tmp_path / "elsewhere") in state.paths
+
+
+def test_what_each_feature_needs_is_installed_when_the_apps_need_it(apps):
+    settings = load_apps.__globals__["host_settings"]("web1", {})
+    wanted = registry.needs(apps, settings)
+    packages = wanted.packages
+    assert {"python3", "git", "openssh-client"} <= set(packages.builds)
+    # What the apps' checks are run against: their servers, the static files' brotli, the backups'.
+    assert {"redis-server", "supervisor", "mariadb-server", "brotli", "cron", "age"} <= set(packages.checks)
+    assert {"nginx", "certbot", "logrotate"} <= set(packages.others)
+    everything = [*packages.builds, *packages.checks, *packages.others]
+    assert len(everything) == len(set(everything))  # each package in one group only
+    # PostgreSQL is the database server's: not installed here.
+    assert "postgresql" not in everything
+    services = {service.name: service.for_checks for service in wanted.services}
+    assert services == {"mariadb": True, "supervisor": True, "cron": True, "nginx": False}
+    without_broker = registry.needs([apps[1]], settings)
+    assert {service.name: service.for_checks for service in without_broker.services}["supervisor"] is False
+    assert "redis-server" not in without_broker.packages.checks
