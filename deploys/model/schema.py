@@ -255,7 +255,10 @@ class GitSourceEntry(Model):
 class TlsEntry(Model):
     """HTTPS for all the app's domains."""
 
-    mode: Literal["provided", "self-signed", "acme"]
+    mode: Literal["provided", "self-signed", "acme"] = Field(
+        description="provided: the certificate files given; self-signed: made on the host once, kept; acme: from an "
+                    "ACME server with certbot through the running Nginx (webroot), renewed by certbot's timer.",
+    )
     cert: str | None = Field(None, description="provided: the certificate chain, a file on this machine.")
     key: str | None = Field(None, description="provided: its private key, a file on this machine.")
     email: str | None = Field(None, description="acme: the account's email address.")
@@ -295,12 +298,18 @@ class TlsEntry(Model):
 class BackupEntry(Model):
     """When backups are taken and how many are kept; a key left out is the host's."""
 
-    at: Literal["hourly", "daily", "weekly"] | None = None
+    at: Literal["hourly", "daily", "weekly"] | None = Field(
+        None,
+        description="hourly, daily (03:MM) or weekly (Sundays 03:MM), MM spread by app name.",
+    )
     cron: str | None = Field(None, description="Five cron fields of numbers, instead of at.")
-    keep_daily: int | None = Field(None, ge=0)
-    keep_weekly: int | None = Field(None, ge=0)
-    keep_migrations: int | None = Field(None, ge=0)
-    media: bool | None = None
+    keep_daily: int | None = Field(
+        None, ge=0,
+        description="The newest backup of each of the last N days that have one.",
+    )
+    keep_weekly: int | None = Field(None, ge=0, description="The newest backup of each of the last N ISO weeks.")
+    keep_migrations: int | None = Field(None, ge=0, description="Dumps taken before a migration: the newest N.")
+    media: bool | None = Field(None, description="Whether the media directory is archived with the database.")
     age_recipient: str | None = Field(None, description="An age public key: pulled backups are encrypted to it.")
 
     _cron = field_validator("cron")(cron_fields)
@@ -316,15 +325,24 @@ class BackupEntry(Model):
 class ProcessEntry(Model):
     """A long-running process of an app, beside its Gunicorn."""
 
-    command: str
-    stop_wait: int = Field(defaults.PROCESS_STOP_WAIT, ge=1)
+    command: str = Field(
+        description="A command line run in the live release, with the virtualenv's commands and bin/manage on PATH.",
+    )
+    stop_wait: int = Field(
+        defaults.PROCESS_STOP_WAIT, ge=1,
+        description="Seconds a stopping process is given to finish its work (only its main process gets the signal: "
+                    "Celery's warm shutdown) before it and its children are killed.",
+    )
     unique: bool = Field(False, description="Runs on one app server only (the app's primary), like Celery beat.")
 
     _command = field_validator("command")(command_line)
 
 
 class BrokerEntry(Model):
-    maxmemory: str = defaults.BROKER_MAXMEMORY
+    maxmemory: str = Field(
+        defaults.BROKER_MAXMEMORY,
+        description="Memory the app's Redis may use; past it, writes fail rather than tasks vanish.",
+    )
 
     _forms = field_validator("maxmemory")(formed)
 
@@ -332,10 +350,19 @@ class BrokerEntry(Model):
 class JobEntry(Model):
     """A scheduled job of an app: `at` or `cron`."""
 
-    name: str = Field(json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"})
-    command: str
-    at: Literal["hourly", "daily", "weekly", "monthly"] | None = None
-    cron: str | None = None
+    name: str = Field(
+        json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"},
+        description="The job's name: its log is logs/job-<name>.log.",
+    )
+    command: str = Field(
+        description="A command line run as the app in the live release, with its environment; never two runs of one "
+                    "job at once.",
+    )
+    at: Literal["hourly", "daily", "weekly", "monthly"] | None = Field(
+        None,
+        description="hourly, daily, weekly or monthly (at a minute spread by name), or give cron.",
+    )
+    cron: str | None = Field(None, description="Five cron fields of numbers, *, -, / and , such as \"*/15 * * * *\".")
 
     _command = field_validator("command")(command_line)
     _cron = field_validator("cron")(cron_fields)
@@ -355,9 +382,15 @@ class JobEntry(Model):
 class LimitsEntry(Model):
     """What the processes of an app (web, workers and jobs together) may use, at most."""
 
-    memory: str | None = None
-    cpu: str | None = None
-    tasks: int | None = Field(None, ge=1)
+    memory: str | None = Field(
+        None,
+        description="At most this much memory for the app's processes together (systemd's MemoryMax), such as 512M.",
+    )
+    cpu: str | None = Field(
+        None,
+        description="At most this share of one core (CPUQuota), such as 50% (200%: two cores).",
+    )
+    tasks: int | None = Field(None, ge=1, description="At most this many processes and threads (TasksMax).")
 
     _forms = field_validator("memory", "cpu")(formed)
 
@@ -365,14 +398,21 @@ class LimitsEntry(Model):
 class LogsEntry(Model):
     """How the logs of a host are rotated; a key left out is defaults.LOGS'."""
 
-    size: str = str(defaults.LOGS["size"])
-    keep: int = Field(int(str(defaults.LOGS["keep"])), ge=1)
+    size: str = Field(
+        str(defaults.LOGS["size"]),
+        description="A log is rotated once it is larger (Supervisor rotates the process logs itself; logrotate, every"
+                    " 10 minutes, the Nginx and job logs).",
+    )
+    keep: int = Field(int(str(defaults.LOGS["keep"])), ge=1, description="Rotated logs kept per log.")
 
     _forms = field_validator("size")(formed)
 
 
 class DatabaseEntry(Model):
-    engine: Literal["postgresql", "mariadb"]
+    engine: Literal["postgresql", "mariadb"] = Field(
+        description="postgresql: a role and database named after the app, peer authentication over the local socket; "
+                    "mariadb: an account and database named after the app, the unix_socket plugin.",
+    )
 
 
 Value = str | int | float | bool
@@ -398,12 +438,24 @@ class AppEntry(Model):
 
     name: str = Field(description="The system user, its home, program and site are named after it.",
                       json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"})
-    state: Literal["present", "absent"] = "present"
+    state: Literal["present", "absent"] = Field(
+        "present",
+        description="absent: the app is retired (no longer served; its data stays unless purge).",
+    )
     purge: bool = Field(False, description="With state absent: its database, files and user go too.")
     domains: list[str] | None = Field(None, description="Host names it answers to; the first is canonical.")
     source: str | GitSourceEntry | None = Field(None, description="A local project directory, or a git repository.")
-    wsgi_module: str | None = Field(None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"})
-    settings_module: str | None = Field(None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"})
+    wsgi_module: str | None = Field(
+        None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"},
+        description="Default (a local source): <package>.wsgi of the only package holding a wsgi.py. Required with a "
+                    "git source.",
+    )
+    settings_module: str | None = Field(
+        None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"},
+        description="Default (a local source): the module wsgi.py names, unless it is a development one and the "
+                    "settings package has a production module; else <package>.settings. The run says which it chose. "
+                    "Required with a git source.",
+    )
     project_dir: str | None = Field(None, description="Where manage.py is, relative to the source's root; "
                                                       "default the root.")
     requirements: str | None = Field(None, description="A requirements file, relative to the source's root; default: "
@@ -411,19 +463,55 @@ class AppEntry(Model):
     release_commands: list[str] = Field(default_factory=list, description="Commands run in each new release before "
                                         "it goes live, as the app, with its commands and bin/manage on PATH.")
     workers: int | None = Field(None, ge=1, description="Gunicorn workers; default 2 x cores + 1.")
-    env: dict[str, Value] = Field(default_factory=dict)
+    env: dict[str, Value] = Field(default_factory=dict,
+                                  description="Environment variables of the app, shown in diffs.")
     secrets: dict[str, Value] = Field(default_factory=dict, description="Masked wherever shown.")
-    database: bool | DatabaseEntry = True
+    database: bool | DatabaseEntry = Field(
+        True,
+        description='true (PostgreSQL), false, or {"engine": "postgresql" | "mariadb"}. DATABASE_URL is set '
+                    "either way.",
+    )
     client_max_body_size: str = Field(defaults.CLIENT_MAX_BODY_SIZE,
-                                      json_schema_extra={"pattern": f"^{SIZE_RE.pattern}$"})
-    health_path: str = defaults.HEALTH_PATH
-    health_timeout: float = Field(defaults.HEALTH_TIMEOUT, gt=0)
-    tls: TlsEntry | None = None
-    backup: bool | BackupEntry = True
-    processes: dict[str, str | ProcessEntry] = Field(default_factory=dict)
-    broker: bool | BrokerEntry = False
-    schedule: list[JobEntry] = Field(default_factory=list)
-    limits: LimitsEntry | None = None
+                                      json_schema_extra={"pattern": f"^{SIZE_RE.pattern}$"},
+                                      description="Nginx's upload limit for the app, such as 10m.")
+    health_path: str = Field(
+        defaults.HEALTH_PATH,
+        description="What the candidate check, the health gate and the status view ask on each domain; redirects "
+                    "within the app's own origins are followed.",
+    )
+    health_timeout: float = Field(
+        defaults.HEALTH_TIMEOUT, gt=0,
+        description="Seconds a new or (re)started release is given to answer at all; answers that are wrong fail it "
+                    "after a few tries.",
+    )
+    tls: TlsEntry | None = Field(
+        None,
+        description="HTTPS for all the app's domains; port 80 then redirects to https, except ACME challenges.",
+    )
+    backup: bool | BackupEntry = Field(
+        True,
+        description="false, or when the app's backups are taken and how many are kept (over djangohost_backup, key by"
+                    " key). A dump is taken before every migration either way.",
+    )
+    processes: dict[str, str | ProcessEntry] = Field(
+        default_factory=dict,
+        description="Long-running processes beside Gunicorn, each a Supervisor program <app>-<name> run as the app: "
+                    '{"worker": "celery -A shop worker", "beat": {"command": "celery -A shop beat", "unique": true}}.',
+    )
+    broker: bool | BrokerEntry = Field(
+        False,
+        description='true or {"maxmemory": SIZE}: a Redis of the app\'s own on a unix socket only it can open; '
+                    "REDIS_URL, CELERY_BROKER_URL and CELERY_RESULT_BACKEND point at it.",
+    )
+    schedule: list[JobEntry] = Field(
+        default_factory=list,
+        description='Jobs cron starts as the app: [{"name": ..., "command": ..., "at": "daily"}] or with "cron".',
+    )
+    limits: LimitsEntry | None = Field(
+        None,
+        description="What the app's processes use together, at most: a systemd slice per app (a host without systemd "
+                    "refuses them).",
+    )
     media: bool = Field(True, description="false: the app keeps no uploads on its servers (an object store); "
                                           "an app on several app servers must say so.")
     primary: str | None = Field(None, description="The app server (inventory name) that runs its schedule and "
@@ -597,16 +685,39 @@ class HostSettingsEntry(Model):
     model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     djangohost_root: str = Field(defaults.ROOT, description="The directory holding one home per app.")
-    djangohost_group: str = defaults.GROUP
-    djangohost_python: str = defaults.PYTHON
-    djangohost_gunicorn_version: str = defaults.GUNICORN_VERSION
-    djangohost_packages: list[str] = Field(default_factory=lambda: list(defaults.PACKAGES))
-    djangohost_database_driver: str = defaults.DATABASE_DRIVER
-    djangohost_mariadb_driver: str = defaults.MARIADB_DRIVER
-    djangohost_keep_releases: int = Field(defaults.KEEP_RELEASES, ge=1)
+    djangohost_group: str = Field(defaults.GROUP, description="The system group every app user belongs to.")
+    djangohost_python: str = Field(
+        defaults.PYTHON,
+        description="The Python the virtualenvs are made with (Debian has no `python`).",
+    )
+    djangohost_gunicorn_version: str = Field(
+        defaults.GUNICORN_VERSION,
+        description="The Gunicorn added to every app whose project does not name one itself.",
+    )
+    djangohost_packages: list[str] = Field(
+        default_factory=lambda: list(defaults.PACKAGES),
+        description="Debian packages every host gets (Nginx, Supervisor, Python); packages added here beyond them "
+                    "(headers a build needs, such as libpq-dev) are installed before any build.",
+    )
+    djangohost_database_driver: str = Field(
+        defaults.DATABASE_DRIVER,
+        description="The PostgreSQL driver added to an app whose project names none.",
+    )
+    djangohost_mariadb_driver: str = Field(
+        defaults.MARIADB_DRIVER,
+        description="The MariaDB driver added to an app with MariaDB whose project does not name it.",
+    )
+    djangohost_keep_releases: int = Field(
+        defaults.KEEP_RELEASES, ge=1,
+        description="Releases kept per app (the live one always among them), for rollback.",
+    )
     djangohost_build_tools: bool = Field(False, description="Compilers and headers, for requirements without wheels.")
-    djangohost_backup: BackupEntry = BackupEntry()
-    djangohost_logs: LogsEntry = LogsEntry()
+    djangohost_backup: BackupEntry = Field(
+        BackupEntry(),
+        description="When every app's backups are taken and how many are kept (an app's backup overrides it key by "
+                    "key).",
+    )
+    djangohost_logs: LogsEntry = Field(LogsEntry(), description="How the logs of the host are rotated.")
 
     @field_validator("djangohost_root")
     @classmethod
@@ -640,7 +751,10 @@ class HostSettingsEntry(Model):
 class HostData(HostSettingsEntry):
     """A host's data as djangohost reads it: its settings and its apps."""
 
-    apps: list[AppEntry] = Field(default_factory=list)
+    apps: list[AppEntry] = Field(
+        default_factory=list,
+        description="The apps of the host (or of every host of a group, with `servers` naming which).",
+    )
 
 
 def json_schema() -> dict[str, Any]:

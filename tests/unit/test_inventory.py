@@ -446,3 +446,9 @@ def test_limits_a_host_cannot_apply_are_refused_before_anything_runs():
     with pytest.raises(InventoryError, match="host web1, app hello, field limits: this host runs without systemd"):
         check_host("web1", [limited], SimpleNamespace(systemd=False, mirrors={}, users={}, groups=set()))
     check_host("web1", [limited], SimpleNamespace(systemd=True, mirrors={}, users={}, groups=set()))
+
+
+def test_the_inventory_reference_is_what_the_contract_says():
+    """docs/inventory.md is written from the models: `python -m deploys.model.reference > docs/inventory.md`."""
+    from deploys.model import reference
+    assert (EXAMPLES.parent / "docs" / "inventory.md").read_text() == reference.markdown()
