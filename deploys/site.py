@@ -102,7 +102,7 @@ with lock.held(apps or removed or served or balanced, taken=lock.LOCK in state.p
         reactions: dict[str, Reactions] = {}
         for app in host.loop(apps):
             guard = guards[app.name]
-            live(app=app, state=state, changes=prepared[app.name], _if=guard.ok)
+            live(app=app, state=state, changes=prepared[app.name], guard=guard, _if=guard.ok)
             if app.limits or paths.slice_unit(app) in state.paths:
                 limits.limits(app=app, state=state, _if=guard.ok)
             reactions[app.name] = supervisor.program(app=app, settings=settings, state=state,  # type: ignore[assignment]
