@@ -68,6 +68,4 @@ with lock.held(apps):
         ops.react(f"{app.name}: reload gunicorn{' and restart its processes' if app.processes else ''}",
                   reload_all(app), [], switched)
         ops.react(f"{app.name}: health gate", gate_command(app), [], switched)
-        # The next deploy readies its release again (its static files published anew, checked).
-        ops.react(f"{app.name}: rollback recorded",
-                  f"echo {found['live']} {target} > {recorded} && rm -f {paths.stamp('release', app)}", [], switched)
+        ops.react(f"{app.name}: rollback recorded", f"echo {found['live']} {target} > {recorded}", [], switched)

@@ -155,6 +155,12 @@ def live(app: App, state: State, changes: AppChanges, guard: Guard) -> None:
     """The release and virtualenv that passed the candidate check become the live ones (called
     with the app's guard: what failed a step never goes live)."""
     release, venv = changes.inputs[:2]
+    if linked(state, paths.current(app)) not in (None, release) and not changes.candidate.will_change:
+        # Back to a release readied before (after a rollback): its static files are published again,
+        # as the rollback published its own (Django's default storage names a file by its path alone).
+        guard.watch(ops.command(name=f"{app.name}: static files of {release}",
+                                command=f"{paths.release_script(app)} {release} {venv} static",
+                                needed=True, reason="", _ignore_errors=True))
     venv_link = ops.link(
         name=f"{app.name}: live virtualenv", path=paths.venv(app), target=f"venvs/{venv}",
         current=state.paths.get(paths.venv(app)),
