@@ -69,7 +69,7 @@ def app_host() -> None:
     base.host_base(apps=apps, settings=settings, state=state, needs=needs)
     changes = each(apps, guards, django_app, settings=settings, state=state)
     base.check_services(state=state, needs=needs)
-    broker.host(state=state)
+    broker.host(apps=apps, state=state)
     backups.backups(apps=apps, state=state, scheduled=[app for app in all_apps if app.present and (
         app in apps or app.name in state.users)])
     logs.rotation(settings=settings, state=state)

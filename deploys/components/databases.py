@@ -4,8 +4,7 @@ database(), database_url() and exists()."""
 from __future__ import annotations
 
 from types import ModuleType
-
-from pyinfra.api import deploy
+from typing import Any
 
 from deploys.components import mariadb, postgres
 from deploys.engine.ops import Guard
@@ -15,9 +14,8 @@ from facts.state import State
 ENGINES: dict[str, ModuleType] = {"postgresql": postgres, "mariadb": mariadb}
 
 
-@deploy("Database")
-def database(app: App, state: State, guard: Guard) -> None:
+def database(app: App, state: State, guard: Guard, **arguments: Any) -> None:
     """The app's database, role or account, on its host (one on a database server is that
-    server's, deploys.components.dbserver)."""
+    server's, deploys.components.dbserver): its engine's deploy, with pyinfra's `arguments`."""
     if app.database and not app.database_server:
-        ENGINES[app.database].database(app=app, state=state, guard=guard)
+        ENGINES[app.database].database(app=app, state=state, guard=guard, **arguments)

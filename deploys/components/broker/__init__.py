@@ -59,9 +59,11 @@ def program(app: App, settings: HostSettings) -> str:
 
 
 @deploy("Broker")
-def host(state: State) -> None:
+def host(apps: list[App], state: State) -> None:
     """Each app has a Redis of its own: the package's Redis for the whole host, which its install
     starts, is stopped and disabled."""
+    if not any(app.broker for app in apps):
+        return
     ops.command(
         name="Debian's shared Redis stopped and disabled",
         command=("systemctl disable --now redis-server" if state.systemd
