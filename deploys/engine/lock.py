@@ -29,6 +29,7 @@ from pyinfra.api import BaseStateCallback, FactBase, Host, operation
 from pyinfra.api import State as Run
 
 from deploys.engine import safe
+from deploys.engine.run import RUN
 from deploys.engine.templates import render
 from deploys.model.paths import RUN_DIR
 
@@ -38,7 +39,6 @@ TOKEN = uuid.uuid4().hex
 CONTROLLER = socket.gethostname()
 HOLDER = (f"{getpass.getuser()}@{CONTROLLER} pid {os.getpid()} since {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC, "
           f"{' '.join(sys.argv[1:])[-200:]}")
-HELD: set[str] = set()
 
 
 class TakeLock(FactBase[str]):
@@ -116,7 +116,7 @@ def take():
     if holder and gone(holder):
         holder = host.get_fact(TakeLock, token=TOKEN, holder=HOLDER, stale=holder)
     if not holder:
-        HELD.add(host.name)
+        RUN.locked.add(host.name)
         host.noop("this run holds the host's lock")
         return
     if holder.startswith("djangohost: "):  # no place for the lock (see templates/engine/run-dir.sh.j2)
@@ -138,8 +138,8 @@ def give_back():
 
 
 def release(target: Host) -> None:
-    if target.name in HELD:
-        HELD.discard(target.name)
+    if target.name in RUN.locked:
+        RUN.locked.discard(target.name)
         target.get_fact(ReleaseLock, token=TOKEN)
 
 

@@ -16,6 +16,7 @@ from pyinfra.api import BaseStateCallback, Host, deploy
 from pyinfra.api import State as Run
 
 from deploys.engine.ops import Guard, command
+from deploys.engine.run import RUN
 from deploys.model.inventory import App
 
 
@@ -58,17 +59,15 @@ class Summary(BaseStateCallback):
     """Says, as each host disconnects (the last thing pyinfra prints), which apps failed to
     deploy there, so a failed run names them after the results table, not only above it."""
 
-    guards: dict[str, list[Guard]] = {}
-
     @classmethod
     def watch(cls, host: Host, guards: list[Guard]) -> None:
         if not any(isinstance(handler, cls) for handler in host.state.callback_handlers):
             host.state.add_callback_handler(cls())
-        cls.guards[host.name] = guards
+        RUN.guards[host.name] = guards
 
     @staticmethod
     def host_disconnect(state: Run, host: Host) -> None:
-        guards = Summary.guards.get(host.name, [])
+        guards = RUN.guards.get(host.name, [])
         failed = [guard.app for guard in guards if guard.failed()]
         if failed:
             deployed = [guard.app for guard in guards if guard.ok()]

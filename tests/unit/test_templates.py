@@ -193,6 +193,12 @@ def test_shell_programs_pass_shellcheck(hello, tmp_path, template):
     assert done.returncode == 0, done.stdout
 
 
+@pytest.mark.parametrize("program", sorted(str(path.relative_to(TEMPLATES)) for path in TEMPLATES.rglob("*.sh")))
+def test_shell_programs_shipped_as_they_are_pass_shellcheck(program):
+    done = subprocess.run(["shellcheck", "--shell=sh", str(TEMPLATES / program)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
 def test_scripts_root_starts_as_an_app_hold_nothing_of_roots_terminal(hello):
     """Root may start bin/manage, bin/run and bin/compress-static from its terminal: each drops to
     the app in a terminal of its own (runuser --pty) or in a session without one (setsid), the

@@ -22,13 +22,12 @@ from pyinfra import host
 from deploys.components.app import AppChanges
 from deploys.engine import ops
 from deploys.engine.ops import Guard
+from deploys.engine.run import RUN
 from deploys.model import paths
 from deploys.model.topology import Topology
 
 # How long a server out of the load balancer waits for the requests it still has.
 DRAIN_SECONDS = 30
-# Each app server's guards, for the servers after it in the roll.
-GUARDS: dict[str, list[Guard]] = {}
 
 
 def order(topology: Topology) -> list[str]:
@@ -46,7 +45,6 @@ def turns(topology: Topology, guards: dict[str, Guard], prepared: dict[str, AppC
     if host.name not in servers:
         yield True
         return
-    GUARDS[host.name] = list(guards.values())
     mine = servers.index(host.name)
     for turn, server in enumerate(host.loop(servers)):
         if turn in (mine, mine + 1):
@@ -68,7 +66,7 @@ def turns(topology: Topology, guards: dict[str, Guard], prepared: dict[str, AppC
 
 def went_live(servers: list[str]) -> bool:
     """Whether every app of `servers` went live (or had nothing to do), as the run goes."""
-    return all(guard.ok() for name in servers for guard in GUARDS.get(name, []))
+    return all(guard.ok() for name in servers for guard in RUN.guards.get(name, []))
 
 
 def leave(topology: Topology, earlier: list[str]) -> None:

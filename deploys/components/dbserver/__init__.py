@@ -23,6 +23,7 @@ from pyinfra.operations import apt
 from deploys.components import Component, base, postgres
 from deploys.engine import ops
 from deploys.engine.ops import Guard
+from deploys.engine.run import RUN
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.defaults import POSTGRESQL_PACKAGE
@@ -32,9 +33,6 @@ from facts.state import HostState, PathsState, PathState, State
 
 # How long the server's own certificate is valid (days); the apps trust exactly this certificate.
 CERT_DAYS = 3650
-# The files of each database server that its app servers copy, as they are being read, by host
-# (see read_files).
-_FILES: dict[Host, gevent.Greenlet] = {}
 
 
 def settings(address: str) -> dict[str, str]:
@@ -77,15 +75,15 @@ def read_files(topology: Topology, names: Iterable[str]) -> None:
     (see credentials)."""
     for name in names:
         server = topology.hosts[name]
-        if server not in _FILES:
+        if server not in RUN.server_files:
             files = [paths.db_cert(topology.address(name)), *(paths.db_password(served.app)
                                                               for served in topology.served[name])]
-            _FILES[server] = gevent.spawn(_read_files, server, files)
+            RUN.server_files[server] = gevent.spawn(_read_files, server, files)
 
 
 def server_files(name: str) -> dict[str, PathState]:
     """The files of the database server `name` that its app servers copy, as read_files reads them."""
-    read = _FILES[inventory.get_host(name)].get()
+    read = RUN.server_files[inventory.get_host(name)].get()
     if isinstance(read, Exception):
         raise read
     return read

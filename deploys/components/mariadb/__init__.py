@@ -16,6 +16,7 @@ from deploys.engine import ops
 from deploys.engine.ops import Guard
 from deploys.model import defaults
 from deploys.model.inventory import App, HostSettings
+from deploys.model.programs import TEMPLATES
 from facts.state import State
 
 # SQL as root, which Debian's MariaDB identifies by unix_socket too. Statements go in single
@@ -29,12 +30,7 @@ def database_url(app: App) -> str:
 
 
 # The apps' accounts (and their authentication plugin), databases and grants, as root.
-PROBE = r"""if command -v mariadb >/dev/null && mariadb-admin ping --silent >/dev/null 2>&1; then
-  mariadb --batch --raw --skip-column-names -e "
-    select 'mariadb.account', User, plugin from mysql.user where Host = 'localhost' and User in (NAMES);
-    select 'mariadb.database', schema_name from information_schema.schemata where schema_name in (NAMES);
-    select 'mariadb.grant', User, Db from mysql.db where Host = 'localhost' and User in (NAMES)"
-fi"""
+PROBE = (TEMPLATES / "mariadb" / "probe.sh").read_text()
 SERVICE = Service("mariadb", "mariadb-admin ping --silent >/dev/null 2>&1", for_checks=True)
 
 

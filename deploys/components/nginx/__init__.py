@@ -14,6 +14,7 @@ from deploys.engine.ops import Guard, Stamp, react, relink, sha256
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App, HostSettings
+from deploys.model.programs import TEMPLATES
 from facts.state import PathState, State
 
 #: Nginx's brotli_static (Debian's module) and the brotli command that makes the copies it sends.
@@ -37,23 +38,8 @@ COMPONENT = Component(
     host_paths=(paths.NGINX_CONF, paths.NGINX_STAGED, paths.NGINX_LOGS, paths.NGINX_CHECK, paths.NGINX_DEBIAN_DEFAULT,
                 paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, paths.stamp("nginx")))
 
-# `nginx -s reload` returns before the new workers take over: wait (5 s at most) until every old
-# worker has stopped accepting, so the deploy ends with its configuration live.
-RELOAD = r"""set -e
-nginx -t -q
-master=$(cat /run/nginx.pid)
-old=$(cat /proc/$master/task/$master/children)
-nginx -s reload
-for i in $(seq 50); do
-  accepting=""
-  for pid in $old; do
-    [ "$(tr -d '\0' </proc/$pid/cmdline 2>/dev/null)" = "nginx: worker process" ] && accepting=1
-  done
-  [ -z "$accepting" ] && exit 0
-  sleep 0.1
-done
-echo "nginx: old workers still accepting 5 s after the reload" >&2
-exit 1"""
+# A checked reload that returns once the new workers took over (templates/nginx/reload.sh).
+RELOAD = (TEMPLATES / "nginx" / "reload.sh").read_text()
 
 
 # Connections per Nginx worker (Debian's nginx.conf has 768).

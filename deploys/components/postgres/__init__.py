@@ -20,6 +20,7 @@ from deploys.engine.ops import Guard
 from deploys.model import paths
 from deploys.model.defaults import POSTGRESQL_PACKAGE
 from deploys.model.inventory import App, HostSettings
+from deploys.model.programs import TEMPLATES
 from facts.state import State
 
 # psql as the postgres superuser, stopping at the first error, in the postgres database (never an
@@ -43,19 +44,7 @@ def database_url(app: App) -> str:
 # the server (ALTER SYSTEM), in the postgres database (no app's), every name PostgreSQL's own. App
 # names are ^[a-z][a-z0-9_]*$: safe as SQL literals. pg_ready is the service's check too (it costs
 # 40 ms: once).
-PROBE = r"""pg_ready=
-pg_isready -q 2>/dev/null && pg_ready=1
-if command -v psql >/dev/null && [ -n "$pg_ready" ]; then
-  runuser -u postgres -- psql -XAtqF "$(printf '\t')" -c "SET search_path = pg_catalog, pg_temp" \
-    -c "select 'postgres.role', rolname, rolsuper::int, rolcreatedb::int, rolcreaterole::int, rolcanlogin::int
-        from pg_catalog.pg_roles where rolname in (NAMES)" \
-    -c "select 'postgres.database', datname, pg_catalog.pg_get_userbyid(datdba),
-        pg_catalog.has_database_privilege('public', datname, 'CONNECT')::int from pg_catalog.pg_database
-        where datname in (NAMES)" \
-    -c "select 'postgres.setting', name, setting from pg_catalog.pg_file_settings
-        where sourcefile like '%/postgresql.auto.conf' and error is null" \
-    -c "select 'postgres.restart' from pg_catalog.pg_settings where pending_restart limit 1"
-fi"""
+PROBE = (TEMPLATES / "postgres" / "probe.sh").read_text()
 SERVICE = Service("postgresql", '[ -n "$pg_ready" ]', for_checks=True)
 
 
