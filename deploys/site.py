@@ -91,11 +91,11 @@ def go_live(changes: dict) -> None:
     each(apps, guards, limits.limits, state=state)
     reactions = each(apps, guards, supervisor.program, settings=settings, state=state, changes=changes)
     each(apps, guards, schedule.schedule, state=state)
-    certificates = each(apps, guards, tls.certificate, state=state)
-    tls.acme_client(apps=apps, state=state)
+    certificates = each(tls.ends_here(apps), guards, tls.certificate, state=state)
+    tls.acme_client(apps=tls.ends_here(apps), state=state)
     nginx_reload = nginx.sites(apps=apps, removed=removed, all_apps=all_apps, state=state,
                                certificates=certificates, guards=guards)
-    each(apps, guards, tls.acme, state=state, unguarded=True)
+    each([app for app in tls.ends_here(apps) if tls.acme_app(app)], guards, tls.acme, state=state, unguarded=True)
     each(apps, guards, health.gate, state=state, reactions=reactions, nginx_reload=nginx_reload,
          keep=settings.keep_releases, changes=changes, unguarded=True)
 

@@ -17,7 +17,7 @@ from pyinfra.api.operation import OperationMeta
 from deploys.components import Component, Packages
 from deploys.components.nginx import RELOAD
 from deploys.engine import ops
-from deploys.engine.ops import UNCHANGED, Guard, Stamp, react, relink
+from deploys.engine.ops import Guard, Stamp, react, relink
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App
@@ -44,18 +44,22 @@ def self_signed(app: App) -> str:
 
 
 def acme_app(app: App) -> bool:
-    """Whether the app's certificate is had from an ACME server here (not at a load balancer)."""
-    return app.tls is not None and app.tls.mode == "acme" and not app.balancer
+    """Whether the app's certificate is had from an ACME server."""
+    return app.tls is not None and app.tls.mode == "acme"
+
+
+def ends_here(apps: list[App]) -> list[App]:
+    """The apps whose TLS ends on their own host: behind a load balancer, it ends there
+    (deploys.components.balancer)."""
+    return [app for app in apps if app.tls and not app.balancer]
 
 
 @deploy("TLS certificate")
 def certificate(app: App, state: State, guard: Guard) -> list[OperationMeta]:
     """The app's certificate and key in place for Nginx (for ACME, a placeholder until it is
     issued; provided files wait in next/ until Nginx accepted them with the app's site, see
-    deploys.components.nginx). Returns the operations that change what Nginx serves. Behind a load
-    balancer, TLS ends there (deploys.components.balancer): none."""
-    if app.tls is None or app.balancer:
-        return []
+    deploys.components.nginx). Returns the operations that change what Nginx serves."""
+    assert app.tls is not None
     cert = paths.tls_cert(app)
     for directory in host.loop([paths.tls_dir(app), paths.tls_staged(app)] if app.tls.mode == "provided"
                                else [paths.tls_dir(app)]):
@@ -108,8 +112,6 @@ def acme(app: App, state: State, guard: Guard) -> OperationMeta:
     """Once Nginx serves the app's challenge path: certbot's certificate for all the app's
     domains, linked where Nginx reads it, and a checked Nginx reload. Asked for again only when
     the domains, email or directory change; renewals are certbot's timer's."""
-    if not acme_app(app):
-        return UNCHANGED
     assert app.tls is not None
     live = f"{paths.CERTBOT_LIVE}/{app.name}"
     links = " && ".join(
