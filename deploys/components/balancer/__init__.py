@@ -32,7 +32,8 @@ SITE_LINK = f"{paths.NGINX_ENABLED}/djangohost-balancer"
 
 def read_balancer_state(apps: list[App]) -> State:
     tls_apps = [app for app in apps if app.tls]
-    return host.get_fact(HostState, packages=["nginx", *tls.packages(tls_apps)], paths=[
+    return host.get_fact(HostState, packages=["nginx", *tls.packages(tls_apps)],
+                         services=[(nginx.SERVICE.name, nginx.SERVICE.running)], paths=[
         paths.UPLOADS, paths.STAMPS, paths.NGINX_CONF, paths.NGINX_DEBIAN_DEFAULT, paths.NGINX_DEFAULT_SITE,
         paths.NGINX_DEFAULT_LINK, SITE, SITE_LINK, paths.LB_MEMBER, paths.TLS_DIR, paths.ACME_WEBROOT,
         paths.CERTBOT_DEPLOY_HOOKS, paths.CERTBOT_DEPLOY_HOOK,

@@ -32,9 +32,11 @@ def _watched(app: App) -> Sequence[str]:
             paths.stamp("site", app)]
 
 
+SERVICE = Service("nginx", "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null")
+
 COMPONENT = Component(
     "nginx", packages=_packages, watched=_watched,
-    services=lambda apps: [Service("nginx", "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null")],
+    services=lambda apps: [SERVICE],
     host_paths=(paths.NGINX_CONF, paths.NGINX_STAGED, paths.NGINX_LOGS, paths.NGINX_CHECK, paths.NGINX_DEBIAN_DEFAULT,
                 paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, paths.stamp("nginx")))
 
