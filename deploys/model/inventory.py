@@ -135,6 +135,7 @@ class App:
     primary: bool = True  # whether this host is that server (deploys.model.topology)
     balancer: str | None = None  # the load balancer's private address, the one client of its Nginx site
     client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
+    headers: Mapping[str, str] = field(default_factory=dict)  # response headers Nginx adds
     health_path: str = defaults.HEALTH_PATH
     health_timeout: float = defaults.HEALTH_TIMEOUT
     present: bool = True  # False: "state": "absent", the app is removed
@@ -384,6 +385,7 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         secrets={name: str(value) for name, value in entry.secrets.items()},
         database=database,
         client_max_body_size=entry.client_max_body_size,
+        headers=dict(entry.headers),
         health_path=entry.health_path,
         health_timeout=entry.health_timeout,
         root=settings.root,

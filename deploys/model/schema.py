@@ -30,6 +30,13 @@ DOMAIN_RE = re.compile(
 )
 MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A response header Nginx adds: a token for its name, and a value Nginx writes as it is (no quote,
+# backslash or variable of Nginx's, nothing that ends the directive or its block).
+HEADER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+HEADER_VALUE_RE = re.compile(r"[\x20-\x7e]{1,1024}")
+HEADER_VALUE_REFUSED = set('"\\$;{}')
+# Headers Nginx already sends for the app, by its settings (tls, the static files' caching).
+RESERVED_HEADERS = {"strict-transport-security", "cache-control", "content-length", "content-type", "server"}
 # Branch, tag or commit names git accepts, without shell or option meaning.
 REF_RE = re.compile(r"(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}")
 RELATIVE_RE = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9._/+-]+")
@@ -88,6 +95,8 @@ FORMS = {
     "database": f"must be true, false or {{\"engine\": {' or '.join(defaults.DATABASE_ENGINES)}}}",
     "client_max_body_size": "must look like 10m, 512k or 1g",
     "health_path": "must be a URL path starting with / (letters, digits and the characters of a URL)",
+    "headers": "must be a dict of header names (letters, digits, -) to values of printable characters without "
+               "\" \\ $ ; { }",
     "health_timeout": "must be a finite number of seconds above 0",
     "state": "must be present or absent",
     "purge": "must be true or false, and true only with state absent",
@@ -474,6 +483,11 @@ class AppEntry(Model):
     client_max_body_size: str = Field(defaults.CLIENT_MAX_BODY_SIZE,
                                       json_schema_extra={"pattern": f"^{SIZE_RE.pattern}$"},
                                       description="Nginx's upload limit for the app, such as 10m.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Response headers Nginx adds to every answer of the app, its static and media files included: "
+                    '{"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}.',
+    )
     health_path: str = Field(
         defaults.HEALTH_PATH,
         description="What the candidate check, the health gate and the status view ask on each domain; redirects "
@@ -637,6 +651,21 @@ class AppEntry(Model):
         return value
 
     _forms = field_validator("wsgi_module", "settings_module", "client_max_body_size")(formed)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"{value!r} {FORMS['headers']}")
+        for name, header in value.items():
+            if not isinstance(name, str) or not HEADER_NAME_RE.fullmatch(name):
+                raise ValueError(f"{name!r} is not a header name (letters, digits and -)")
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"{name} is sent by djangohost itself (its tls and static files settings)")
+            if (not isinstance(header, str) or not HEADER_VALUE_RE.fullmatch(header)
+                    or HEADER_VALUE_REFUSED & set(header)):
+                raise ValueError(f"{name}: {header!r} must be printable characters without \" \\ $ ; {{ }}")
+        return value
 
     @field_validator("health_path")
     @classmethod

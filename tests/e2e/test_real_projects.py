@@ -28,7 +28,8 @@ def site(container_factory, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("real")
     journal, ledger = copy_example("journal", workdir), copy_example("ledger", workdir)
     apps = [
-        {"name": "journal", "domains": ["journal.test"], "source": str(journal), "broker": True},
+        {"name": "journal", "domains": ["journal.test"], "source": str(journal), "broker": True,
+         "headers": {"X-Frame-Options": "SAMEORIGIN", "Permissions-Policy": "camera=()"}},
         {"name": "ledger", "domains": ["ledger.test"], "source": str(ledger), "project_dir": "src",
          "release_commands": ["manage seed"]},
     ]
@@ -44,6 +45,15 @@ def test_the_production_settings_are_chosen_and_said(site):
     assert status == 200, body
     assert '<p id="env">production</p>' in body
     assert "app journal: settings journal.settings.production" in site["first"].output
+
+
+def test_the_apps_own_headers_are_on_its_pages_and_files(site):
+    container = site["container"]
+    for path in ("/", "/static/journal/print.css"):
+        headers = sh(container, f"curl -s -o /dev/null -D - -H 'Host: journal.test' http://127.0.0.1{path}").lower()
+        assert "permissions-policy: camera=()" in headers, (path, headers)
+        # One value, Nginx's: Django's own X-Frame-Options (DENY) is not sent beside it.
+        assert headers.count("x-frame-options:") == 1 and "x-frame-options: sameorigin" in headers, (path, headers)
 
 
 def test_a_projects_ssl_redirect_is_not_kept_without_tls(site):

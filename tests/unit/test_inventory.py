@@ -366,9 +366,9 @@ def test_every_problem_of_every_host_is_in_one_message():
         "host web1, app hello, field domains: 'bad..name' is not a valid host name",
         "host web1, app hello, field workers: 0 must be a whole number of at least 1",
         "host web1, app two, field colour: unknown field (known fields: backup, broker, client_max_body_size, "
-        "database, domains, env, health_path, health_timeout, limits, media, name, primary, processes, project_dir, "
-        "purge, release_commands, requirements, schedule, secrets, servers, settings_module, source, state, tls, "
-        "workers, wsgi_module)",
+        "database, domains, env, headers, health_path, health_timeout, limits, media, name, primary, processes, "
+        "project_dir, purge, release_commands, requirements, schedule, secrets, servers, settings_module, source, "
+        "state, tls, workers, wsgi_module)",
         "host web2, field djangohost_group: 'web apps' must be a group name: lowercase letters, digits, _ and -",
     ]
 
@@ -452,3 +452,16 @@ def test_the_inventory_reference_is_what_the_contract_says():
     """docs/inventory.md is written from the models: `python -m deploys.model.reference > docs/inventory.md`."""
     from deploys.model import reference
     assert (EXAMPLES.parent / "docs" / "inventory.md").read_text() == reference.markdown()
+
+
+@pytest.mark.parametrize(("headers", "why"), [
+    ({"X-A": 'a" always; return 200 "x'}, "must be printable characters"),
+    ({"X-A": "$request_uri"}, "must be printable characters"),
+    ({"X-A": "a}\nserver {"}, "must be printable characters"),
+    ({"X A": "b"}, "is not a header name"),
+    ({"Strict-Transport-Security": "max-age=1"}, "is sent by djangohost itself"),
+    (["X-A"], "must be a dict of header names"),
+])
+def test_a_header_cannot_reach_nginx_but_as_a_header(headers, why):
+    assert "host web1, app hello, field headers: " in error([app(headers=headers)])
+    assert why in error([app(headers=headers)])

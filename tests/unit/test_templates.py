@@ -467,3 +467,13 @@ def test_a_failed_or_killed_background_step_fails_its_wait(tmp_path):
 
     bad = subprocess.run([*tool, "start", "../etc", "true"], env=env, capture_output=True, text=True, timeout=5)
     assert bad.returncode == 2 and not (steps.parent / "etc.pid").exists()
+
+
+def test_an_apps_own_headers_are_on_every_answer_of_its_site():
+    (app,) = load_apps("web1", {"apps": [{"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello"),
+                                          "headers": {"X-Frame-Options": "DENY", "Permissions-Policy": "camera=()"}}]})
+    site = render("nginx/site.conf.j2", app=app, logs=paths.nginx_logs(app))
+    # In the server and again in each location with headers of its own (add_header is not inherited there).
+    assert site.count('add_header X-Frame-Options "DENY" always;') == 3
+    assert site.count('add_header Permissions-Policy "camera=()" always;') == 3
+    assert "proxy_hide_header X-Frame-Options;" in site  # the app's own one is not sent beside it
