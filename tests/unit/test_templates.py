@@ -169,7 +169,7 @@ SHELL_PROGRAMS = ("app/gunicorn-start.j2", "app/manage.j2", "app/run.j2", "sched
                   "app/gunicorn-reload.j2", "engine/djangohost-background.j2", "nginx/djangohost-nginx-check.j2",
                   "balancer/djangohost-lb-member.j2", "dbserver/djangohost-db-password.j2",
                   "tls/djangohost-nginx-reload.j2", "engine/take-lock.sh.j2", "removal/end-user.sh.j2",
-                  "app/djangohost-build.j2")
+                  "app/djangohost-build.j2", "health/prune.sh.j2")
 
 
 def shell_context(app) -> dict:
@@ -179,7 +179,7 @@ def shell_context(app) -> dict:
                 dir=paths.BACKGROUND, enabled=paths.NGINX_ENABLED, nginx_conf=paths.NGINX_CONF,
                 site=paths.nginx_site(app), reload="nginx -s reload", lock=f"{paths.RUN_DIR}/lock", token="t",
                 holder="h", stale="s", safe=paths.SAFE_TOOL, home=app.home, build=paths.BUILD, uv=paths.UV_BIN,
-                dependencies=paths.DEPENDENCIES, marker=paths.VENV_COMPLETE)
+                dependencies=paths.DEPENDENCIES, marker=paths.VENV_COMPLETE, keep=5)
 
 
 @pytest.mark.parametrize("template", SHELL_PROGRAMS)
@@ -477,3 +477,27 @@ def test_an_apps_own_headers_are_on_every_answer_of_its_site():
     assert site.count('add_header X-Frame-Options "DENY" always;') == 3
     assert site.count('add_header Permissions-Policy "camera=()" always;') == 3
     assert "proxy_hide_header X-Frame-Options;" in site  # the app's own one is not sent beside it
+
+
+def test_pruning_keeps_the_live_release_the_newest_checked_ones_and_their_virtualenvs(tmp_path):
+    from deploys.components.health import prune
+
+    (app,) = load_apps("web1", {"djangohost_root": str(tmp_path), "apps": [
+        {"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello")}]})
+    home = Path(app.home)
+    checked = {f"2026120{day}T000000-aaaa": f"venv{day % 3}" for day in range(1, 8)}
+    for release, venv in checked.items():
+        (home / "releases" / release).mkdir(parents=True)
+        (home / "releases" / release / paths.RELEASE_VENV).write_text(venv + "\n")
+    (home / "releases" / "20261201T120000-refused").mkdir()  # refused by its check: no marker
+    (home / "releases" / "20261208T000000-new.djangohost-new").mkdir()  # being made
+    for venv in ("venv0", "venv1", "venv2", "unused", "being.made"):
+        (home / "venvs" / venv).mkdir(parents=True)
+    (home / "current").symlink_to("releases/20261201T000000-aaaa")  # rolled back to the oldest
+    (home / "venv").symlink_to("venvs/venv1")
+    subprocess.run(["sh", "-c", f"(\n{prune(app, 3)})"], check=True)
+    assert sorted(path.name for path in (home / "releases").iterdir()) == [
+        "20261201T000000-aaaa", "20261205T000000-aaaa", "20261206T000000-aaaa", "20261207T000000-aaaa",
+        "20261208T000000-new.djangohost-new"]
+    # venv1: the live one and 20261207's; venv2: 20261205's; venv0: 20261206's.
+    assert sorted(path.name for path in (home / "venvs").iterdir()) == ["being.made", "venv0", "venv1", "venv2"]

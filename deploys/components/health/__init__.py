@@ -10,6 +10,7 @@ from pyinfra.api.operation import OperationMeta
 from deploys.components import Component
 from deploys.components.supervisor import Reactions, reload_all
 from deploys.engine.ops import Guard, Stamp, react
+from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App
 from facts.health import health
@@ -31,15 +32,10 @@ def gate_command(app: App, previous: str | None = None, previous_venv: str | Non
 
 def prune(app: App, keep: int) -> str:
     """Shell: remove the releases refused by their candidate check and all but the newest `keep`
-    others (never the live one), and the virtualenvs that no remaining release uses."""
-    marker = paths.RELEASE_VENV
-    return (
-        f"cd {app.path('releases')} && live=$(basename \"$(readlink {paths.current(app)})\") && "
-        f"for r in $(ls -1 | grep -v '\\.'); do [ -f \"$r/{marker}\" ] || [ \"$r\" = \"$live\" ] || rm -rf \"$r\"; "
-        f"done && ls -1 | grep -v '\\.' | sort | head -n -{keep} | grep -vx \"$live\" | xargs -r rm -rf && "
-        f"used=$(cat */{marker} 2>/dev/null; basename \"$(readlink {paths.venv(app)})\") && "
-        f"cd {app.path('venvs')} && for v in *; do echo \"$used\" | grep -qx \"$v\" || rm -rf \"$v\"; done"
-    )
+    others (never the live one), and the virtualenvs that no remaining release uses
+    (templates/health/prune.sh.j2)."""
+    return render("health/prune.sh.j2", app=app, keep=keep, current=paths.current(app), venv=paths.venv(app),
+                  marker=paths.RELEASE_VENV)
 
 
 @deploy("Health gate")
@@ -56,7 +52,7 @@ def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMe
                          live_venv.target if live_venv else None, changes.attempt)
     react(
         f"{app.name}: health gate",
-        f"{check} && {prune(app, keep)}",
+        f"{check} && (\n{prune(app, keep)})",
         [passed],
         [*reactions.ops, nginx_reload],
         guard,
