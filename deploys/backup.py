@@ -14,14 +14,14 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 
-from deploys.components import backups
+from deploys.components import backups, registry
 from deploys.engine import lock, ops
 from deploys.model import paths
 from deploys.model.inventory import selected
 from deploys.model.topology import topology_of
 from facts.backups import Backups
 
-all_apps = topology_of(inventory).apps[host.name]
+all_apps = topology_of(inventory, registry.CONTRACT).apps[host.name]
 name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-manual"  # known before it is taken, to be pulled
 pull = host.data.get("pull")
 

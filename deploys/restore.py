@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 
+from deploys.components import registry
 from deploys.components.health import gate_command
 from deploys.engine import lock, ops
 from deploys.model import paths
@@ -32,7 +33,7 @@ from deploys.model.programs import backup_tool
 from deploys.model.topology import topology_of
 from facts.backups import Backups
 
-all_apps = topology_of(inventory).apps[host.name]
+all_apps = topology_of(inventory, registry.CONTRACT).apps[host.name]
 wanted_apps = selection(host.data)
 if not wanted_apps or len(wanted_apps) != 1:
     raise InventoryError("restore: name one app with --data app=NAME")

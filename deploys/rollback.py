@@ -11,6 +11,7 @@ the database, the output names the dump taken before it, which deploys/restore.p
 
 from pyinfra import host, inventory, logger
 
+from deploys.components import registry
 from deploys.components.health import gate_command
 from deploys.components.supervisor import reload_all
 from deploys.engine import lock, ops
@@ -20,7 +21,7 @@ from deploys.model.topology import topology_of
 from facts.backups import Backups
 from facts.releases import AppReleases
 
-all_apps = topology_of(inventory).apps[host.name]
+all_apps = topology_of(inventory, registry.CONTRACT).apps[host.name]
 if host.data.get("app") in (None, ""):
     raise InventoryError("rollback: name the apps with --data app=NAME[,NAME]")
 wanted = host.data.get("release")

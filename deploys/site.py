@@ -32,11 +32,11 @@ from deploys.components.app import checked, django_app, live, passed
 from deploys.components.balancer import roll
 from deploys.engine import lock, ops, steps
 from deploys.engine.steps import each, guards_of
-from deploys.model.inventory import check_host, host_settings, selected
+from deploys.model.inventory import host_settings, selected
 from deploys.model.topology import private_address, topology_of
 
 # Every host's apps and roles are checked before any operation is prepared on any host.
-topology = topology_of(inventory)
+topology = topology_of(inventory, registry.CONTRACT)
 all_apps = topology.apps[host.name]
 apps = [app for app in selected(all_apps, host.data) if app.present]
 removed = [app for app in selected(all_apps, host.data) if not app.present]
@@ -47,7 +47,7 @@ balanced = topology.balanced.get(host.name, [])
 dbserver.read_files(topology, {app.database_server.host for app in apps if app.database_server})
 settings = host_settings(host.name, host.data)
 state = registry.read_state(all_apps, settings)
-check_host(host.name, all_apps, state)
+registry.check_host(host.name, all_apps, state)
 needs = registry.needs(apps, settings)
 guards = guards_of(apps)
 

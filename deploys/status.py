@@ -9,6 +9,8 @@ from __future__ import annotations
 import click
 from pyinfra import host, inventory
 
+from deploys.components import registry, schedule
+from deploys.components.health.contract import HealthPart
 from deploys.engine import safe
 from deploys.model import paths
 from deploys.model.inventory import App, selected
@@ -65,7 +67,7 @@ def process_lines(app: App, status: AppStatus) -> list[str]:
         pid = program["pid"] if program and program["pid"] else "-"
         lines.append(f"    {name:<22} {state:<10} pid {pid!s:<7} up {uptime(program['uptime'] if program else None)}")
     now = status["backups"]["now"]
-    for job in app.schedule:
+    for job in schedule.jobs(app):
         run = status["jobs"].get(job.name)
         last = ("never run" if run is None else
                 f"last run {ago(max(0, now - run['ended']))} ago, exit {run['status']}"
@@ -97,11 +99,12 @@ def report(apps: list[App], status: HostStatus, roles: list[str]) -> str:
     return "\n".join(safe.printable(line, keep="\t") for line in "\n".join(lines).split("\n"))
 
 
-topology = topology_of(inventory)
+topology = topology_of(inventory, registry.CONTRACT)
 apps = [app for app in selected(topology.apps[host.name], host.data) if app.present]
 if topology.apps[host.name]:
     status = host.get_fact(
-        Status, apps=[(app.name, app.socket, list(app.checked_origins), app.health_path) for app in apps],
+        Status, apps=[(app.name, app.socket, list(app.checked_origins), app.part(HealthPart).health_path)
+                     for app in apps],
         backup_tool=paths.BACKUP_TOOL, jobs=paths.JOBS,
     )
     click.echo(report(apps, status, role_lines(topology)))

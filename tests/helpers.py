@@ -13,6 +13,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from deploys.components import registry
+from deploys.model import inventory, topology
+from deploys.model.inventory import App
+from deploys.model.topology import Topology
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -225,3 +231,16 @@ def start_pebble(pebble: str, *trusting: str) -> None:
     for container in trusting:
         sh(container, f"echo '{root}' > /usr/local/share/ca-certificates/pebble.crt && "
                       "update-ca-certificates >/dev/null")
+
+
+def load_apps(host_name: str, data: Any) -> list[App]:
+    """inventory.load_apps with the contract the commands use (every component's part)."""
+    return inventory.load_apps(host_name, data, registry.CONTRACT)
+
+
+def load_inventory(hosts: list[Any]) -> dict[str, list[App]]:
+    return inventory.load_inventory(hosts, registry.CONTRACT)
+
+
+def load_topology(hosts: list[Any]) -> Topology:
+    return topology.load_topology(hosts, registry.CONTRACT)

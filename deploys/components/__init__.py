@@ -2,11 +2,11 @@
 beside one of templates/ (every file it ships, programs included).
 
 A component declares what it needs from a host in its module's COMPONENT, and
-deploys.components.registry assembles them all: the packages a host installs, the services it
-runs, the paths and probes of the one HostState read. Nothing is listed centrally: a new database
-engine, a new kind of process or an Nginx knob is a change inside its folder (and its registry
-line), and a path it compares against without declaring it stops the run while it plans
-(facts.state.State.path).
+deploys.components.registry assembles them all: the app entry's contract (each component's part,
+in its contract.py), the packages a host installs, the services it runs, the paths and probes of
+the one HostState read. Nothing is listed centrally: a new kind of process or an Nginx knob is a
+change inside its folder (and its registry line), and a path it compares against without
+declaring it stops the run while it plans (facts.state.State.path).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from deploys.model.inventory import App, HostSettings
+from deploys.model.schema import Part
+from facts.state import State
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ def _no_probe(apps: Sequence[App]) -> str:
     return ""
 
 
+def _no_check(app: App, state: State) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Component:
     """What a component needs from a host, for the apps it deploys there.
@@ -61,6 +67,8 @@ class Component:
     + host_paths: the host's paths its steps compare against
     + probe: a shell fragment of HostState's script, printing records "kind<TAB>field..." that the
       component reads back from State.records (its servers' own state: roles, accounts)
+    + contract: its part of an app entry (deploys.model.schema.Part), read with App.part
+    + check: an app's entry against the host, before anything runs: raises schema.Problem
     """
 
     name: str
@@ -69,6 +77,8 @@ class Component:
     watched: Callable[[App], Sequence[str]] = _no_paths
     host_paths: Sequence[str] = ()
     probe: Callable[[Sequence[App]], str] = _no_probe
+    contract: type[Part] | None = None
+    check: Callable[[App, State], None] = _no_check
 
 
 @dataclass(frozen=True)

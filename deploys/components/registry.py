@@ -1,5 +1,6 @@
-"""Every component of an app host, and what they need assembled: the packages to install, the
-servers to run, and the one HostState read of all the paths and probes they compare against."""
+"""Every component of an app host, and what they need assembled: the app entry's contract, the
+packages to install, the servers to run, the checks of an inventory against its host, and the one
+HostState read of all the paths and probes they compare against."""
 
 from __future__ import annotations
 
@@ -29,14 +30,17 @@ from deploys.components import (
     tls,
 )
 from deploys.engine import lock
-from deploys.model import paths
-from deploys.model.inventory import App, HostSettings
+from deploys.model import paths, schema
+from deploys.model.inventory import App, HostSettings, InventoryError, check_apps
 from facts.git import GitMirrors
 from facts.state import HostState, State
 
 COMPONENTS: tuple[Component, ...] = tuple(module.COMPONENT for module in (
     base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, logs, health,
     firewall))
+
+#: An app entry as the inventory may give it: AppEntry with every component's part.
+CONTRACT = schema.assemble(component.contract for component in COMPONENTS if component.contract)
 
 
 def packages(apps: Sequence[App], settings: HostSettings) -> Packages:
@@ -71,6 +75,19 @@ def watched(app: App) -> list[str]:
 
 def host_paths() -> list[str]:
     return _unique(path for component in COMPONENTS for path in component.host_paths)
+
+
+def check_host(host_name: str, apps: list[App], state: State) -> None:
+    """The inventory's apps against the host (inventory.check_apps, then each component's check);
+    InventoryError names the host, the app and the field."""
+    check_apps(host_name, apps, state)
+    for each in apps:
+        for component in COMPONENTS:
+            try:
+                component.check(each, state)
+            except schema.Problem as problem:
+                raise InventoryError(f"host {host_name}, app {each.name}, field {problem.field}: "
+                                     f"{problem.message}") from None
 
 
 def read_state(apps: list[App], settings: HostSettings) -> State:

@@ -75,18 +75,12 @@ BACKUP: dict[str, object] = {"at": "daily", "keep_daily": 7, "keep_weekly": 4, "
 
 # --- app level --------------------------------------------------------------------------------
 
-#: Nginx `client_max_body_size` of an app.
-CLIENT_MAX_BODY_SIZE = "10m"
 #: Seconds a stopping process (`processes`) is given to finish its work before it is killed:
 #: a Celery worker finishes the tasks it runs.
 PROCESS_STOP_WAIT = 600
 #: Memory an app's Redis (`broker`) may use; past it, writes fail rather than tasks vanish.
 BROKER_MAXMEMORY = "64M"
 
-#: Path the health gate requests on each domain of an app.
-HEALTH_PATH = "/"
-#: Seconds the health gate waits for a (re)started app to answer.
-HEALTH_TIMEOUT = 60
 #: Strict-Transport-Security max-age of an app with TLS (two years, as hstspreload.org asks).
 HSTS_MAX_AGE = 63072000
 #: ACME directory of apps with "mode": "acme" (Let's Encrypt's production server).

@@ -7,12 +7,11 @@ naming every problem: the host, the app, the field and why.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pyinfra.api.exceptions import PyinfraError
@@ -30,6 +29,9 @@ PRODUCTION_SETTINGS = ("production", "prod", "live")
 DEVELOPMENT_SETTINGS = ("dev", "develop", "development", "local", "test", "tests", "testing", "ci")
 # Seconds between two scheduled backups, by `at`.
 BACKUP_AT = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
+
+
+P = TypeVar("P", bound=schema.Part)
 
 
 class InventoryError(PyinfraError):
@@ -106,15 +108,6 @@ class Process:
 
 
 @dataclass(frozen=True)
-class Job:
-    """A scheduled job of an app."""
-
-    name: str
-    command: str
-    cron: str  # five cron fields
-
-
-@dataclass(frozen=True)
 class App:
     """One validated app entry, with every default resolved and every path named."""
 
@@ -134,10 +127,6 @@ class App:
     servers: tuple[str, ...] | None = None  # the entry's `servers`: the app servers that run it; None: every one
     primary: bool = True  # whether this host is that server (deploys.model.topology)
     balancer: str | None = None  # the load balancer's private address, the one client of its Nginx site
-    client_max_body_size: str = defaults.CLIENT_MAX_BODY_SIZE
-    headers: Mapping[str, str] = field(default_factory=dict)  # response headers Nginx adds
-    health_path: str = defaults.HEALTH_PATH
-    health_timeout: float = defaults.HEALTH_TIMEOUT
     present: bool = True  # False: "state": "absent", the app is removed
     purge: bool = False  # with absent: its database, role, files and user go too
     root: str = defaults.ROOT
@@ -146,11 +135,15 @@ class App:
     backup: Backup | None = None  # None only for a removed app
     processes: tuple[Process, ...] = ()
     broker: str | None = None  # its Redis's maxmemory; None: no broker
-    schedule: tuple[Job, ...] = ()
-    limits: schema.LimitsEntry | None = None  # applied by systemd (see deploys.components.limits)
     project_dir: str = ""  # where manage.py is, relative to the source's root
     release_commands: tuple[str, ...] = ()
     settings_chosen: str = ""  # how settings_module was chosen, when the entry did not name it
+    entry: schema.AppEntry | None = None  # the validated entry, with every component's part
+
+    def part(self, kind: type[P]) -> P:
+        """A component's part of the app's entry (deploys/components/<name>/contract.py): its fields
+        as the entry gives them, or its defaults."""
+        return self.entry if isinstance(self.entry, kind) else kind()
 
     @property
     def home(self) -> str:
@@ -205,7 +198,7 @@ def host_settings(host_name: str, data: Any) -> HostSettings:
     try:
         entry = schema.HostSettingsEntry.model_validate(raw)
     except ValidationError as invalid:
-        raise InventoryError("\n".join(_lines(f"host {host_name}", invalid))) from None
+        raise InventoryError("\n".join(_lines(f"host {host_name}", invalid, schema.HostSettingsEntry))) from None
     return HostSettings(
         root=entry.djangohost_root.rstrip("/"),
         group=entry.djangohost_group,
@@ -221,34 +214,37 @@ def host_settings(host_name: str, data: Any) -> HostSettings:
     )
 
 
-def _lines(where: str, invalid: ValidationError) -> list[str]:
-    """pydantic's errors as djangohost reports them: `where, field F: why`, one per field."""
+def _lines(where: str, invalid: ValidationError, model: type[schema.Model]) -> list[str]:
+    """pydantic's errors about a value of `model` as djangohost reports them: `where, field F: why`,
+    one per field."""
+    forms = schema.forms(model)
     lines: dict[str, str] = {}
     for error in invalid.errors():
         field, *inner = [str(part) for part in error["loc"]] or ["?"]
         if field in lines:
             continue
         if error["type"] == "extra_forbidden" and not inner:
-            message = f"unknown field (known fields: {', '.join(sorted(schema.AppEntry.model_fields))})"
+            message = f"unknown field (known fields: {', '.join(sorted(model.model_fields))})"
         elif inner and error["type"] == "extra_forbidden":
             message = f"unknown key {inner[0]!r}"
         elif inner:
-            message = f"{inner[0]}: {schema.reason(error, inner[0])}"
+            message = f"{inner[0]}: {schema.reason(error, inner[0], forms)}"
         else:
-            message = schema.reason(error, field)
+            message = schema.reason(error, field, forms)
         lines[field] = f"{where}, field {field}: {message}"
     return list(lines.values())
 
 
-def load_inventory(hosts: Iterable[Any]) -> dict[str, list[App]]:
-    """Validate the settings and `apps` of every host, and the `app` selection (`--data
-    app=hello,goodbye`); return the apps by host name, or raise InventoryError naming every problem."""
+def load_inventory(hosts: Iterable[Any], contract: type[schema.AppEntry]) -> dict[str, list[App]]:
+    """Validate the settings and `apps` (entries of `contract`) of every host, and the `app`
+    selection (`--data app=hello,goodbye`); return the apps by host name, or raise InventoryError
+    naming every problem."""
     hosts = list(hosts)
     apps: dict[str, list[App]] = {}
     problems = []
     for host in hosts:
         try:
-            apps[host.name] = load_apps(host.name, host.data)
+            apps[host.name] = load_apps(host.name, host.data, contract)
         except InventoryError as error:
             problems.append(str(error))
     if problems:
@@ -280,9 +276,10 @@ def selected(apps: list[App], data: Any) -> list[App]:
     return [app for app in apps if wanted is None or app.name in wanted]
 
 
-def load_apps(host_name: str, data: Any) -> list[App]:
-    """Validate and resolve the settings and `apps` list of one host's data; every problem found
-    is in the InventoryError raised."""
+def load_apps(host_name: str, data: Any, contract: type[schema.AppEntry]) -> list[App]:
+    """Validate and resolve the settings and `apps` list (entries of `contract`, see
+    deploys.components.registry.CONTRACT) of one host's data; every problem found is in the
+    InventoryError raised."""
     settings = host_settings(host_name, data)
     raw_apps = data.get("apps") or []
     if not isinstance(raw_apps, list):
@@ -294,7 +291,7 @@ def load_apps(host_name: str, data: Any) -> list[App]:
         label = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else f"#{index + 1}"
         where = f"host {host_name}, app {label}"
         try:
-            app = _load_app(where, raw, settings)
+            app = _load_app(where, raw, settings, contract)
         except InventoryError as error:
             problems.append(str(error))
             continue
@@ -321,15 +318,15 @@ def _clashes(app: App, others: list[App]) -> list[tuple[str, str]]:
     return found
 
 
-def _load_app(where: str, raw: Any, settings: HostSettings) -> App:
-    """One entry, checked against the contract (deploys.model.schema), then resolved."""
+def _load_app(where: str, raw: Any, settings: HostSettings, contract: type[schema.AppEntry]) -> App:
+    """One entry, checked against the contract, then resolved."""
     if not isinstance(raw, dict):
         raise InventoryError(f"{where}: an app entry must be a dict, got {type(raw).__name__}")
     try:
-        entry = schema.AppEntry.model_validate(raw)
+        entry = contract.model_validate(raw)
         return _resolve(entry, settings)
     except ValidationError as invalid:
-        raise InventoryError("\n".join(_lines(where, invalid))) from None
+        raise InventoryError("\n".join(_lines(where, invalid, contract))) from None
     except schema.Problem as problem:
         raise InventoryError(f"{where}, field {problem.field}: {problem.message}") from None
 
@@ -384,10 +381,6 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         env={name: str(value) for name, value in entry.env.items()},
         secrets={name: str(value) for name, value in entry.secrets.items()},
         database=database,
-        client_max_body_size=entry.client_max_body_size,
-        headers=dict(entry.headers),
-        health_path=entry.health_path,
-        health_timeout=entry.health_timeout,
         root=settings.root,
         git=git,
         tls=_tls(entry.tls),
@@ -396,12 +389,10 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
                         for name, process in entry.processes.items()),
         broker=(None if entry.broker is False else
                 entry.broker.maxmemory if isinstance(entry.broker, schema.BrokerEntry) else defaults.BROKER_MAXMEMORY),
-        schedule=tuple(Job(job.name, job.command, job.cron or _cron_at(job.at or "daily", f"{entry.name}.{job.name}"))
-                       for job in entry.schedule),
-        limits=entry.limits,
         media=entry.media,
         primary_server=entry.primary,
         servers=tuple(entry.servers) if entry.servers is not None else None,
+        entry=entry,
     )
 
 
@@ -445,17 +436,10 @@ def _backup(entry: bool | schema.BackupEntry, host: schema.BackupEntry, name: st
         if "cron" in given:
             fields.pop("at", None)
         fields.update(given)
-    cron = None if entry is False else fields.get("cron") or _cron_at(fields["at"], name)
+    cron = None if entry is False else fields.get("cron") or schema.cron_at(fields["at"], name)
     return Backup(cron=cron, period=_period(cron), keep_daily=fields["keep_daily"],
                   keep_weekly=fields["keep_weekly"], keep_migrations=fields["keep_migrations"],
                   media=fields["media"], age_recipient=fields["age_recipient"])
-
-
-def _cron_at(at: str, name: str) -> str:
-    # Each app its own minute, so that the apps of a host do not all dump at once.
-    minute = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 60
-    return {"hourly": f"{minute} * * * *", "daily": f"{minute} 3 * * *", "weekly": f"{minute} 3 * * 0",
-            "monthly": f"{minute} 3 1 * *"}[at]
 
 
 def _period(cron: str | None) -> int:
@@ -518,15 +502,11 @@ def _is_module(source: Path, module: str) -> bool:
     return _module_file(source, module).is_file() or _module_file(source, f"{module}.__init__").is_file()
 
 
-def check_host(host_name: str, apps: list[App], state: Any) -> None:
+def check_apps(host_name: str, apps: list[App], state: Any) -> None:
     """Checks that need the host (its HostState): an app name that is already a system user or
-    group which djangohost did not create; a git ref the repository does not have; limits on a
-    host without systemd, which would apply them."""
+    group which djangohost did not create; a git ref the repository does not have. (The
+    components check their own fields: deploys.components.registry.check_host.)"""
     for app in apps:
-        if app.limits and not state.systemd:
-            raise InventoryError(
-                f"host {host_name}, app {app.name}, field limits: this host runs without systemd, whose "
-                "resource control applies them (Supervisor has none); remove them or use a host with systemd")
         mirror = state.mirrors.get(app.name)
         if app.git and mirror and mirror.ref_missing and mirror.url == app.git.url:
             raise InventoryError(

@@ -1,6 +1,8 @@
 """The inventory contract as typed models: what host data and each app entry may hold.
 
-    python -m deploys.model.schema > inventory.schema.json     # JSON Schema of a host's data, for editors
+An app entry is AppEntry with each component's part (Part, in deploys/components/<name>/contract.py),
+put together by deploys.components.registry.CONTRACT (assemble). Its JSON Schema, for editors:
+`python -m deploys.reference --json > inventory.schema.json`.
 
 Every field checks its type and form, with the reason a user reads; deploys.model.inventory reports
 every problem of every host at once, each naming the host, the app and the field, then resolves
@@ -10,14 +12,23 @@ Types are strict: "4" is not a number of workers, nor true a number of seconds.
 
 from __future__ import annotations
 
-import json
-import math
+import hashlib
 import re
 import shlex
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from deploys.engine.safe import is_control
@@ -30,14 +41,6 @@ DOMAIN_RE = re.compile(
 )
 MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# A response header Nginx adds: a token for its name, and a value Nginx writes as it is (no quote,
-# backslash or variable of Nginx's, nothing that ends the directive or its block).
-HEADER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
-HEADER_VALUE_RE = re.compile(r"[\x20-\x7e]{1,1024}")
-HEADER_VALUE_REFUSED = set('"\\$;{}')
-# Headers Nginx already sends for the app, by its settings (tls, the static files' caching).
-RESERVED_HEADERS = {"strict-transport-security", "cache-control", "content-length", "content-type", "server"}
-# Branch, tag or commit names git accepts, without shell or option meaning.
 REF_RE = re.compile(r"(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}")
 RELATIVE_RE = re.compile(r"(?!/)(?!.*\.\.)[A-Za-z0-9._/+-]+")
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}")
@@ -63,9 +66,6 @@ CRON_FIELD_RE = re.compile(r"(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,[0-9]+(-[0-9]+)?(/
 PROCESS_COMMAND_RE = re.compile(r"[^\x00-\x1f\x7f-\x9f%\u2028\u2029]+")
 # What each of the five cron fields may hold.
 CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-# A size systemd reads, with its unit: 512M, 1G.
-LIMIT_SIZE_RE = re.compile(r"[0-9]+[KMG]")
-PERCENT_RE = re.compile(r"[0-9]+%")
 # Names an app's processes cannot take: its Gunicorn's and its broker's programs.
 RESERVED_PROCESSES = {"web", "redis"}
 AGE_RECIPIENT_RE = re.compile(r"age1[02-9ac-hj-np-z]{58}")
@@ -93,11 +93,6 @@ FORMS = {
     "env": "must be a dict of variable names to values",
     "secrets": "must be a dict of variable names to values",
     "database": f"must be true, false or {{\"engine\": {' or '.join(defaults.DATABASE_ENGINES)}}}",
-    "client_max_body_size": "must look like 10m, 512k or 1g",
-    "health_path": "must be a URL path starting with / (letters, digits and the characters of a URL)",
-    "headers": "must be a dict of header names (letters, digits, -) to values of printable characters without "
-               "\" \\ $ ; { }",
-    "health_timeout": "must be a finite number of seconds above 0",
     "state": "must be present or absent",
     "purge": "must be true or false, and true only with state absent",
     "tls": "must be a dict whose mode is provided, self-signed or acme",
@@ -117,12 +112,7 @@ FORMS = {
     "stop_wait": "must be a whole number of seconds, 1 or more",
     "broker": "must be true, false or {\"maxmemory\": SIZE}",
     "maxmemory": "must look like 64M, 512K or 1G",
-    "schedule": "must be a list of jobs {\"name\": ..., \"command\": ..., \"at\" or \"cron\": ...}",
     "djangohost_logs": "must be a dict with keys size (such as 10M) and keep",
-    "limits": "must be a dict with keys memory (such as 512M), cpu (such as 50%) and tasks",
-    "memory": "must be a size in K, M or G, such as 512M",
-    "cpu": "must be a percentage of one core, such as 50% (200%: two cores)",
-    "tasks": "must be a whole number of at least 1",
     "size": "must look like 10M, 512K or 1G",
     "keep": "must be a whole number of at least 1",
     "cron": "must be five cron fields of numbers, *, -, / and , such as \"30 2 * * *\"",
@@ -145,10 +135,10 @@ FORMS = {
 
 
 # The pattern each string field matches whole.
-PATTERNS = {"ref": REF_RE, "maxmemory": SIZE_RE, "memory": LIMIT_SIZE_RE, "cpu": PERCENT_RE, "size": SIZE_RE,
+PATTERNS = {"ref": REF_RE, "maxmemory": SIZE_RE, "size": SIZE_RE,
             "age_recipient": AGE_RECIPIENT_RE,
             "wsgi_module": MODULE_RE, "settings_module": MODULE_RE,
-            "client_max_body_size": SIZE_RE, "djangohost_group": GROUP_RE, "djangohost_python": COMMAND_RE,
+            "djangohost_group": GROUP_RE, "djangohost_python": COMMAND_RE,
             "djangohost_gunicorn_version": VERSION_RE, "djangohost_database_driver": REQUIREMENT_RE,
             "djangohost_mariadb_driver": REQUIREMENT_RE}
 
@@ -162,9 +152,9 @@ class Problem(Exception):
         self.message = message
 
 
-def form(pattern: re.Pattern[str], value: str, field: str) -> str:
+def form(pattern: re.Pattern[str], value: str, field: str, forms: Mapping[str, str] = FORMS) -> str:
     if not pattern.fullmatch(value):
-        raise ValueError(f"{value!r} {FORMS[field]}")
+        raise ValueError(f"{value!r} {forms[field]}")
     return value
 
 
@@ -203,11 +193,22 @@ def cron_fields(cls: type, value: str | None) -> str | None:
     return value
 
 
+def cron_at(at: str, name: str) -> str:
+    """Five cron fields for hourly, daily, weekly or monthly, at a minute of `name`'s own, so that
+    the apps and jobs of a host do not all start at once."""
+    minute = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 60
+    return {"hourly": f"{minute} * * * *", "daily": f"{minute} 3 * * *", "weekly": f"{minute} 3 * * 0",
+            "monthly": f"{minute} 3 1 * *"}[at]
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def reason(error: ErrorDetails, field: str) -> str:
+M = TypeVar("M", bound=Model)
+
+
+def reason(error: ErrorDetails, field: str, forms: Mapping[str, str] = FORMS) -> str:
     """What is wrong with `field`, from one of pydantic's errors about it, in djangohost's words."""
     if error["type"] == "value_error":
         return str(error["ctx"]["error"])
@@ -215,10 +216,10 @@ def reason(error: ErrorDetails, field: str) -> str:
         return "is required"
     if error["type"] == "extra_forbidden":
         return "unknown field"
-    return f"{error['input']!r} {FORMS.get(field, error['msg'])}"
+    return f"{error['input']!r} {forms.get(field, error['msg'])}"
 
 
-def nested(model: type[Model], value: Any) -> Model:
+def nested(model: type[M], value: Any, forms: Mapping[str, str] = FORMS) -> M:
     """`value` validated as `model`, or a ValueError saying which of its keys is wrong and why."""
     try:
         return model.model_validate(value)
@@ -230,15 +231,15 @@ def nested(model: type[Model], value: Any) -> Model:
         if error["type"] == "extra_forbidden":
             raise ValueError(f"unknown key {key!r} (known: {', '.join(model.model_fields)})") from None
         if error["type"] == "missing":
-            raise ValueError(f"{key}: None {FORMS.get(key, 'is required')}") from None
-        raise ValueError(f"{key}: {reason(error, key)}") from None
+            raise ValueError(f"{key}: None {forms.get(key, 'is required')}") from None
+        raise ValueError(f"{key}: {reason(error, key, forms)}") from None
 
 
-def entry(model: type[Model], value: Any, field: str) -> Model:
-    """`value`, a dict, validated as `model`; anything else is wrong as FORMS[field] says."""
+def entry(model: type[M], value: Any, field: str, forms: Mapping[str, str] = FORMS) -> M:
+    """`value`, a dict, validated as `model`; anything else is wrong as forms[field] says."""
     if not isinstance(value, dict):
-        raise ValueError(f"{value!r} {FORMS[field]}")
-    return nested(model, value)
+        raise ValueError(f"{value!r} {forms[field]}")
+    return nested(model, value, forms)
 
 
 class GitSourceEntry(Model):
@@ -356,54 +357,6 @@ class BrokerEntry(Model):
     _forms = field_validator("maxmemory")(formed)
 
 
-class JobEntry(Model):
-    """A scheduled job of an app: `at` or `cron`."""
-
-    name: str = Field(
-        json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"},
-        description="The job's name: its log is logs/job-<name>.log.",
-    )
-    command: str = Field(
-        description="A command line run as the app in the live release, with its environment; never two runs of one "
-                    "job at once.",
-    )
-    at: Literal["hourly", "daily", "weekly", "monthly"] | None = Field(
-        None,
-        description="hourly, daily, weekly or monthly (at a minute spread by name), or give cron.",
-    )
-    cron: str | None = Field(None, description="Five cron fields of numbers, *, -, / and , such as \"*/15 * * * *\".")
-
-    _command = field_validator("command")(command_line)
-    _cron = field_validator("cron")(cron_fields)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return form(NAME_RE, value, "name")
-
-    @model_validator(mode="after")
-    def _one_schedule(self) -> JobEntry:
-        if (self.at is None) == (self.cron is None):
-            raise ValueError("give at (hourly, daily, weekly or monthly) or cron, one of them")
-        return self
-
-
-class LimitsEntry(Model):
-    """What the processes of an app (web, workers and jobs together) may use, at most."""
-
-    memory: str | None = Field(
-        None,
-        description="At most this much memory for the app's processes together (systemd's MemoryMax), such as 512M.",
-    )
-    cpu: str | None = Field(
-        None,
-        description="At most this share of one core (CPUQuota), such as 50% (200%: two cores).",
-    )
-    tasks: int | None = Field(None, ge=1, description="At most this many processes and threads (TasksMax).")
-
-    _forms = field_validator("memory", "cpu")(formed)
-
-
 class LogsEntry(Model):
     """How the logs of a host are rotated; a key left out is defaults.LOGS'."""
 
@@ -480,24 +433,6 @@ class AppEntry(Model):
         description='true (PostgreSQL), false, or {"engine": "postgresql" | "mariadb"}. DATABASE_URL is set '
                     "either way.",
     )
-    client_max_body_size: str = Field(defaults.CLIENT_MAX_BODY_SIZE,
-                                      json_schema_extra={"pattern": f"^{SIZE_RE.pattern}$"},
-                                      description="Nginx's upload limit for the app, such as 10m.")
-    headers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Response headers Nginx adds to every answer of the app, its static and media files included: "
-                    '{"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}.',
-    )
-    health_path: str = Field(
-        defaults.HEALTH_PATH,
-        description="What the candidate check, the health gate and the status view ask on each domain; redirects "
-                    "within the app's own origins are followed.",
-    )
-    health_timeout: float = Field(
-        defaults.HEALTH_TIMEOUT, gt=0,
-        description="Seconds a new or (re)started release is given to answer at all; answers that are wrong fail it "
-                    "after a few tries.",
-    )
     tls: TlsEntry | None = Field(
         None,
         description="HTTPS for all the app's domains; port 80 then redirects to https, except ACME challenges.",
@@ -516,15 +451,6 @@ class AppEntry(Model):
         False,
         description='true or {"maxmemory": SIZE}: a Redis of the app\'s own on a unix socket only it can open; '
                     "REDIS_URL, CELERY_BROKER_URL and CELERY_RESULT_BACKEND point at it.",
-    )
-    schedule: list[JobEntry] = Field(
-        default_factory=list,
-        description='Jobs cron starts as the app: [{"name": ..., "command": ..., "at": "daily"}] or with "cron".',
-    )
-    limits: LimitsEntry | None = Field(
-        None,
-        description="What the app's processes use together, at most: a systemd slice per app (a host without systemd "
-                    "refuses them).",
     )
     media: bool = Field(True, description="false: the app keeps no uploads on its servers (an object store); "
                                           "an app on several app servers must say so.")
@@ -599,25 +525,6 @@ class AppEntry(Model):
     def _broker(cls, value: Any) -> Any:
         return value if isinstance(value, bool) else nested(BrokerEntry, value)
 
-    @field_validator("schedule", mode="before")
-    @classmethod
-    def _schedule(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            raise ValueError(f"{value!r} {FORMS['schedule']}")
-        jobs: list[Model] = []
-        for index, entry in enumerate(value):
-            try:
-                jobs.append(nested(JobEntry, entry))
-            except ValueError as error:
-                named = isinstance(entry, dict) and isinstance(entry.get("name"), str)
-                label = entry["name"] if named else index + 1
-                raise ValueError(f"job {label}: {error}") from None
-        names = [job.name for job in jobs]  # type: ignore[attr-defined]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"job {name}: two jobs have this name")
-        return jobs
-
     @field_validator("project_dir")
     @classmethod
     def _project_dir(cls, value: str | None) -> str | None:
@@ -635,11 +542,6 @@ class AppEntry(Model):
                 raise ValueError(f"command {index + 1}: {error}") from None
         return value
 
-    @field_validator("limits", mode="before")
-    @classmethod
-    def _limits(cls, value: Any) -> Any:
-        return entry(LimitsEntry, value, "limits")
-
     @field_validator("env", "secrets", mode="before")
     @classmethod
     def _variables(cls, value: Any) -> Any:
@@ -650,34 +552,7 @@ class AppEntry(Model):
                 raise ValueError(f"{name}: value must be a string or a number")
         return value
 
-    _forms = field_validator("wsgi_module", "settings_module", "client_max_body_size")(formed)
-
-    @field_validator("headers", mode="before")
-    @classmethod
-    def _headers(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            raise ValueError(f"{value!r} {FORMS['headers']}")
-        for name, header in value.items():
-            if not isinstance(name, str) or not HEADER_NAME_RE.fullmatch(name):
-                raise ValueError(f"{name!r} is not a header name (letters, digits and -)")
-            if name.lower() in RESERVED_HEADERS:
-                raise ValueError(f"{name} is sent by djangohost itself (its tls and static files settings)")
-            if (not isinstance(header, str) or not HEADER_VALUE_RE.fullmatch(header)
-                    or HEADER_VALUE_REFUSED & set(header)):
-                raise ValueError(f"{name}: {header!r} must be printable characters without \" \\ $ ; {{ }}")
-        return value
-
-    @field_validator("health_path")
-    @classmethod
-    def _path(cls, value: str) -> str:
-        return form(URL_PATH_RE, value, "health_path")
-
-    @field_validator("health_timeout")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not value < math.inf:
-            raise ValueError(f"{value!r} {FORMS['health_timeout']}")
-        return value
+    _forms = field_validator("wsgi_module", "settings_module")(formed)
 
     @model_validator(mode="after")
     def _together(self) -> AppEntry:
@@ -706,6 +581,39 @@ class AppEntry(Model):
                 if getattr(self, key) is None:
                     raise Problem(key, "is required with a git source (the project is not on this machine)")
         return self
+
+
+class Part(Model):
+    """A component's part of an app entry (deploys/components/<name>/contract.py): its fields, each
+    with its form and the reason a user reads, beside AppEntry's in the entry a run validates
+    (assemble). Every field has a default: an entry that leaves them out, or a removed app, has
+    the part's defaults."""
+
+    #: What each of its fields (and its nested entries' keys) must be, for a value of the wrong type.
+    FORMS: ClassVar[Mapping[str, str]] = {}
+    #: Its nested entries, for the inventory reference: (model, heading, what a value of it is).
+    ENTRIES: ClassVar[tuple[tuple[type[Model], str, str], ...]] = ()
+
+
+def assemble(parts: Iterable[type[Part]]) -> type[AppEntry]:
+    """The app entry with the components' parts: their fields beside AppEntry's, validated alike
+    (a part's validators are its own), and a value of it is an instance of every part."""
+    bases: tuple[type[Model], ...] = (AppEntry, *parts)
+    fields = [name for model in bases for name in model.model_fields]
+    twice = sorted({name for name in fields if fields.count(name) > 1})
+    if twice:
+        raise TypeError(f"fields declared by two parts of the contract: {', '.join(twice)}")
+    return create_model("AppEntry", __base__=bases, __module__=__name__)  # type: ignore[arg-type]
+
+
+def parts_of(contract: type[Model]) -> list[type[Part]]:
+    """The parts an assembled app entry is made of."""
+    return [base for base in contract.__mro__[1:] if issubclass(base, Part) and base is not Part]
+
+
+def forms(contract: type[Model]) -> dict[str, str]:
+    """FORMS, with each part's."""
+    return {**FORMS, **{key: why for part in parts_of(contract) for key, why in part.FORMS.items()}}
 
 
 class HostSettingsEntry(Model):
@@ -777,18 +685,10 @@ class HostSettingsEntry(Model):
         return value
 
 
-class HostData(HostSettingsEntry):
-    """A host's data as djangohost reads it: its settings and its apps."""
-
-    apps: list[AppEntry] = Field(
-        default_factory=list,
-        description="The apps of the host (or of every host of a group, with `servers` naming which).",
-    )
-
-
-def json_schema() -> dict[str, Any]:
-    return HostData.model_json_schema()
-
-
-if __name__ == "__main__":
-    print(json.dumps(json_schema(), indent=2))
+def json_schema(contract: type[AppEntry]) -> dict[str, Any]:
+    """The JSON Schema of a host's data: its settings and its apps, each an entry of `contract`."""
+    data = create_model("HostData", __base__=HostSettingsEntry, __module__=__name__, apps=(
+        list[contract], Field(default_factory=list,  # type: ignore[valid-type]
+                              description="The apps of the host (or of every host of a group, with `servers` "
+                                          "naming which).")))
+    return data.model_json_schema()

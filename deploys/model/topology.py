@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploys.model.inventory import App, DatabaseServer, InventoryError, load_inventory
-from deploys.model.schema import DOMAIN_RE
+from deploys.model.schema import DOMAIN_RE, AppEntry
 
 ROLES = ("lb", "app", "db")
 SINGLE_SERVER = frozenset({"app", "db"})
@@ -96,20 +96,20 @@ def is_address(value: str) -> bool:
 _LOADED: list[tuple[Any, Topology]] = []
 
 
-def topology_of(inventory: Any) -> Topology:
-    """load_topology(inventory), once a run: pyinfra runs a deploy file once for each host, and
-    each would check every host's apps again."""
+def topology_of(inventory: Any, contract: type[AppEntry]) -> Topology:
+    """load_topology(inventory, contract), once a run: pyinfra runs a deploy file once for each
+    host, and each would check every host's apps again."""
     if not _LOADED or _LOADED[0][0] is not inventory:
-        _LOADED[:] = [(inventory, load_topology(inventory))]
+        _LOADED[:] = [(inventory, load_topology(inventory, contract))]
     return _LOADED[0][1]
 
 
-def load_topology(hosts: Iterable[Any]) -> Topology:
-    """Every host's apps (load_inventory) placed by roles: where each database is kept, which app
+def load_topology(hosts: Iterable[Any], contract: type[AppEntry]) -> Topology:
+    """Every host's apps (entries of `contract`, load_inventory) placed by roles: where each database is kept, which app
     server is each app's primary, what the load balancer balances. Raises InventoryError naming
     each problem."""
     hosts = list(hosts)
-    declared = load_inventory(hosts)
+    declared = load_inventory(hosts, contract)
     # Every address given, whether or not this inventory's roles use it: a bad one stops the run.
     for host in hosts:
         if host.data.get("private_address") is not None:
@@ -158,7 +158,7 @@ def _shared(apps: dict[str, list[App]], servers_of: dict[str, list[str]], hosts:
 def _placed(app: App, host: str, host_roles: frozenset[str], servers_of: dict[str, list[str]],
             by_role: dict[str, list[Any]]) -> App:
     """The app as `host` runs it: its database server, its load balancer, and on any but its
-    primary server, no schedule and no unique process."""
+    primary server, no unique process (nor schedule: deploys.components.schedule)."""
     changes: dict[str, Any] = {}
     if app.database and app.present and "db" not in host_roles:
         server = by_role["db"][0]
@@ -166,8 +166,7 @@ def _placed(app: App, host: str, host_roles: frozenset[str], servers_of: dict[st
     if by_role["lb"]:
         changes["balancer"] = private_address(by_role["lb"][0])
     if (app.primary_server or servers_of[app.name][0]) != host:
-        changes.update(primary=False, schedule=(),
-                       processes=tuple(process for process in app.processes if not process.unique))
+        changes.update(primary=False, processes=tuple(process for process in app.processes if not process.unique))
     return dataclasses.replace(app, **changes)
 
 

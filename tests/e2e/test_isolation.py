@@ -13,8 +13,18 @@ import pytest
 
 from deploys.components.app.source import venv_key, venv_packages
 from deploys.model.defaults import UV_VERSION
-from deploys.model.inventory import host_settings, load_apps
-from tests.helpers import as_user, copy_example, http_get, pyinfra, sh, wait_for, write_groups, write_inventory
+from deploys.model.inventory import host_settings
+from tests.helpers import (
+    as_user,
+    copy_example,
+    http_get,
+    load_apps,
+    pyinfra,
+    sh,
+    wait_for,
+    write_groups,
+    write_inventory,
+)
 
 pytestmark = pytest.mark.e2e
 

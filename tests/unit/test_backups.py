@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from deploys.engine.templates import render
-from deploys.model.inventory import BACKUP_AT, InventoryError, load_apps
+from deploys.model.inventory import BACKUP_AT, InventoryError
 from deploys.model.programs import backup_tool
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, load_apps
 
 
 def app(**fields):

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import subprocess
 
 import pytest
+from pydantic import Field
 
 from deploys.components import registry
-from deploys.model import paths
-from deploys.model.inventory import DatabaseServer, load_apps
+from deploys.components.nginx.contract import NginxPart
+from deploys.model import inventory, paths, schema
+from deploys.model.inventory import DatabaseServer, host_settings
+from deploys.model.schema import Part
 from facts.state import HostState, UnwatchedPath
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, load_apps
 
 # What an app has that no deploy compares against: a user's name, work directories, a marker a
 # program reads, and the database server's own file (its state is read on that server).
@@ -70,7 +74,7 @@ def test_a_path_no_component_declares_stops_the_run(tmp_path):
 
 
 def test_what_each_feature_needs_is_installed_when_the_apps_need_it(apps):
-    settings = load_apps.__globals__["host_settings"]("web1", {})
+    settings = host_settings("web1", {})
     wanted = registry.needs(apps, settings)
     packages = wanted.packages
     assert {"python3", "git", "openssh-client"} <= set(packages.builds)
@@ -86,3 +90,45 @@ def test_what_each_feature_needs_is_installed_when_the_apps_need_it(apps):
     without_broker = registry.needs([apps[1]], settings)
     assert {service.name: service.for_checks for service in without_broker.services}["supervisor"] is False
     assert "redis-server" not in without_broker.packages.checks
+
+
+class Knob(Part):
+    """A part a new component would bring: one field, its form, its check against the host."""
+
+    FORMS = {"knob": "must be a whole number from 1 to 9"}
+
+    knob: int = Field(5, ge=1, le=9, description="A knob.")
+
+
+def test_a_components_part_of_the_contract_is_validated_and_read_as_its_own():
+    contract = schema.assemble([*schema.parts_of(registry.CONTRACT), Knob])
+    entry = {"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello")}
+    (turned,) = inventory.load_apps("web1", {"apps": [dict(entry, knob=7)]}, contract)
+    assert turned.part(Knob).knob == 7
+    assert turned.part(NginxPart).client_max_body_size == "10m"  # the other parts are there too
+    (default,) = inventory.load_apps("web1", {"apps": [entry]}, contract)
+    assert default.part(Knob).knob == 5
+    with pytest.raises(inventory.InventoryError,
+                       match=r"host web1, app hello, field knob: 12 must be a whole number from 1 to 9"):
+        inventory.load_apps("web1", {"apps": [dict(entry, knob=12)]}, contract)
+    # Without the part, the field is unknown, and the error lists the fields the contract has.
+    with pytest.raises(inventory.InventoryError, match=r"field knob: unknown field \(known fields: .*headers"):
+        load_apps("web1", {"apps": [dict(entry, knob=7)]})
+
+
+def test_two_parts_cannot_declare_one_field():
+    class Twice(Part):
+        headers: dict[str, str] = Field(default_factory=dict)
+
+    with pytest.raises(TypeError, match="fields declared by two parts of the contract: headers"):
+        schema.assemble([*schema.parts_of(registry.CONTRACT), Twice])
+
+
+def test_a_components_contract_is_part_of_the_model_layer():
+    """A component's contract.py reads the model only: the inventory is checked before any
+    operation or component is prepared, and the reference is written from it."""
+    for contract in sorted((EXAMPLES.parent / "deploys" / "components").glob("*/contract.py")):
+        imported = re.findall(r"^(?:from|import) (deploys\.[\w.]+)", contract.read_text(), re.MULTILINE)
+        assert all(name.startswith("deploys.model") for name in imported), (contract, imported)
+    assert {part.__name__ for part in schema.parts_of(registry.CONTRACT)} == {
+        "HealthPart", "NginxPart", "LimitsPart", "SchedulePart"}

@@ -10,8 +10,7 @@ import pytest
 
 from deploys.components.firewall import Port, ports
 from deploys.engine.templates import render
-from deploys.model.topology import load_topology
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, load_topology
 
 
 def node(name, groups=(), **data):

@@ -10,19 +10,19 @@ from types import SimpleNamespace
 
 import pytest
 
+from deploys.components import schedule
+from deploys.components.nginx.contract import NginxPart
+from deploys.components.registry import check_host
 from deploys.engine.ops import mask_env
 from deploys.model import defaults
 from deploys.model.inventory import (
     GitSource,
     InventoryError,
-    check_host,
     host_settings,
-    load_apps,
-    load_inventory,
     selected,
 )
 from facts.state import State
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, load_apps, load_inventory
 
 HELLO = str(EXAMPLES / "hello")
 GOODBYE = str(EXAMPLES / "goodbye")
@@ -46,7 +46,7 @@ def test_defaults_are_found_in_the_project():
     assert hello.workers is None
     assert hello.home == "/webapps/hello"
     assert hello.socket == "/webapps/hello/run/gunicorn.sock"
-    assert hello.client_max_body_size == defaults.CLIENT_MAX_BODY_SIZE
+    assert hello.part(NginxPart).client_max_body_size == "10m"
 
 
 def test_relative_source_resolves_against_the_working_directory(monkeypatch):
@@ -374,8 +374,8 @@ def test_every_problem_of_every_host_is_in_one_message():
 
 
 def test_the_contract_exports_a_json_schema_for_editors():
-    out = subprocess.run([sys.executable, "-m", "deploys.model.schema"], capture_output=True, text=True, check=True,
-                         cwd=EXAMPLES.parent).stdout
+    out = subprocess.run([sys.executable, "-m", "deploys.reference", "--json"], capture_output=True, text=True,
+                         check=True, cwd=EXAMPLES.parent).stdout
     schema = json.loads(out)
     assert schema["properties"]["apps"]["items"] == {"$ref": "#/$defs/AppEntry"}
     entry = schema["$defs"]["AppEntry"]
@@ -384,6 +384,8 @@ def test_the_contract_exports_a_json_schema_for_editors():
     assert entry["properties"]["state"]["enum"] == ["present", "absent"]
     assert schema["properties"]["djangohost_keep_releases"]["minimum"] == 1
     assert set(schema["$defs"]["TlsEntry"]["properties"]["mode"]["enum"]) == {"provided", "self-signed", "acme"}
+    assert entry["properties"]["headers"]["type"] == "object"  # a component's part
+    assert schema["$defs"]["LimitsEntry"]["properties"]["tasks"]["anyOf"][0]["minimum"] == 1
 
 
 @pytest.mark.parametrize(("fields", "message"), [
@@ -431,7 +433,7 @@ def test_processes_broker_and_schedule_resolve():
     assert resolved.broker == "256M"
     assert resolved.code_programs == ("hello", "hello-worker", "hello-beat")
     assert [(p.name, p.stop_wait) for p in resolved.processes] == [("worker", 600), ("beat", 30)]
-    sessions, sync = resolved.schedule
+    sessions, sync = schedule.jobs(resolved)
     assert sessions.cron.endswith(" 3 * * *") and sync.cron == "*/15 * * * *"
 
 
@@ -449,8 +451,8 @@ def test_limits_a_host_cannot_apply_are_refused_before_anything_runs():
 
 
 def test_the_inventory_reference_is_what_the_contract_says():
-    """docs/inventory.md is written from the models: `python -m deploys.model.reference > docs/inventory.md`."""
-    from deploys.model import reference
+    """docs/inventory.md is written from the models: `python -m deploys.reference > docs/inventory.md`."""
+    from deploys import reference
     assert (EXAMPLES.parent / "docs" / "inventory.md").read_text() == reference.markdown()
 
 

@@ -233,7 +233,7 @@ def test_a_socket_that_refuses_is_said(tmp_path):
 
 def test_the_release_program_passes_shellcheck(tmp_path):
     from deploys.components.app import release_script
-    from deploys.model.inventory import load_apps
+    from tests.helpers import load_apps
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     apps = load_apps("web1", {"apps": [

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from deploys.components.app import release_id, venv_name
 from deploys.components.app.source import Code
-from deploys.model.inventory import load_apps
 from facts.state import PathState, State
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, load_apps
 
 NOW = "20261122T120000"
 COMMIT = "8e67ff55a4d4" + "0" * 28

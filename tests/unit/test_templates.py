@@ -16,17 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from deploys.components import broker
+from deploys.components import broker, schedule
 from deploys.components.app import environment
 from deploys.components.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
+from deploys.components.nginx.contract import NginxPart
 from deploys.components.supervisor import program_file
 from deploys.engine import safe
 from deploys.engine.ops import mask_env
 from deploys.engine.templates import TEMPLATES, render
 from deploys.model import paths
-from deploys.model.inventory import host_settings, load_apps
+from deploys.model.inventory import host_settings
 from facts.state import State
-from tests.helpers import EXAMPLES
+from tests.helpers import EXAMPLES, load_apps
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_every_template_says_it_is_managed():
 
 
 def test_nginx_site(hello):
-    site = render("nginx/site.conf.j2", app=hello, logs=paths.nginx_logs(hello))
+    site = render("nginx/site.conf.j2", app=hello, site=hello.part(NginxPart), logs=paths.nginx_logs(hello))
     assert "server unix:/webapps/hello/run/gunicorn.sock fail_timeout=0;" in site
     assert "server_name hello.test www.hello.test;" in site
     assert "upstream hello_gunicorn" in site and "proxy_pass http://hello_gunicorn;" in site
@@ -111,7 +112,7 @@ def test_redis_listens_on_its_apps_socket_only(shop):
 
 
 def test_a_jobs_command_reaches_it_word_for_word_through_roots_cron_line(shop, tmp_path):
-    cron = render("schedule/jobs.cron.j2", app=shop, job=str(tmp_path / "job"))
+    cron = render("schedule/jobs.cron.j2", app=shop, jobs=schedule.jobs(shop), job=str(tmp_path / "job"))
     (tmp_path / "job").write_text("#!/bin/sh\nprintf '%s\\n' \"$@\"\n")
     (tmp_path / "job").chmod(0o755)
     line = [line for line in cron.splitlines() if "report" in line][0]
@@ -297,7 +298,8 @@ def secure_hello():
 
 
 def secure_site(app, http2_on: bool) -> str:
-    return render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT, logs=paths.nginx_logs(app),
+    return render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), acme_webroot=paths.ACME_WEBROOT,
+                  logs=paths.nginx_logs(app),
                   tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
                   tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
 
@@ -472,7 +474,7 @@ def test_a_failed_or_killed_background_step_fails_its_wait(tmp_path):
 def test_an_apps_own_headers_are_on_every_answer_of_its_site():
     (app,) = load_apps("web1", {"apps": [{"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello"),
                                           "headers": {"X-Frame-Options": "DENY", "Permissions-Policy": "camera=()"}}]})
-    site = render("nginx/site.conf.j2", app=app, logs=paths.nginx_logs(app))
+    site = render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), logs=paths.nginx_logs(app))
     # In the server and again in each location with headers of its own (add_header is not inherited there).
     assert site.count('add_header X-Frame-Options "DENY" always;') == 3
     assert site.count('add_header Permissions-Policy "camera=()" always;') == 3

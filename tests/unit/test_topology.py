@@ -8,13 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from deploys.components import schedule
 from deploys.components.balancer import roll
 from deploys.components.dbserver import hba_address
+from deploys.components.nginx.contract import NginxPart
 from deploys.components.postgres import database_url
 from deploys.engine.templates import render
 from deploys.model.inventory import DatabaseServer, InventoryError
-from deploys.model.topology import SINGLE_SERVER, is_address, load_topology, roles
-from tests.helpers import EXAMPLES
+from deploys.model.topology import SINGLE_SERVER, is_address, roles
+from tests.helpers import EXAMPLES, load_topology
 
 
 def node(name: str, groups=(), **data):
@@ -153,14 +155,16 @@ def test_the_load_balancer_spreads_an_app_over_its_servers_and_its_primary_runs_
     on_app1, on_app2 = topology.apps["app1"][0], topology.apps["app2"][0]
     assert on_app1.balancer == on_app2.balancer == "10.0.0.2"
     assert (on_app1.primary, on_app2.primary) == (False, True)
-    assert [process.name for process in on_app1.processes] == ["worker"] and on_app1.schedule == ()
-    assert [process.name for process in on_app2.processes] == ["beat", "worker"] and len(on_app2.schedule) == 1
+    assert [process.name for process in on_app1.processes] == ["worker"] and schedule.jobs(on_app1) == ()
+    assert [process.name for process in on_app2.processes] == ["beat", "worker"] and len(schedule.jobs(on_app2)) == 1
     assert topology.served["db1"][0].clients == ("10.0.0.11", "10.0.0.12")
-    site = render("balancer/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+    site = render("balancer/balancer.conf.j2", apps=[balanced], NginxPart=NginxPart, fail_timeout="10s",
+                  connect_timeout="2s",
                   certificates={})
     assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in site
     assert "proxy_next_upstream_tries 2;" in site
-    app_site = render("nginx/site.conf.j2", app=on_app1, logs="/var/log/nginx/djangohost/hello")
+    app_site = render("nginx/site.conf.j2", app=on_app1, site=on_app1.part(NginxPart),
+                      logs="/var/log/nginx/djangohost/hello")
     assert "allow 10.0.0.2;\n    allow 127.0.0.1;\n    allow ::1;\n    deny all;" in app_site
     assert "proxy_set_header X-Real-IP $http_x_real_ip;" in app_site
 
@@ -181,7 +185,8 @@ def test_tls_ends_at_the_load_balancer():
                               node("app2", ["app"], private_address="10.0.0.12", apps=[hello]),
                               node("db1", ["db"], private_address="10.0.0.5")])
     (balanced,) = topology.balanced["lb1"]
-    site = render("balancer/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+    site = render("balancer/balancer.conf.j2", apps=[balanced], NginxPart=NginxPart, fail_timeout="10s",
+                  connect_timeout="2s",
                   certificates={"hello": ("/etc/djangohost/tls/hello/fullchain.pem", "/key")},
                   acme_webroot="/var/lib/djangohost/acme", tls_protocols="TLSv1.2 TLSv1.3", tls_ciphers="X",
                   http2_on=True)
@@ -189,7 +194,7 @@ def test_tls_ends_at_the_load_balancer():
     assert 'add_header Strict-Transport-Security "max-age=600" always;' in site
     assert "return 301 https://$host$request_uri;" in site and "proxy_hide_header Strict-Transport-Security;" in site
     app = topology.apps["app1"][0]
-    app_site = render("nginx/site.conf.j2", app=app, logs="/var/log/nginx/djangohost/hello")
+    app_site = render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), logs="/var/log/nginx/djangohost/hello")
     assert "443" not in app_site and "ssl_certificate" not in app_site and "Strict-Transport" not in app_site
     assert "proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;" in app_site
     assert app.checked_origins == ("lb-https://hello.test",)
@@ -201,7 +206,8 @@ def test_app_servers_with_ipv6_addresses_are_written_as_nginx_reads_them(tmp_pat
                               node("app2", ["app"], private_address="10.0.0.12", apps=[entry(media=False)]),
                               node("db1", ["db"], private_address="fd00::5")])
     (balanced,) = topology.balanced["lb1"]
-    site = render("balancer/balancer.conf.j2", apps=[balanced], fail_timeout="10s", connect_timeout="2s",
+    site = render("balancer/balancer.conf.j2", apps=[balanced], NginxPart=NginxPart, fail_timeout="10s",
+                  connect_timeout="2s",
                   certificates={})
     assert "server [fd00::11]:80 max_fails=1 fail_timeout=10s;" in site
     assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in site

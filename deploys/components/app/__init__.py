@@ -18,6 +18,7 @@ from pyinfra.api.operation import OperationMeta
 
 from deploys.components import Component, backups, broker, databases, dbserver
 from deploys.components.app.source import Code, archive, code, venv_key, venv_packages
+from deploys.components.health.contract import HealthPart
 from deploys.engine import ops
 from deploys.engine.ops import UNCHANGED, Guard, Stamp, react
 from deploys.engine.templates import render
@@ -262,7 +263,7 @@ def release_script(app: App) -> str:
         migrate = f"\"$manage\" shell --command \"import runpy; runpy.run_path('{paths.MIGRATE_LOCKED}')\""
     else:
         migrate = '"$manage" migrate --noinput'
-    return render("app/release.j2", app=app, release_script=paths.release_script(app),
+    return render("app/release.j2", app=app, checks=app.part(HealthPart), release_script=paths.release_script(app),
                   staged=paths.conf(app, staged=True), conf=paths.conf(app), conf_files=paths.CONF_FILES,
                   collected=paths.collected_static(app), manage=paths.manage(app), run=paths.run_script(app),
                   dump=backups.take(app, '"$release"'), migrate=migrate, health=paths.HEALTH,

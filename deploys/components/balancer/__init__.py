@@ -15,6 +15,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt
 
 from deploys.components import base, nginx, tls
+from deploys.components.nginx.contract import NginxPart
 from deploys.engine import ops, steps
 from deploys.engine.ops import Guard
 from deploys.engine.templates import render
@@ -81,7 +82,7 @@ def sites(apps: list[Balanced], state: State) -> list[OperationMeta]:
         ops.File(paths.NGINX_CONF, render("nginx/nginx.conf.j2", worker_connections=nginx.WORKER_CONNECTIONS,
                                           tls_protocols=nginx.TLS_PROTOCOLS)),
         ops.File(paths.NGINX_DEFAULT_SITE, render("nginx/default.conf.j2", https=bool(certificates), **tls_settings)),
-        ops.File(SITE, render("balancer/balancer.conf.j2", apps=apps, fail_timeout=FAIL_TIMEOUT,
+        ops.File(SITE, render("balancer/balancer.conf.j2", apps=apps, NginxPart=NginxPart, fail_timeout=FAIL_TIMEOUT,
                               connect_timeout=CONNECT_TIMEOUT, certificates=certificates,
                               acme_webroot=paths.ACME_WEBROOT, **tls_settings)),
     ], state.paths)

@@ -54,7 +54,7 @@ def program(app: App, settings: HostSettings) -> str:
     return render("broker/program.conf.j2", app=app, broker_config=paths.broker_config(app),
                   broker_digest=ops.sha256(config(app)), log_size=logs.size(settings.logs, "supervisor"),
                   log_keep=settings.logs.keep, confine=limits.confine(app),
-                  runs_as=("; root starts it in the app's slice, as the app's user" if app.limits
+                  runs_as=("; root starts it in the app's slice, as the app's user" if limits.asked(app)
                            else f"user = {app.name}"))
 
 

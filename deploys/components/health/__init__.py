@@ -8,6 +8,7 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
 from deploys.components import Component
+from deploys.components.health.contract import HealthPart
 from deploys.components.supervisor import Reactions, reload_all
 from deploys.engine.ops import Guard, Stamp, react
 from deploys.engine.templates import render
@@ -25,8 +26,9 @@ def gate_command(app: App, previous: str | None = None, previous_venv: str | Non
     """Shell: wait for the app to answer; when it does not and the live release is not
     `previous` (a link target), link `previous` and `previous_venv` back, reload, and record
     `attempt` (what the run tried, see AppChanges.attempt) as refused."""
-    return health("gate", app.name, app.socket, app.path("logs", "gunicorn.log"), app.health_path,
-                  f"{app.health_timeout:g}", paths.current(app), previous or "-", paths.venv(app),
+    asked = app.part(HealthPart)
+    return health("gate", app.name, app.socket, app.path("logs", "gunicorn.log"), asked.health_path,
+                  f"{asked.health_timeout:g}", paths.current(app), previous or "-", paths.venv(app),
                   previous_venv or "-", reload_all(app), paths.stamp("refused", app), attempt, *app.checked_origins)
 
 
@@ -60,4 +62,5 @@ def gate(app: App, state: State, reactions: Reactions, nginx_reload: OperationMe
     )
 
 
-COMPONENT = Component("health", watched=lambda app: [paths.stamp("healthy", app), paths.stamp("refused", app)])
+COMPONENT = Component("health", contract=HealthPart,
+                      watched=lambda app: [paths.stamp("healthy", app), paths.stamp("refused", app)])

@@ -8,12 +8,19 @@ from __future__ import annotations
 from pyinfra.api import deploy
 
 from deploys.components import Component
+from deploys.components.limits.contract import LimitsEntry, LimitsPart
 from deploys.engine import ops
 from deploys.engine.ops import Guard, Stamp, react
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App
+from deploys.model.schema import Problem
 from facts.state import State
+
+
+def asked(app: App) -> LimitsEntry | None:
+    """The app's limits, if it has any."""
+    return app.part(LimitsPart).limits
 
 
 def slice_name(app: App) -> str:
@@ -22,7 +29,7 @@ def slice_name(app: App) -> str:
 
 def properties(app: App) -> dict[str, str]:
     """The slice's limits; one the app does not set is lifted."""
-    limits = app.limits
+    limits = asked(app)
     return {"MemoryMax": limits and limits.memory or "infinity",
             "CPUQuota": limits and limits.cpu or "",
             "TasksMax": str(limits and limits.tasks or "infinity")}
@@ -31,7 +38,7 @@ def properties(app: App) -> dict[str, str]:
 def confine(app: App) -> str:
     """What a command of the app is prefixed with to run in its slice as its user; nothing
     without limits (Supervisor's `user=` and runuser then drop to the app's user)."""
-    if not app.limits:
+    if not asked(app):
         return ""
     return (f"systemd-run --scope --quiet --slice={slice_name(app)} -- "
             f"setpriv --reuid={app.name} --regid={app.name} --init-groups -- ")
@@ -41,7 +48,7 @@ def confine(app: App) -> str:
 def limits(app: App, state: State, guard: Guard) -> None:
     """The app's slice unit, applied to the running slice when it changed (no restart: systemd
     changes a running slice's limits in place); kept with no limits once it was made."""
-    if not app.limits and paths.slice_unit(app) not in state.paths:
+    if not asked(app) and paths.slice_unit(app) not in state.paths:
         return
     wanted = properties(app)
     content = render("limits/app.slice.j2", app=app, properties=wanted)
@@ -58,4 +65,11 @@ def limits(app: App, state: State, guard: Guard) -> None:
           [Stamp.of(state, paths.stamp("limits", app), content)], [unit])
 
 
-COMPONENT = Component("limits", watched=lambda app: [paths.slice_unit(app), paths.stamp("limits", app)])
+def check(app: App, state: State) -> None:
+    if asked(app) and not state.systemd:
+        raise Problem("limits", "this host runs without systemd, whose resource control applies them (Supervisor "
+                                "has none); remove them or use a host with systemd")
+
+
+COMPONENT = Component("limits", contract=LimitsPart, check=check,
+                      watched=lambda app: [paths.slice_unit(app), paths.stamp("limits", app)])

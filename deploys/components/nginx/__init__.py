@@ -9,6 +9,7 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
 from deploys.components import Component, Packages, Service
+from deploys.components.nginx.contract import NginxPart
 from deploys.engine import ops
 from deploys.engine.ops import Guard, Stamp, react, relink, sha256
 from deploys.engine.templates import render
@@ -35,7 +36,7 @@ def _watched(app: App) -> Sequence[str]:
 SERVICE = Service("nginx", "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null")
 
 COMPONENT = Component(
-    "nginx", packages=_packages, watched=_watched,
+    "nginx", contract=NginxPart, packages=_packages, watched=_watched,
     services=lambda apps: [SERVICE],
     host_paths=(paths.NGINX_CONF, paths.NGINX_STAGED, paths.NGINX_LOGS, paths.NGINX_CHECK, paths.NGINX_DEBIAN_DEFAULT,
                 paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, paths.stamp("nginx")))
@@ -102,8 +103,8 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         current=debian_default,
     ))
 
-    app_sites = {app.name: render("nginx/site.conf.j2", app=app, acme_webroot=paths.ACME_WEBROOT,
-                                  logs=paths.nginx_logs(app),
+    app_sites = {app.name: render("nginx/site.conf.j2", app=app, site=app.part(NginxPart),
+                                  acme_webroot=paths.ACME_WEBROOT, logs=paths.nginx_logs(app),
                                   tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
                                   tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
                  for app in apps}

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pyinfra.api import deploy
 
 from deploys.components import Component, Service, limits
+from deploys.components.schedule.contract import Job, SchedulePart
 from deploys.engine import ops
 from deploys.engine.ops import Guard
 from deploys.engine.templates import render
@@ -17,11 +18,16 @@ from deploys.model.inventory import App
 from facts.state import State
 
 
+def jobs(app: App) -> tuple[Job, ...]:
+    """The app's jobs on this host: its schedule on its primary server, nothing on the others."""
+    return app.part(SchedulePart).jobs(app.name) if app.primary else ()
+
+
 @deploy("Schedule")
 def schedule(app: App, state: State, guard: Guard) -> None:
     """bin/job, the directory of the jobs' last runs, and the app's cron file; none without jobs."""
     cron = paths.jobs_cron(app)
-    if not app.schedule:
+    if not jobs(app):
         ops.absent(name=f"{app.name}: no scheduled jobs", path=cron, current=state.paths.get(cron))
         return
     ops.file(
@@ -41,19 +47,19 @@ def schedule(app: App, state: State, guard: Guard) -> None:
     ops.file(
         name=f"{app.name}: scheduled jobs",
         path=cron,
-        content=render("schedule/jobs.cron.j2", app=app, job=paths.job_script(app)),
+        content=render("schedule/jobs.cron.j2", app=app, jobs=jobs(app), job=paths.job_script(app)),
         owner="root", group="root", mode="644",
         current=state.paths.get(cron),
     )
 
 
 def _watched(app: App) -> Sequence[str]:
-    return [paths.jobs_cron(app), *([paths.job_script(app), paths.job_records(app)] if app.schedule else [])]
+    return [paths.jobs_cron(app), *([paths.job_script(app), paths.job_records(app)] if jobs(app) else [])]
 
 
 # cron runs the jobs (and the backups, deploys.components.backups).
 CRON = Service("cron", "kill -0 $(cat /run/crond.pid 2>/dev/null) 2>/dev/null")
 
 COMPONENT = Component(
-    "schedule", watched=_watched, host_paths=(paths.JOBS,),
-    services=lambda apps: [CRON] if any(app.schedule for app in apps) else [])
+    "schedule", contract=SchedulePart, watched=_watched, host_paths=(paths.JOBS,),
+    services=lambda apps: [CRON] if any(jobs(app) for app in apps) else [])

@@ -68,7 +68,7 @@ def program_file(app: App, settings: HostSettings, template: str = "supervisor/p
     return render(template, app=app, gunicorn_start=paths.gunicorn_start(app), run=paths.run_script(app),
                   log_size=logs.size(settings.logs, "supervisor"), log_keep=settings.logs.keep,
                   confine=limits.confine(app),
-                  runs_as=("; root starts it in the app's slice, as the app's user (see confine)" if app.limits
+                  runs_as=("; root starts it in the app's slice, as the app's user (see confine)" if limits.asked(app)
                            else f"user = {app.name}"))
 
 

@@ -1,7 +1,8 @@
 """The inventory reference (docs/inventory.md), written from the contract's models, so that it
-cannot drift from what the deploy accepts:
+cannot drift from what the deploy accepts; and the contract as a JSON Schema, for editors:
 
-    python -m deploys.model.reference > docs/inventory.md
+    python -m deploys.reference > docs/inventory.md
+    python -m deploys.reference --json > inventory.schema.json
 
 tests/unit/test_inventory.py fails when the committed page is not what this writes.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from deploys.components.registry import CONTRACT
 from deploys.model import schema
 
 INTRO = """# The inventory reference
@@ -23,16 +26,17 @@ An inventory is a pyinfra inventory (`inventories/example.py`): hosts, their gro
 `lb`) and their data. djangohost reads a host's data as below: its settings, and its `apps`.
 Every field is checked before anything runs on any host; a bad value stops the run with the host,
 the app and the field named. The same contract as a JSON Schema, for editors:
-`python -m deploys.model.schema > inventory.schema.json`.
+`python -m deploys.reference --json > inventory.schema.json`.
 
-This page is written from the contract's models (`deploys/model/schema.py`):
-`python -m deploys.model.reference > docs/inventory.md`.
+This page is written from the contract's models (`deploys/model/schema.py`, and each component's
+part of an app entry, `deploys/components/<name>/contract.py`):
+`python -m deploys.reference > docs/inventory.md`.
 """
 
-# Each model, its heading, and what a value of it is.
+# Each model, its heading, and what a value of it is; then the components' entries.
 SECTIONS: tuple[tuple[type[schema.Model], str, str], ...] = (
     (schema.HostSettingsEntry, "Host settings", "Host or group data: they end up in commands run as root."),
-    (schema.AppEntry, "An app entry", "Each item of a host's `apps`. `name`, `domains` and `source` are required "
+    (CONTRACT, "An app entry", "Each item of a host's `apps`. `name`, `domains` and `source` are required "
                                       "unless `state` is absent."),
     (schema.GitSourceEntry, "`source` from git", 'An app\'s `source` as `{"git": URL, "ref": REF}`.'),
     (schema.DatabaseEntry, "`database`", 'An app\'s `database` as `{"engine": ...}`.'),
@@ -41,16 +45,16 @@ SECTIONS: tuple[tuple[type[schema.Model], str, str], ...] = (
      "When backups are taken and how many are kept; a key an app's `backup` leaves out is the host's."),
     (schema.ProcessEntry, "`processes`", "Each of an app's `processes`, as a command line or a dict."),
     (schema.BrokerEntry, "`broker`", "An app's `broker` as a dict."),
-    (schema.JobEntry, "`schedule`", "Each job of an app's `schedule`."),
-    (schema.LimitsEntry, "`limits`", "An app's `limits`."),
     (schema.LogsEntry, "`djangohost_logs`", "How the host's logs are rotated."),
+    *(section for part in schema.parts_of(CONTRACT) for section in part.ENTRIES),
 )
+FORMS = schema.forms(CONTRACT)
 
 
 def type_of(field: FieldInfo) -> str:
     text = str(field.annotation).replace("typing.", "")
     text = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", text)
-    text = re.sub(r"\bdeploys\.model\.schema\.", "", text)
+    text = re.sub(r"\bdeploys\.[\w.]*\.(\w+)", r"\1", text)
     return text.replace("Literal[", "one of [").replace("NoneType", "None")
 
 
@@ -74,11 +78,14 @@ def cell(text: str) -> str:
 
 def table(model: type[schema.Model]) -> list[str]:
     rows = ["| field | type | default | what it is |", "|---|---|---|---|"]
-    for name, field in model.model_fields.items():
+    # An app entry's own fields first, then each part's, in the order of the components.
+    parts = schema.parts_of(model)
+    models: list[type[schema.Model]] = [schema.AppEntry, *parts] if parts else [model]
+    for name, field in ((name, model.model_fields[name]) for each in models for name in each.model_fields):
         if model is schema.HostSettingsEntry and name == "apps":
             continue
         described = field.description or ""
-        form = schema.FORMS.get(name)
+        form = FORMS.get(name)
         if form and form.startswith("must") and form not in described:
             described = f"{described} It {form}.".strip() if described else f"It {form}."
         rows.append(f"| `{name}` | {cell(type_of(field))} | {cell(default_of(name, field))} | {cell(described)} |")
@@ -93,4 +100,4 @@ def markdown() -> str:
 
 
 if __name__ == "__main__":
-    print(markdown(), end="")
+    print(json.dumps(schema.json_schema(CONTRACT), indent=2) if sys.argv[1:] == ["--json"] else markdown(), end="")
