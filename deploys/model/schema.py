@@ -421,7 +421,8 @@ class AppEntry(Model):
     project_dir: str | None = Field(None, description="Where manage.py is, relative to the source's root; "
                                                       "default the root.")
     requirements: str | None = Field(None, description="A requirements file, relative to the source's root; default: "
-                                                       "uv.lock, requirements.txt or pyproject.toml, found.")
+                                                       "uv.lock, poetry.lock, Pipfile.lock, requirements.txt or "
+                                                       "pyproject.toml, found.")
     release_commands: list[str] = Field(default_factory=list, description="Commands run in each new release before "
                                         "it goes live, as the app, with its commands and bin/manage on PATH.")
     workers: int | None = Field(None, ge=1, description="Gunicorn workers; default 2 x cores + 1.")

@@ -11,6 +11,8 @@ How a project's dependencies are installed is decided by what it brings, looked 
 directory of manage.py, then in each directory above it up to the repository's root:
 
     uv.lock (with pyproject.toml)   uv sync --frozen, without dev groups or the project itself
+    poetry.lock (with pyproject)    its main dependencies and theirs, at the locked versions
+    Pipfile.lock                    its default packages, at the locked versions
     requirements.txt                uv pip install -r, and every file it includes (-r, -c); or
                                     requirements/production.txt (or prod.txt)
     pyproject.toml                  uv pip install -r pyproject.toml (its [project] dependencies)
@@ -25,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import posixpath
 import re
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +46,8 @@ NAME_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 # A project that asks for one of these needs no PostgreSQL driver of djangohost's (Django uses psycopg
 # 2 or 3); one that asks for psycopg 3 alone still needs an implementation (its binary one).
 POSTGRESQL_DRIVERS = {"psycopg2", "psycopg2-binary", "psycopg-binary", "psycopg-c"}
+# The lock files of other tools, installed as requirement lines of their packages (Dependencies.pinned).
+LOCKS = ("poetry.lock", "Pipfile.lock")
 # Where a project without requirements.txt keeps the requirements a server installs.
 SERVER_REQUIREMENTS = ("requirements/production.txt", "requirements/prod.txt")
 
@@ -52,11 +58,12 @@ class Refused(Exception):
 
 @dataclass
 class Dependencies:
-    mode: str  # uv.lock, requirements or pyproject
+    mode: str  # uv.lock, poetry.lock, Pipfile.lock, requirements or pyproject
     root: str  # where uv runs: the directory of the files ("" for the repository's root)
     files: dict[str, bytes] = field(default_factory=dict)  # path -> content, every file read
     names: set[str] = field(default_factory=set)  # packages asked for, normalized
     main: str = ""  # the file uv is given
+    pinned: list[str] = field(default_factory=list)  # a lock file's packages, as requirement lines
 
     @property
     def digest(self) -> str:
@@ -123,22 +130,106 @@ def read_requirements(read: Reader, path: str, found: Dependencies, seen: tuple[
 
 def pyproject_names(content: bytes) -> set[str] | None:
     """The packages a pyproject.toml's [project] asks for; None when it names no dependencies."""
-    try:
-        project = tomllib.loads(content.decode()).get("project", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise Refused(f"pyproject.toml cannot be read: {error}") from None
+    project = toml(content, "pyproject.toml").get("project", {})
     if "dependencies" not in project:
         return None
     return {normalized(match.group(1)) for line in project["dependencies"]
             if (match := NAME_RE.match(line.strip()))}
 
 
-def lock_names(content: bytes) -> set[str]:
+def toml(content: bytes, name: str) -> dict:
     try:
-        lock = tomllib.loads(content.decode())
+        return tomllib.loads(content.decode())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise Refused(f"uv.lock cannot be read: {error}") from None
-    return {normalized(package["name"]) for package in lock.get("package", []) if "name" in package}
+        raise Refused(f"{name} cannot be read: {error}") from None
+
+
+def lock_names(content: bytes) -> set[str]:
+    return {normalized(package["name"]) for package in toml(content, "uv.lock").get("package", [])
+            if "name" in package}
+
+
+def wanted_by_poetry(pyproject: dict) -> list[tuple[str, list[str]]]:
+    """The main dependencies a pyproject.toml names for Poetry, with their extras: [project]'s, or
+    [tool.poetry.dependencies]' (optional ones only come with an extra of the project)."""
+    found = []
+    for line in pyproject.get("project", {}).get("dependencies", []):
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?", line)
+        if match:
+            found.append((normalized(match.group(1)), [e.strip() for e in (match.group(2) or "").split(",") if e]))
+    for name, spec in pyproject.get("tool", {}).get("poetry", {}).get("dependencies", {}).items():
+        if name.lower() != "python" and not (isinstance(spec, dict) and spec.get("optional")):
+            found.append((normalized(name), list(spec.get("extras", [])) if isinstance(spec, dict) else []))
+    return found
+
+
+def poetry_requirement(package: dict, root: str) -> str:
+    """A locked package as a requirement line: its version, or where Poetry fetched it from."""
+    name, source = package["name"], package.get("source", {})
+    kind = source.get("type")
+    if kind == "git":
+        return f"{name} @ git+{source['url']}@{source.get('resolved_reference') or source['reference']}"
+    if kind == "url":
+        return f"{name} @ {source['url']}"
+    if kind in ("directory", "file"):
+        return f"{name} @ file://{local(root, source['url'])}"
+    markers = package.get("markers")
+    return f"{name}=={package['version']}" + (f" ; {markers}" if isinstance(markers, str) else "")
+
+
+def local(root: str, path: str) -> str:
+    """A local package's absolute path in the project's copy (the build's working directory), or
+    Refused when it lies outside the repository."""
+    return os.path.abspath(inside(posixpath.join(root, path)) or ".")
+
+
+def poetry_pins(pyproject: bytes, lock: bytes, root: str) -> tuple[list[str], set[str]]:
+    """The packages of poetry.lock that the project's main dependencies need (and theirs, with the
+    extras asked for), as requirement lines, and their names."""
+    packages = {normalized(package["name"]): package for package in toml(lock, "poetry.lock").get("package", [])}
+    needed: dict[str, set[str]] = {}
+    queue = wanted_by_poetry(toml(pyproject, "pyproject.toml"))
+    while queue:
+        name, extras = queue.pop()
+        package = packages.get(name)
+        if package is None or (name in needed and set(extras) <= needed[name]):
+            continue
+        needed.setdefault(name, set()).update(extras)
+        for dependency, spec in package.get("dependencies", {}).items():
+            specs = spec if isinstance(spec, list) else [spec]
+            if all(isinstance(one, dict) and one.get("optional") for one in specs):
+                continue
+            queue.append((normalized(dependency), [e for one in specs if isinstance(one, dict)
+                                                   for e in one.get("extras", [])]))
+        for extra in extras:
+            for requirement in package.get("extras", {}).get(extra, []):
+                match = NAME_RE.match(requirement.strip())
+                if match:
+                    queue.append((normalized(match.group(1)), []))
+    return [poetry_requirement(packages[name], root) for name in sorted(needed)], set(needed)
+
+
+def pipfile_pins(lock: bytes, root: str) -> tuple[list[str], set[str]]:
+    """Pipfile.lock's default packages, as requirement lines, and their names."""
+    try:
+        default = json.loads(lock.decode()).get("default", {})
+    except (ValueError, UnicodeDecodeError) as error:
+        raise Refused(f"Pipfile.lock cannot be read: {error}") from None
+    lines = []
+    for name, package in sorted(default.items()):
+        extras = f"[{','.join(package['extras'])}]" if package.get("extras") else ""
+        markers = f" ; {package['markers']}" if package.get("markers") else ""
+        if "git" in package:
+            lines.append(f"{name}{extras} @ git+{package['git']}@{package.get('ref', 'HEAD')}{markers}")
+        elif "path" in package:
+            if inside(posixpath.join(root, package["path"])) == root:
+                continue  # the project itself, which is not installed (as with uv.lock)
+            lines.append(f"{name}{extras} @ file://{local(root, package['path'])}{markers}")
+        elif "file" in package:
+            lines.append(f"{name}{extras} @ {package['file']}{markers}")
+        else:
+            lines.append(f"{name}{extras}{package.get('version', '')}{markers}")
+    return lines, {normalized(name) for name in default}
 
 
 def find(read: Reader, project_dir: str = "", requirements: str | None = None) -> Dependencies:
@@ -155,9 +246,10 @@ def find(read: Reader, project_dir: str = "", requirements: str | None = None) -
         if here:
             return here
         if not directory:
-            raise Refused(f"no uv.lock, requirements.txt ({' or '.join(SERVER_REQUIREMENTS)}) or pyproject.toml "
-                          "with [project] dependencies from manage.py's directory up to the repository's root: "
-                          "name the file to install in the app's `requirements` field")
+            raise Refused(f"no uv.lock, poetry.lock, Pipfile.lock, requirements.txt "
+                          f"({' or '.join(SERVER_REQUIREMENTS)}) or pyproject.toml with [project] dependencies "
+                          "from manage.py's directory up to the repository's root: name the file to install in the "
+                          "app's `requirements` field")
         directory = posixpath.dirname(directory)
 
 
@@ -169,14 +261,24 @@ def in_directory(read: Reader, directory: str) -> Dependencies | None:
     if lock is not None and pyproject is not None:
         return Dependencies("uv.lock", directory, {pyproject_path: pyproject, lock_path: lock}, lock_names(lock),
                             main=lock_path)
+    poetry_path, pipfile_path = posixpath.join(directory, "poetry.lock"), posixpath.join(directory, "Pipfile.lock")
+    poetry, pipfile = read(poetry_path), read(pipfile_path)
+    if poetry is not None and pyproject is not None:
+        pinned, names = poetry_pins(pyproject, poetry, directory)
+        return Dependencies("poetry.lock", directory, {pyproject_path: pyproject, poetry_path: poetry}, names,
+                            main=poetry_path, pinned=pinned)
+    if pipfile is not None:
+        pinned, names = pipfile_pins(pipfile, directory)
+        return Dependencies("Pipfile.lock", directory, {pipfile_path: pipfile}, names, main=pipfile_path,
+                            pinned=pinned)
     for path in (requirements_path, *(posixpath.join(directory, name) for name in SERVER_REQUIREMENTS)):
         if read(path) is not None:
             found = Dependencies("requirements", directory, main=path)
             read_requirements(read, path, found)
             return found
-    names = pyproject_names(pyproject) if pyproject is not None else None
-    if pyproject is not None and names is not None:
-        return Dependencies("pyproject", directory, {pyproject_path: pyproject}, names, main=pyproject_path)
+    asked = pyproject_names(pyproject) if pyproject is not None else None
+    if pyproject is not None and asked is not None:
+        return Dependencies("pyproject", directory, {pyproject_path: pyproject}, asked, main=pyproject_path)
     return None
 
 
@@ -219,8 +321,10 @@ def from_git(commit: str) -> Reader:
     return read
 
 
-def uv_commands(found: Dependencies, args: argparse.Namespace, extra: list[str]) -> list[list[str]]:
-    """What uv runs to build the virtualenv, in the project's copy."""
+def uv_commands(found: Dependencies, args: argparse.Namespace, extra: list[str],
+                pinned: str = "") -> list[list[str]]:
+    """What uv runs to build the virtualenv, in the project's copy (`pinned`: the file of a lock
+    file's packages as requirement lines)."""
     venv_python = f"{args.venv}/bin/python"
     commands = [[args.uv, "venv", "--quiet", "--python", args.python, args.venv]]
     if found.mode == "uv.lock":
@@ -228,6 +332,8 @@ def uv_commands(found: Dependencies, args: argparse.Namespace, extra: list[str])
         commands.append([args.uv, "sync", "--quiet", "--frozen", "--no-dev", "--no-install-project",
                          "--compile-bytecode", "--project", found.root or "."])
         found_files: list[str] = []
+    elif found.mode in LOCKS:
+        found_files = ["-r", pinned] if pinned else []
     else:
         found_files = ["-r", found.main]
     if found_files or extra:
@@ -259,7 +365,15 @@ def build(args: argparse.Namespace) -> int:
     found = find(from_directory("."), args.project_dir, args.requirements)
     extra = added(found.names, args.add)
     environment = dict(os.environ, UV_PROJECT_ENVIRONMENT=args.venv)
-    for command in uv_commands(found, args, extra):
+    with tempfile.NamedTemporaryFile("w", prefix="djangohost-pinned-", suffix=".txt") as pinned:
+        pinned.write("".join(f"{line}\n" for line in found.pinned))
+        pinned.flush()
+        return install(found, args, extra, environment, pinned.name if found.pinned else "")
+
+
+def install(found: Dependencies, args: argparse.Namespace, extra: list[str], environment: dict[str, str],
+            pinned: str) -> int:
+    for command in uv_commands(found, args, extra, pinned):
         proc = subprocess.run(command, capture_output=True, text=True, env=environment)
         sys.stderr.write(proc.stdout + proc.stderr)
         if proc.returncode != 0:

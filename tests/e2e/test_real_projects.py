@@ -8,6 +8,8 @@ deployed.
   that every request touches, and SECURE_SSL_REDIRECT in its production settings.
 - ledger: pyproject.toml and uv.lock at the repository's root, manage.py in src/, Gunicorn
   pinned by the project, a release command, and every page redirecting to a login page.
+- almanac: Poetry's [tool.poetry] dependencies and poetry.lock, with a dev group.
+- tracker: Pipenv's Pipfile and Pipfile.lock, with dev packages.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def site(container_factory, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("real")
     journal, ledger = copy_example("journal", workdir), copy_example("ledger", workdir)
     apps = [
+        *({"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir))}
+          for name in ("almanac", "tracker")),
         {"name": "journal", "domains": ["journal.test"], "source": str(journal), "broker": True,
          "headers": {"X-Frame-Options": "SAMEORIGIN", "Permissions-Policy": "camera=()"}},
         {"name": "ledger", "domains": ["ledger.test"], "source": str(ledger), "project_dir": "src",
@@ -76,6 +80,17 @@ def test_a_uv_project_in_a_subdirectory_with_its_own_gunicorn(site):
     assert "<p id='gunicorn'>22.0.0</p>" in body
     # The release command ran once, in the release, before it went live.
     assert "<p id='seeds'>1</p>" in body
+
+
+@pytest.mark.parametrize(("name", "page"), [("almanac", "<p id='count'>1,234,567</p>"),
+                                            ("tracker", "<p id='months'>1</p>")])
+def test_poetry_and_pipenv_projects_get_the_main_packages_of_their_lock(site, name, page):
+    status, body = http_get(site["port"], f"{name}.test")
+    assert status == 200 and page in body, body
+    assert "<p id='dev'>absent</p>" in body  # no dev dependency on a server
+    # The versions of the lock, not the newest its ranges allow.
+    assert sh(site["container"], f"/webapps/{name}/venv/bin/python -c 'import django; print(django.__version__)'") \
+        == "5.2.20"
 
 
 def test_a_changed_static_file_is_served_after_the_redeploy(site):

@@ -4,6 +4,7 @@ what decides a virtualenv, the static files' publication, and the health checks.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import socket
 import socketserver
@@ -111,6 +112,91 @@ def test_the_nearest_dependency_files_above_manage_py_decide(tmp_path):
     assert (found(server).main, found(server).names) == ("requirements/production.txt", {"django"})
     with pytest.raises(dependencies.Refused, match="name the file to install in the app's `requirements` field"):
         found(tree(tmp_path / "bare", {"manage.py": ""}))
+
+
+POETRY_LOCK = """
+[[package]]
+name = "Django"
+version = "5.2.1"
+[package.dependencies]
+asgiref = ">=3.8.1"
+tzdata = {version = "*", markers = "sys_platform == \\"win32\\""}
+argon2-cffi = {version = ">=19.1.0", optional = true}
+[package.extras]
+argon2 = ["argon2-cffi (>=19.1.0)"]
+
+[[package]]
+name = "asgiref"
+version = "3.8.1"
+
+[[package]]
+name = "tzdata"
+version = "2025.1"
+markers = "sys_platform == \\"win32\\""
+
+[[package]]
+name = "argon2-cffi"
+version = "23.1.0"
+
+[[package]]
+name = "pytest"
+version = "8.3.0"
+
+[[package]]
+name = "shop-theme"
+version = "0.1.0"
+[package.source]
+type = "git"
+url = "https://git.test/theme.git"
+reference = "main"
+resolved_reference = "0123abc"
+
+[[package]]
+name = "payments"
+version = "1.0"
+[package.source]
+type = "directory"
+url = "libs/payments"
+"""
+
+
+def test_a_poetry_project_gets_its_main_dependencies_at_their_locked_versions(tmp_path):
+    root = tree(tmp_path, {
+        "pyproject.toml": '[tool.poetry.dependencies]\npython = "^3.11"\nDjango = {version = "^5.2", extras = '
+                          '["argon2"]}\nshop-theme = {git = "https://git.test/theme.git"}\npayments = {path = '
+                          '"libs/payments"}\n[tool.poetry.group.dev.dependencies]\npytest = "^8"\n',
+        "poetry.lock": POETRY_LOCK, "requirements.txt": "Django\n", "manage.py": "",
+    })
+    deps = found(root)
+    assert (deps.mode, sorted(deps.files)) == ("poetry.lock", ["poetry.lock", "pyproject.toml"])
+    assert deps.names == {"django", "asgiref", "tzdata", "argon2-cffi", "shop-theme", "payments"}  # no pytest
+    assert deps.pinned == [
+        "argon2-cffi==23.1.0", "asgiref==3.8.1", "Django==5.2.1", f"payments @ file://{Path.cwd()}/libs/payments",
+        "shop-theme @ git+https://git.test/theme.git@0123abc", 'tzdata==2025.1 ; sys_platform == "win32"']
+    # PEP 621 dependencies, as Poetry 2 writes them, are read alike.
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["django[argon2]>=5.2"]\n')
+    assert found(root).names == {"django", "asgiref", "tzdata", "argon2-cffi"}
+
+
+def test_a_pipenv_project_gets_its_default_packages_at_their_locked_versions(tmp_path):
+    lock = {"default": {
+        "django": {"version": "==5.2.1", "markers": "python_version >= '3.10'"},
+        "theme": {"git": "https://git.test/theme.git", "ref": "0123abc"},
+        "site": {"path": ".", "editable": True},
+        "celery": {"version": "==5.4.0", "extras": ["redis"]},
+    }, "develop": {"pytest": {"version": "==8.3.0"}}}
+    root = tree(tmp_path, {"Pipfile": "[packages]\n", "Pipfile.lock": json.dumps(lock), "manage.py": ""})
+    deps = found(root)
+    assert (deps.mode, sorted(deps.files), deps.names) == ("Pipfile.lock", ["Pipfile.lock"],
+                                                           {"django", "theme", "site", "celery"})
+    assert deps.pinned == ["celery[redis]==5.4.0", "django==5.2.1 ; python_version >= '3.10'",
+                           "theme @ git+https://git.test/theme.git@0123abc"]  # not the project itself
+    (root / "Pipfile.lock").write_text(json.dumps({"default": {"x": {"path": "../outside"}}}))
+    with pytest.raises(dependencies.Refused, match="outside the repository"):
+        found(root)
+    (root / "Pipfile.lock").write_text("{not json")
+    with pytest.raises(dependencies.Refused, match="Pipfile.lock cannot be read"):
+        found(root)
 
 
 def test_the_host_reads_a_commit_as_the_plan_reads_its_files(tmp_path):
