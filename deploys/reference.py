@@ -44,7 +44,6 @@ SECTIONS: tuple[tuple[type[schema.Model], str, str], ...] = (
     (schema.BackupEntry, "`backup` and `djangohost_backup`",
      "When backups are taken and how many are kept; a key an app's `backup` leaves out is the host's."),
     (schema.ProcessEntry, "`processes`", "Each of an app's `processes`, as a command line or a dict."),
-    (schema.BrokerEntry, "`broker`", "An app's `broker` as a dict."),
     (schema.LogsEntry, "`djangohost_logs`", "How the host's logs are rotated."),
     *(section for part in schema.parts_of(CONTRACT) for section in part.ENTRIES),
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 from pyinfra import host, inventory
 
-from deploys.components import registry, schedule
+from deploys.components import broker, registry, schedule
 from deploys.components.health.contract import HealthPart
 from deploys.engine import safe
 from deploys.model import paths
@@ -61,7 +61,7 @@ def app_line(app: App, status: AppStatus | None) -> str:
 def process_lines(app: App, status: AppStatus) -> list[str]:
     """A line for each of the app's other programs (its broker, its processes), then for each job."""
     lines = []
-    for name in [*([app.program("redis")] if app.broker else []), *app.code_programs[1:]]:
+    for name in [*([app.program("redis")] if broker.maxmemory(app) else []), *app.code_programs[1:]]:
         program = status["processes"].get(name)
         state = program["state"] if program else "NO PROGRAM"
         pid = program["pid"] if program and program["pid"] else "-"

@@ -78,8 +78,6 @@ BACKUP: dict[str, object] = {"at": "daily", "keep_daily": 7, "keep_weekly": 4, "
 #: Seconds a stopping process (`processes`) is given to finish its work before it is killed:
 #: a Celery worker finishes the tasks it runs.
 PROCESS_STOP_WAIT = 600
-#: Memory an app's Redis (`broker`) may use; past it, writes fail rather than tasks vanish.
-BROKER_MAXMEMORY = "64M"
 
 #: Strict-Transport-Security max-age of an app with TLS (two years, as hstspreload.org asks).
 HSTS_MAX_AGE = 63072000

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 from pyinfra.api.exceptions import PyinfraError
@@ -134,7 +134,6 @@ class App:
     tls: Tls | None = None
     backup: Backup | None = None  # None only for a removed app
     processes: tuple[Process, ...] = ()
-    broker: str | None = None  # its Redis's maxmemory; None: no broker
     project_dir: str = ""  # where manage.py is, relative to the source's root
     release_commands: tuple[str, ...] = ()
     settings_chosen: str = ""  # how settings_module was chosen, when the entry did not name it
@@ -144,6 +143,11 @@ class App:
         """A component's part of the app's entry (deploys/components/<name>/contract.py): its fields
         as the entry gives them, or its defaults."""
         return self.entry if isinstance(self.entry, kind) else kind()
+
+    def on_several_servers(self) -> list[tuple[str, str]]:
+        """Why the app cannot run on several app servers, by its parts: (field, why) for each."""
+        parts = schema.parts_of(type(self.entry)) if self.entry is not None else []
+        return [problem for part in parts if (problem := part.on_several_servers(cast(schema.Part, self.entry)))]
 
     @property
     def home(self) -> str:
@@ -176,10 +180,6 @@ class App:
     @property
     def socket(self) -> str:
         return self.path("run", "gunicorn.sock")
-
-    @property
-    def broker_socket(self) -> str:
-        return self.path("run", "redis.sock")
 
     def program(self, process: str = "web") -> str:
         """The Supervisor program of one of the app's processes: web, redis or one of `processes`."""
@@ -387,8 +387,6 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         backup=_backup(entry.backup, settings.backup, entry.name),
         processes=tuple(Process(name, process.command, process.stop_wait, process.unique)  # type: ignore[union-attr]
                         for name, process in entry.processes.items()),
-        broker=(None if entry.broker is False else
-                entry.broker.maxmemory if isinstance(entry.broker, schema.BrokerEntry) else defaults.BROKER_MAXMEMORY),
         media=entry.media,
         primary_server=entry.primary,
         servers=tuple(entry.servers) if entry.servers is not None else None,

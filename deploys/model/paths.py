@@ -12,7 +12,7 @@ An app's home (<root>/<app>) holds:
                      with the app's env), compress-static, release (readies a release),
                      run (a command of the app's processes, jobs and release commands), job (one
                      run of a job)
-    logs/ run/ static/ media/ tmp/ redis/ (with a broker)
+    logs/ run/ static/ media/ tmp/ (and redis/ with a broker: deploys.components.broker)
 
 Its build identity, the user `_<app>` (a name no app can have), has a home of its own,
 /var/lib/djangohost/build/<app> (0700), holding the git mirror (repo/), the deploy key and the
@@ -133,8 +133,6 @@ APP_DIRS = (
 )
 
 
-# With a broker: where its Redis keeps its snapshot (the app's user only).
-BROKER_DIR = ("redis", "app", "app", "700")
 
 
 def db_cert(address: str) -> str:
@@ -166,8 +164,7 @@ def app_dirs(app: App) -> list[tuple[str, str, str, str]]:
     def who(name: str) -> str:
         return app.name if name == "app" else name
 
-    dirs = [*APP_DIRS, *([BROKER_DIR] if app.broker else [])]
-    return [(app.path(name), who(owner), who(group), mode) for name, owner, group, mode in dirs]
+    return [(app.path(name), who(owner), who(group), mode) for name, owner, group, mode in APP_DIRS]
 
 
 # The configuration a release runs with, in conf/: the environment file, the settings module and

@@ -17,7 +17,7 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import (
     BaseModel,
@@ -75,8 +75,6 @@ RESERVED_NAMES = {"postgres", "template0", "template1", "public", "mysql", "sys"
                   "information_schema", "performance_schema", "default"}
 # Names the deploy itself sets in an app's environment (DATABASE_URL too when it has a database).
 RESERVED_ENV = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}
-# What the deploy sets for an app with a broker, each the URL of its Redis.
-BROKER_ENV = ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
 REQUIRED_FIELDS = ("name", "domains", "source")
 
 # What each field must be, for a value of the wrong type.
@@ -110,8 +108,6 @@ FORMS = {
     "processes": "must be a dict of process names to command lines (or {\"command\": ..., \"stop_wait\": SECONDS})",
     "command": "must be a command line on one line, without %",
     "stop_wait": "must be a whole number of seconds, 1 or more",
-    "broker": "must be true, false or {\"maxmemory\": SIZE}",
-    "maxmemory": "must look like 64M, 512K or 1G",
     "djangohost_logs": "must be a dict with keys size (such as 10M) and keep",
     "size": "must look like 10M, 512K or 1G",
     "keep": "must be a whole number of at least 1",
@@ -135,7 +131,7 @@ FORMS = {
 
 
 # The pattern each string field matches whole.
-PATTERNS = {"ref": REF_RE, "maxmemory": SIZE_RE, "size": SIZE_RE,
+PATTERNS = {"ref": REF_RE, "size": SIZE_RE,
             "age_recipient": AGE_RECIPIENT_RE,
             "wsgi_module": MODULE_RE, "settings_module": MODULE_RE,
             "djangohost_group": GROUP_RE, "djangohost_python": COMMAND_RE,
@@ -348,15 +344,6 @@ class ProcessEntry(Model):
     _command = field_validator("command")(command_line)
 
 
-class BrokerEntry(Model):
-    maxmemory: str = Field(
-        defaults.BROKER_MAXMEMORY,
-        description="Memory the app's Redis may use; past it, writes fail rather than tasks vanish.",
-    )
-
-    _forms = field_validator("maxmemory")(formed)
-
-
 class LogsEntry(Model):
     """How the logs of a host are rotated; a key left out is defaults.LOGS'."""
 
@@ -448,11 +435,6 @@ class AppEntry(Model):
         description="Long-running processes beside Gunicorn, each a Supervisor program <app>-<name> run as the app: "
                     '{"worker": "celery -A shop worker", "beat": {"command": "celery -A shop beat", "unique": true}}.',
     )
-    broker: bool | BrokerEntry = Field(
-        False,
-        description='true or {"maxmemory": SIZE}: a Redis of the app\'s own on a unix socket only it can open; '
-                    "REDIS_URL, CELERY_BROKER_URL and CELERY_RESULT_BACKEND point at it.",
-    )
     media: bool = Field(True, description="false: the app keeps no uploads on its servers (an object store); "
                                           "an app on several app servers must say so.")
     primary: str | None = Field(None, description="The app server (inventory name) that runs its schedule and "
@@ -521,11 +503,6 @@ class AppEntry(Model):
                 raise ValueError(f"{name}: {error}") from None
         return processes
 
-    @field_validator("broker", mode="before")
-    @classmethod
-    def _broker(cls, value: Any) -> Any:
-        return value if isinstance(value, bool) else nested(BrokerEntry, value)
-
     @field_validator("project_dir")
     @classmethod
     def _project_dir(cls, value: str | None) -> str | None:
@@ -565,8 +542,9 @@ class AppEntry(Model):
         for key in REQUIRED_FIELDS:
             if getattr(self, key) in (None, "", []):
                 raise Problem(key, "is required")
-        reserved = (RESERVED_ENV | ({"DATABASE_URL"} if self.database else set())
-                    | (set(BROKER_ENV) if self.broker else set()))
+        reserved = RESERVED_ENV | ({"DATABASE_URL"} if self.database else set())
+        for part in parts_of(type(self)):
+            reserved |= part.reserved_env(cast(Part, self))  # an assembled entry is each of its parts
         for key in ("env", "secrets"):
             try:
                 environment(getattr(self, key), key, reserved)
@@ -594,6 +572,15 @@ class Part(Model):
     FORMS: ClassVar[Mapping[str, str]] = {}
     #: Its nested entries, for the inventory reference: (model, heading, what a value of it is).
     ENTRIES: ClassVar[tuple[tuple[type[Model], str, str], ...]] = ()
+
+    def reserved_env(self) -> set[str]:
+        """The environment variables the deploy sets for what the part asks for: not the app's to set."""
+        return set()
+
+    def on_several_servers(self) -> tuple[str, str] | None:
+        """Why an app asking for what the part asks for cannot run on several app servers, if so:
+        the field, and why."""
+        return None
 
 
 def assemble(parts: Iterable[type[Part]]) -> type[AppEntry]:

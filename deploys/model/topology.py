@@ -219,9 +219,8 @@ def _app_problems(app: App, host: str, host_roles: frozenset[str], servers_of: d
     if app.database and "db" in host_roles:
         problems.append(f"database: on several app servers, its database must be on the database server; remove "
                         f"the db role from {host}")
-    if app.broker:
-        problems.append("broker: a broker on each app server would split its tasks between them; an app on several "
-                        "app servers cannot have one yet")
+    for field, why in app.on_several_servers():
+        problems.append(f"{field}: {why}")
     if app.media:
         problems.append("media: on several app servers, an upload saved on one is missing on the others; keep "
                         "uploads in an object store (django-storages, for example) and set media: false, or keep "

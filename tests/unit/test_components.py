@@ -131,4 +131,4 @@ def test_a_components_contract_is_part_of_the_model_layer():
         imported = re.findall(r"^(?:from|import) (deploys\.[\w.]+)", contract.read_text(), re.MULTILINE)
         assert all(name.startswith("deploys.model") for name in imported), (contract, imported)
     assert {part.__name__ for part in schema.parts_of(registry.CONTRACT)} == {
-        "HealthPart", "NginxPart", "LimitsPart", "SchedulePart"}
+        "BrokerPart", "HealthPart", "NginxPart", "LimitsPart", "SchedulePart"}

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from deploys.components import schedule
+from deploys.components import broker, schedule
 from deploys.components.nginx.contract import NginxPart
 from deploys.components.registry import check_host
 from deploys.engine.ops import mask_env
@@ -430,7 +430,7 @@ def test_processes_broker_and_schedule_resolve():
         schedule=[{"name": "sessions", "command": "manage clearsessions", "at": "daily"},
                   {"name": "sync", "command": "manage sync", "cron": "*/15 * * * *"}],
     )]})
-    assert resolved.broker == "256M"
+    assert broker.maxmemory(resolved) == "256M"
     assert resolved.code_programs == ("hello", "hello-worker", "hello-beat")
     assert [(p.name, p.stop_wait) for p in resolved.processes] == [("worker", 600), ("beat", 30)]
     sessions, sync = schedule.jobs(resolved)

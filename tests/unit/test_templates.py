@@ -105,7 +105,7 @@ def test_processes_and_broker_are_programs_beside_gunicorn(shop):
 
 
 def test_redis_listens_on_its_apps_socket_only(shop):
-    conf = dict(line.split(" ", 1) for line in render("broker/redis.conf.j2", app=shop).splitlines()
+    conf = dict(line.split(" ", 1) for line in broker.config(shop).splitlines()
                 if line and not line.startswith("#"))
     assert (conf["port"], conf["unixsocket"], conf["unixsocketperm"]) == ("0", "/webapps/shop/run/redis.sock", "700")
     assert (conf["maxmemory"], conf["maxmemory-policy"]) == ("64mb", "noeviction")
@@ -136,7 +136,7 @@ def test_python_files_are_valid_python(hello):
     assert values["bind"] == "unix:/webapps/hello/run/gunicorn.sock"
     assert values["wsgi_app"] == "hello.wsgi:application"
     assert values["workers"] == 5
-    settings = render("app/djangohost_settings.py.j2", app=hello)
+    settings = render("app/djangohost_settings.py.j2", app=hello, broker=None)
     ast.parse(settings)
     assert "from hello.settings import *" in settings
     assert "ALLOWED_HOSTS = [\"hello.test\", \"www.hello.test\"]" in settings
@@ -328,7 +328,7 @@ def test_nginx_site_with_tls(secure_hello):
 
 
 def test_django_settings_with_tls(secure_hello):
-    settings = render("app/djangohost_settings.py.j2", app=secure_hello)
+    settings = render("app/djangohost_settings.py.j2", app=secure_hello, broker=None)
     ast.parse(settings)
     assert 'SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")' in settings
     assert 'CSRF_TRUSTED_ORIGINS = ["https://hello.test", "https://www.hello.test"]' in settings
@@ -338,7 +338,7 @@ def test_django_settings_with_tls(secure_hello):
 def test_django_settings_for_mariadb_use_the_socket_strict_mode_and_utf8mb4():
     (shop,) = load_apps("web1", {"apps": [{"name": "shop", "domains": ["shop.test"], "source": str(EXAMPLES / "hello"),
                                            "database": {"engine": "mariadb"}}]})
-    settings = render("app/djangohost_settings.py.j2", app=shop)
+    settings = render("app/djangohost_settings.py.j2", app=shop, broker=broker.maxmemory(shop))
     ast.parse(settings)
     assert '"ENGINE": "django.db.backends.mysql"' in settings and "pymysql.install_as_MySQLdb()" in settings
     assert "STRICT_TRANS_TABLES" in settings and '"charset": "utf8mb4"' in settings

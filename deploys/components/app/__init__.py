@@ -99,8 +99,7 @@ def environment(app: App) -> dict[str, str]:
     env = {"DJANGO_SETTINGS_MODULE": "djangohost_settings", "PYTHONPATH": app.path("conf")}
     if app.database:
         env["DATABASE_URL"] = databases.ENGINES[app.database].database_url(app)
-    if app.broker:
-        env.update(broker.url(app))
+    env.update(broker.env(app))
     return {**env, **app.env, **app.secrets}
 
 
@@ -231,7 +230,7 @@ def configuration(app: App, state: State) -> Configuration:
         secrets=app.secrets,
         key_from=paths.env_file(app),
     )
-    settings_content = render("app/djangohost_settings.py.j2", app=app)
+    settings_content = render("app/djangohost_settings.py.j2", app=app, broker=broker.maxmemory(app))
     gunicorn_content = render("app/gunicorn.conf.py.j2", app=app, current=paths.current(app),
                               workers=workers(app, state), conf=paths.conf(app),
                               reloaded=paths.gunicorn_reloaded(app))

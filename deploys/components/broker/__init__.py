@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pyinfra.api import deploy
 
 from deploys.components import Component, Packages, Service, limits, logs, supervisor
+from deploys.components.broker.contract import BrokerPart
 from deploys.engine import ops
 from deploys.engine.ops import Guard, Stamp, react
 from deploys.engine.templates import render
@@ -22,31 +23,48 @@ from facts.state import State
 PACKAGE = "redis-server"
 
 
+#: Where an app's Redis keeps its snapshot (the app's user only).
+DIRECTORY = ("redis", "700")
+
+
+def maxmemory(app: App) -> str | None:
+    """The memory of the app's Redis; None: the app has no broker."""
+    return app.part(BrokerPart).maxmemory
+
+
+def socket(app: App) -> str:
+    return app.path("run", "redis.sock")
+
+
 def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
     """Redis, and Supervisor which runs it, before the apps' releases are checked."""
-    return Packages(checks=(PACKAGE, "supervisor")) if any(app.broker for app in apps) else Packages()
+    return Packages(checks=(PACKAGE, "supervisor")) if any(maxmemory(app) for app in apps) else Packages()
 
 
 def _services(apps: Sequence[App]) -> Sequence[Service]:
-    return [supervisor.service(for_checks=True)] if any(app.broker for app in apps) else []
+    return [supervisor.service(for_checks=True)] if any(maxmemory(app) for app in apps) else []
 
 
 def _watched(app: App) -> Sequence[str]:
-    return [paths.broker_config(app), paths.supervisor_broker(app), paths.stamp("broker", app)]
+    return [paths.broker_config(app), paths.supervisor_broker(app), paths.stamp("broker", app),
+            *([app.path(DIRECTORY[0])] if maxmemory(app) else [])]
 
 
-COMPONENT = Component("broker", packages=_packages, services=_services, watched=_watched)
+COMPONENT = Component("broker", contract=BrokerPart, packages=_packages, services=_services, watched=_watched)
 
 
-def url(app: App) -> dict[str, str]:
-    """What the app's environment gets: where its Redis is, for redis-py and for Celery."""
-    return {"REDIS_URL": f"unix://{app.broker_socket}?db=0",
-            "CELERY_BROKER_URL": f"redis+socket://{app.broker_socket}?virtual_host=0",
-            "CELERY_RESULT_BACKEND": f"redis+socket://{app.broker_socket}?virtual_host=1"}
+def env(app: App) -> dict[str, str]:
+    """What the app's environment gets: where its Redis is, for redis-py and for Celery; nothing
+    without a broker."""
+    if not maxmemory(app):
+        return {}
+    return {"REDIS_URL": f"unix://{socket(app)}?db=0",
+            "CELERY_BROKER_URL": f"redis+socket://{socket(app)}?virtual_host=0",
+            "CELERY_RESULT_BACKEND": f"redis+socket://{socket(app)}?virtual_host=1"}
 
 
 def config(app: App) -> str:
-    return render("broker/redis.conf.j2", app=app)
+    return render("broker/redis.conf.j2", app=app, socket=socket(app), maxmemory=maxmemory(app))
 
 
 def program(app: App, settings: HostSettings) -> str:
@@ -62,7 +80,7 @@ def program(app: App, settings: HostSettings) -> str:
 def host(apps: list[App], state: State) -> None:
     """Each app has a Redis of its own: the package's Redis for the whole host, which its install
     starts, is stopped and disabled."""
-    if not any(app.broker for app in apps):
+    if not any(maxmemory(app) for app in apps):
         return
     ops.command(
         name="Debian's shared Redis stopped and disabled",
@@ -76,8 +94,11 @@ def host(apps: list[App], state: State) -> None:
 def broker(app: App, settings: HostSettings, state: State, guard: Guard) -> None:
     """The app's redis.conf and Supervisor program, added or changed (a new redis.conf restarts
     it) before the app's release is checked."""
-    if not app.broker:
+    if not maxmemory(app):
         return
+    name, mode = DIRECTORY
+    ops.directory(name=f"{app.name}: {name}/ of its broker", path=app.path(name), owner=app.name, group=app.name,
+                  mode=mode, current=state.paths.get(app.path(name)))
     conf = ops.file(
         name=f"{app.name}: redis.conf",
         path=paths.broker_config(app),
