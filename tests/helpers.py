@@ -3,6 +3,7 @@ command, and look at the container through docker exec and HTTP on its published
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import re
@@ -134,11 +135,15 @@ def as_user(container: str, user: str, command: str) -> str:
     return proc.stdout.strip()
 
 
-def http_get(port: int, host: str, path: str = "/") -> tuple[int | None, str]:
-    """GET through the container's Nginx on its published port; None when closed unanswered."""
+def http_get(port: int, host: str, path: str = "/", auth: tuple[str, str] | None = None) -> tuple[int | None, str]:
+    """GET through the container's Nginx on its published port (with `auth`, basic authentication's
+    user and password); None when closed unanswered."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Host": host}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     try:
-        conn.request("GET", path, headers={"Host": host})
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         return response.status, response.read().decode(errors="replace")
     except (http.client.RemoteDisconnected, ConnectionResetError):

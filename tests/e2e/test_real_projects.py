@@ -8,13 +8,14 @@ deployed.
   that every request touches, and SECURE_SSL_REDIRECT in its production settings.
 - ledger: pyproject.toml and uv.lock at the repository's root, manage.py in src/, Gunicorn
   pinned by the project, a release command, and every page redirecting to a login page.
-- almanac: Poetry's [tool.poetry] dependencies and poetry.lock, with a dev group.
-- tracker: Pipenv's Pipfile and Pipfile.lock, with dev packages.
+- almanac: Poetry's [tool.poetry] dependencies and poetry.lock, with a dev group; a login on a path.
+- tracker: Pipenv's Pipfile and Pipfile.lock, with dev packages; a login on the whole site.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
 import pytest
@@ -23,6 +24,11 @@ from tests.helpers import copy_example, http_get, pyinfra, sh, write_inventory
 
 pytestmark = pytest.mark.e2e
 
+# Password hashes as `openssl passwd -6` and `-apr1` print them (the passwords: ann-pw, bob-pw).
+ANN = subprocess.run(["openssl", "passwd", "-6", "ann-pw"], capture_output=True, text=True, check=True).stdout.strip()
+BOB = subprocess.run(["openssl", "passwd", "-apr1", "bob-pw"], capture_output=True, text=True,
+                     check=True).stdout.strip()
+
 
 @pytest.fixture(scope="module")
 def site(container_factory, tmp_path_factory):
@@ -30,9 +36,12 @@ def site(container_factory, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("real")
     journal, ledger = copy_example("journal", workdir), copy_example("ledger", workdir)
     apps = [
-        *({"name": name, "domains": [f"{name}.test"], "source": str(copy_example(name, workdir))}
-          for name in ("almanac", "tracker")),
-        {"name": "journal", "domains": ["journal.test"], "source": str(journal), "broker": True,
+        {"name": "almanac", "domains": ["almanac.test"], "source": str(copy_example("almanac", workdir)),
+         "basic_auth": {"users": {"ann": ANN}, "paths": ["/private/"]}},
+        {"name": "tracker", "domains": ["tracker.test"], "source": str(copy_example("tracker", workdir)),
+         "basic_auth": {"users": {"ann": ANN, "bob": BOB}, "realm": "Tracker staging"}},
+        {"name": "journal", "domains": ["journal.test", "www.journal.test"], "canonical": True,
+         "source": str(journal), "broker": True,
          "headers": {"X-Frame-Options": "SAMEORIGIN", "Permissions-Policy": "camera=()"}},
         {"name": "ledger", "domains": ["ledger.test"], "source": str(ledger), "project_dir": "src",
          "release_commands": ["manage seed"]},
@@ -85,12 +94,43 @@ def test_a_uv_project_in_a_subdirectory_with_its_own_gunicorn(site):
 @pytest.mark.parametrize(("name", "page"), [("almanac", "<p id='count'>1,234,567</p>"),
                                             ("tracker", "<p id='months'>1</p>")])
 def test_poetry_and_pipenv_projects_get_the_main_packages_of_their_lock(site, name, page):
-    status, body = http_get(site["port"], f"{name}.test")
+    status, body = http_get(site["port"], f"{name}.test", auth=("ann", "ann-pw"))
     assert status == 200 and page in body, body
     assert "<p id='dev'>absent</p>" in body  # no dev dependency on a server
     # The versions of the lock, not the newest its ranges allow.
     assert sh(site["container"], f"/webapps/{name}/venv/bin/python -c 'import django; print(django.__version__)'") \
         == "5.2.20"
+
+
+def curl(port: int, host: str, path: str, *options: str) -> str:
+    """curl from this machine, a visitor to the container (the container's own requests are its
+    checks'): the status, then the redirect's URL."""
+    return subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", *options,
+                           "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_login_guards_the_whole_site_or_its_paths_and_the_checks_pass_it(site):
+    container, port = site["container"], site["port"]
+    # The whole site; each user with their own password.
+    assert curl(port, "tracker.test", "/") == "401"
+    assert curl(port, "tracker.test", "/", "-u", "ann:wrong") == "401"
+    assert curl(port, "tracker.test", "/", "-u", "bob:bob-pw") == "200"
+    assert 'realm="Tracker staging"' in curl(port, "tracker.test", "/", "-D", "/dev/stdout")
+    # A path only: the rest of the site is open.
+    assert curl(port, "almanac.test", "/") == "200"
+    assert curl(port, "almanac.test", "/private/report") == "401"
+    assert curl(port, "almanac.test", "/private/report", "-u", "ann:ann-pw") == "404"  # the app's answer
+    # The hashes are Nginx's to read, nobody else's; no password is on the host.
+    assert sh(container, "stat -c '%U:%G %a' /etc/nginx/djangohost-logins/tracker") == "root:www-data 640"
+    assert "bob-pw" not in sh(container, "cat /etc/nginx/djangohost-logins/tracker")
+    # The deploy's own checks went through Nginx without a login: the run was green.
+    assert site["first"].returncode == 0
+
+
+def test_the_other_domains_redirect_to_the_canonical_one(site):
+    assert curl(site["port"], "www.journal.test", "/print/?page=2") == "301 http://journal.test/print/?page=2"
+    assert curl(site["port"], "journal.test", "/") == "200"
 
 
 def test_a_changed_static_file_is_served_after_the_redeploy(site):

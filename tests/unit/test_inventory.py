@@ -365,7 +365,8 @@ def test_every_problem_of_every_host_is_in_one_message():
     assert str(raised.value).splitlines() == [
         "host web1, app hello, field domains: 'bad..name' is not a valid host name",
         "host web1, app hello, field workers: 0 must be a whole number of at least 1",
-        "host web1, app two, field colour: unknown field (known fields: backup, broker, client_max_body_size, "
+        "host web1, app two, field colour: unknown field (known fields: backup, basic_auth, broker, canonical, "
+        "client_max_body_size, "
         "database, domains, env, headers, health_path, health_timeout, limits, media, name, primary, processes, "
         "project_dir, purge, release_commands, requirements, schedule, secrets, servers, settings_module, source, "
         "state, tls, workers, wsgi_module)",
@@ -467,3 +468,22 @@ def test_the_inventory_reference_is_what_the_contract_says():
 def test_a_header_cannot_reach_nginx_but_as_a_header(headers, why):
     assert "host web1, app hello, field headers: " in error([app(headers=headers)])
     assert why in error([app(headers=headers)])
+
+
+SHA512 = "$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPPrVACtLtip/cZ/1GM/O6IND4WQhG."
+
+
+@pytest.mark.parametrize(("fields", "why"), [
+    ({"basic_auth": {"users": {"ann": "ann-pw"}}}, "field basic_auth: users: ann: not a password hash"),
+    ({"basic_auth": {"users": {"ann": SHA512 + "\nbob:x"}}}, "ann: not a password hash"),
+    ({"basic_auth": {"users": {"ann:x": SHA512}}}, "'ann:x' must be a dict of user names"),
+    ({"basic_auth": {"users": {}}}, "names no user"),
+    ({"basic_auth": {"users": {"ann": SHA512}, "paths": ["/a\"; deny all; #"]}}, "must be a list of URL path"),
+    ({"basic_auth": {"users": {"ann": SHA512}, "realm": 'x"; allow all; #'}}, "realm: "),
+    ({"basic_auth": "ann"}, "field basic_auth: 'ann' must be a dict with keys users"),
+    ({"canonical": True, "domains": ["*.hello.test", "hello.test"]}, "field canonical: the first domain"),
+])
+def test_site_controls_take_strict_forms(fields, why):
+    message = error([app(**fields)])
+    assert why in message, message
+

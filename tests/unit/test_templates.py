@@ -503,3 +503,15 @@ def test_pruning_keeps_the_live_release_the_newest_checked_ones_and_their_virtua
         "20261208T000000-new.djangohost-new"]
     # venv1: the live one and 20261207's; venv2: 20261205's; venv0: 20261206's.
     assert sorted(path.name for path in (home / "venvs").iterdir()) == ["being.made", "venv0", "venv1", "venv2"]
+
+
+def test_a_login_and_a_canonical_domain_are_written_for_nginx():
+    (hello,) = load_apps("web1", {"apps": [{
+        "name": "hello", "domains": ["hello.test", "www.hello.test"], "source": str(EXAMPLES / "hello"),
+        "canonical": True, "basic_auth": {"users": {"ann": "$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/"},
+                                          "paths": ["/admin/", "/a.b/"]}}]})
+    site = render("nginx/site.conf.j2", app=hello, site=hello.part(NginxPart), logins="/etc/nginx/l/hello",
+                  logs="/var/log/nginx/djangohost/hello")
+    assert '"~^0:/admin/" "Restricted";' in site and '"~^0:/a\\.b/" "Restricted";' in site
+    assert "default off;" in site and "auth_basic $djangohost_auth_hello;" in site
+    assert "if ($host != hello.test) {\n        return 301 http://hello.test$request_uri;" in site

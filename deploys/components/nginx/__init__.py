@@ -28,9 +28,17 @@ def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
     return Packages(checks=(BROTLI,), others=tuple(PACKAGES))
 
 
+#: The apps' basic authentication users, a file per app: root's, Nginx's group reads them.
+LOGINS = "/etc/nginx/djangohost-logins"
+
+
+def logins(app: App) -> str:
+    return f"{LOGINS}/{app.name}"
+
+
 def _watched(app: App) -> Sequence[str]:
     return [paths.nginx_site(app), paths.nginx_enabled(app), paths.nginx_staged(app), paths.nginx_logs(app),
-            paths.stamp("site", app)]
+            paths.stamp("site", app), logins(app)]
 
 
 SERVICE = Service("nginx", "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null")
@@ -39,7 +47,7 @@ COMPONENT = Component(
     "nginx", contract=NginxPart, packages=_packages, watched=_watched,
     services=lambda apps: [SERVICE],
     host_paths=(paths.NGINX_CONF, paths.NGINX_STAGED, paths.NGINX_LOGS, paths.NGINX_CHECK, paths.NGINX_DEBIAN_DEFAULT,
-                paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, paths.stamp("nginx")))
+                paths.NGINX_DEFAULT_SITE, paths.NGINX_DEFAULT_LINK, paths.stamp("nginx"), LOGINS))
 
 # A checked reload that returns once the new workers took over (templates/nginx/reload.sh).
 RELOAD = (TEMPLATES / "nginx" / "reload.sh").read_text()
@@ -103,16 +111,20 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         current=debian_default,
     ))
 
-    app_sites = {app.name: render("nginx/site.conf.j2", app=app, site=app.part(NginxPart),
+    app_sites = {app.name: render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), logins=logins(app),
                                   acme_webroot=paths.ACME_WEBROOT, logs=paths.nginx_logs(app),
                                   tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
                                   tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
                  for app in apps}
+    if any(app.part(NginxPart).basic_auth for app in apps):
+        ops.directory(name="Nginx: the apps' logins", path=LOGINS, owner="root", group="www-data", mode="750",
+                      current=state.paths.get(LOGINS))
     for app in host.loop(apps):
+        write_logins(app, state)
         changes.append(app_site(app, app_sites[app.name], state,
                                 [conf, check, *certificates.get(app.name, [])], guards[app.name]))
     for app in host.loop(removed):
-        for path in (paths.nginx_enabled(app), paths.nginx_site(app), paths.nginx_staged(app)):
+        for path in (paths.nginx_enabled(app), paths.nginx_site(app), paths.nginx_staged(app), logins(app)):
             changes.append(ops.absent(name=f"{app.name}: nginx {path.split('/')[-2]} entry removed", path=path,
                                       current=state.paths.get(path)))
 
@@ -125,6 +137,18 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
             enabled.append(f"{app.name}\0{site.sha256}")
     applied = Stamp.of(state, paths.stamp("nginx"), *sorted(enabled))
     return react("Nginx reload", RELOAD, [applied], [*changes, *(op for ops_ in certificates.values() for op in ops_)])
+
+
+def write_logins(app: App, state: State) -> None:
+    """The app's basic authentication users (user:hash lines), read by Nginx at each request: a
+    change needs no reload. Shown in no diff: a hash is a password's to guess offline."""
+    auth = app.part(NginxPart).basic_auth
+    if auth is None:
+        ops.absent(name=f"{app.name}: no nginx logins", path=logins(app), current=state.paths.get(logins(app)))
+        return
+    ops.file(name=f"{app.name}: nginx logins", path=logins(app),
+             content="".join(f"{user}:{hashed}\n" for user, hashed in sorted(auth.users.items())),
+             owner="root", group="www-data", mode="640", current=state.paths.get(logins(app)), secret=True)
 
 
 def app_site(app: App, content: str, state: State, checked_with: list[OperationMeta], guard: Guard) -> OperationMeta:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from deploys.model.schema import SIZE_RE, Part, form
+from deploys.model.schema import SIZE_RE, Model, Part, Problem, entry, form
 
 # A response header Nginx adds: a token for its name, and a value Nginx writes as it is (no quote,
 # backslash, variable, end of directive or block).
@@ -17,23 +17,94 @@ HEADER_VALUE_REFUSED = set('"\\$;{}')
 # Headers djangohost sets itself (its tls and static files settings).
 RESERVED_HEADERS = {"strict-transport-security", "cache-control", "content-length", "content-type", "server"}
 
+# Basic authentication: a user name, and a crypt(3) hash Nginx checks (libxcrypt: bcrypt, SHA-512,
+# SHA-256, yescrypt; Apache's MD5), never a password.
+USER_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+HASH_RE = re.compile(r"\$(2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|[56]\$(rounds=[0-9]{1,9}\$)?[./A-Za-z0-9]{1,16}\$"
+                     r"[./A-Za-z0-9]{43,86}|y\$[./A-Za-z0-9]{1,64}\$[./A-Za-z0-9]{1,64}\$[./A-Za-z0-9]{43}|"
+                     r"apr1\$[./A-Za-z0-9]{1,8}\$[./A-Za-z0-9]{22})")
+# A URL path prefix basic authentication protects, as Nginx's map matches it.
+PREFIX_RE = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
+REALM_RE = re.compile(r"[A-Za-z0-9 ._,:()-]{1,64}")
+
 FORMS = {
     "client_max_body_size": "must look like 10m, 512k or 1g",
+    "canonical": "must be true or false",
+    "basic_auth": "must be a dict with keys users ({name: password hash}), paths and realm",
+    "users": "must be a dict of user names (letters, digits, . _ @ -) to password hashes (htpasswd -B, mkpasswd)",
+    "paths": "must be a list of URL path prefixes such as /admin/",
+    "realm": "must be letters, digits, spaces and . , : ( ) - _",
     "headers": "must be a dict of header names (letters, digits, -) to values of printable characters without "
                "\" \\ $ ; { }",
 }
 
 
+class BasicAuthEntry(Model):
+    """Who may see the app (or paths of it): user names and their password hashes."""
+
+    users: dict[str, str] = Field(
+        description="User names to password hashes, as `htpasswd -nB NAME` or `mkpasswd -m bcrypt` print them; "
+                    "never a password. Masked wherever shown, like secrets.")
+    paths: list[str] = Field(default_factory=list,
+                             description="URL path prefixes it protects, such as /admin/; default the whole site.")
+    realm: str = Field("Restricted", description="What the browser's login prompt says.")
+
+    @field_validator("users")
+    @classmethod
+    def _users(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("names no user")
+        for name, hashed in value.items():
+            if not USER_RE.fullmatch(name):
+                raise ValueError(f"{name!r} {FORMS['users']}")
+            if not HASH_RE.fullmatch(hashed):
+                raise ValueError(f"{name}: not a password hash (bcrypt, SHA-512, SHA-256, yescrypt or apr1; make "
+                                 "one with htpasswd -nB NAME): a password is never written on the host")
+        return value
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            form(PREFIX_RE, prefix, "paths", FORMS)
+        return value
+
+    @field_validator("realm")
+    @classmethod
+    def _realm(cls, value: str) -> str:
+        return form(REALM_RE, value, "realm", FORMS)
+
+
 class NginxPart(Part):
     FORMS = FORMS
+    ENTRIES = ((BasicAuthEntry, "`basic_auth`", "An app's `basic_auth`."),)
 
     client_max_body_size: str = Field("10m", json_schema_extra={"pattern": f"^{SIZE_RE.pattern}$"},
                                       description="Nginx's upload limit for the app, such as 10m.")
+    canonical: bool = Field(
+        False, description="true: the app's other domains answer 301 to its first, path and query kept (over https "
+                           "with tls).")
+    basic_auth: BasicAuthEntry | None = Field(
+        None, description="A login for the whole site or for paths of it (a staging site, /admin/): "
+                          '{"users": {"ann": "$2y$05$..."}, "paths": ["/admin/"]}. The host\'s own checks pass '
+                          "without it.")
     headers: dict[str, str] = Field(
         default_factory=dict,
         description="Response headers Nginx adds to every answer of the app, its static and media files included: "
                     '{"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}.',
     )
+
+    @field_validator("basic_auth", mode="before")
+    @classmethod
+    def _basic_auth(cls, value: Any) -> Any:
+        return value if value is None else entry(BasicAuthEntry, value, "basic_auth", FORMS)
+
+    @model_validator(mode="after")
+    def _canonical(self) -> NginxPart:
+        first = (getattr(self, "domains", None) or [""])[0]  # the app entry's, beside this part
+        if self.canonical and first.startswith("*."):
+            raise Problem("canonical", f"the first domain, {first}, is a wildcard: name a host to redirect to first")
+        return self
 
     @field_validator("client_max_body_size")
     @classmethod
