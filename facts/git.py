@@ -22,7 +22,7 @@ if ! commit=$(git rev-parse --verify --quiet "$2^{commit}"); then
   printf 'noref\t%s\tref %s not found in the repository\n' "$url" "$2"; exit 0
 fi
 [ -f "$5" ] || { printf 'ok\t%s\t%s\n' "$url" "$commit"; exit 0; }
-if ! found=$(python3 "$5" digest --git "$commit" --project-dir "$3" ${4:+--requirements "$4"} 2>&1); then
+if ! found=$(timeout 60 python3 "$5" digest --git "$commit" --project-dir "$3" ${4:+--requirements "$4"} 2>&1); then
   printf 'error\t%s\t%s\n' "$url" "$(printf '%s' "$found" | tail -n 1 | tr '\t\n' '  ')"; exit 0
 fi
 printf 'ok\t%s\t%s\t%s\n' "$url" "$commit" "$found"

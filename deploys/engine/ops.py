@@ -51,10 +51,14 @@ def _diffing() -> bool:
 
 
 def _show_diff(path: str, current: list[str] | None, desired: str) -> None:
-    """Log a unified diff from the current lines (None: no file yet) to the desired text."""
-    host.log(f"Will {'create' if current is None else 'modify'} {path}", logger.info)
-    current = [line + "\n" for line in current or []]
-    desired_lines = desired.splitlines(keepends=True)
+    """Log a unified diff from the current lines (None: no file yet) to the desired text, escaped:
+    a file's text may be an app's or a committer's (its dependency files)."""
+    host.log(f"Will {'create' if current is None else 'modify'} {safe.printable(path)}", logger.info)
+    current = [safe.printable(line) + "\n" for line in current or []]
+    wanted = desired.split("\n")
+    if desired.endswith("\n"):
+        wanted.pop()
+    desired_lines = [safe.printable(line) + "\n" for line in wanted]
     for line in generate_color_diff(current, desired_lines):
         logger.info("  %s", line)
     logger.info("")

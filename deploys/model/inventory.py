@@ -366,7 +366,7 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         try:
             dependencies.find(dependencies.from_directory(str(source)), project_dir, requirements)
         except dependencies.Refused as refused:
-            raise schema.Problem("requirements", str(refused)) from None
+            raise schema.Problem("requirements", safe.printable(str(refused))) from None
     return App(
         name=entry.name,
         domains=tuple(entry.domains or ()),

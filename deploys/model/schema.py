@@ -587,11 +587,18 @@ def assemble(parts: Iterable[type[Part]]) -> type[AppEntry]:
     """The app entry with the components' parts: their fields beside AppEntry's, validated alike
     (a part's validators are its own), and a value of it is an instance of every part."""
     bases: tuple[type[Model], ...] = (AppEntry, *parts)
-    fields = [name for model in bases for name in model.model_fields]
-    twice = sorted({name for name in fields if fields.count(name) > 1})
-    if twice:
-        raise TypeError(f"fields declared by two parts of the contract: {', '.join(twice)}")
+    # pydantic keeps one validator of a name: a part's would silently replace another's.
+    for kind, names in (("fields", [name for model in bases for name in model.model_fields]),
+                        ("validators", [name for model in bases for name in validators(model)])):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise TypeError(f"{kind} declared by two parts of the contract: {', '.join(twice)}")
     return create_model("AppEntry", __base__=bases, __module__=__name__)  # type: ignore[arg-type]
+
+
+def validators(model: type[Model]) -> set[str]:
+    decorators = model.__pydantic_decorators__
+    return {*decorators.field_validators, *decorators.model_validators}
 
 
 def parts_of(contract: type[Model]) -> list[type[Part]]:

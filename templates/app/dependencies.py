@@ -39,6 +39,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 Reader = Callable[[str], "bytes | None"]
+# A lock file's packages: as requirement lines, and their names.
+Pins = tuple[list[str], set[str]]
+# The largest dependency file read: a lock of thousands of packages is a few MB.
+MAX_SIZE = 16 * 1024 * 1024
 
 # A -r/-c line of a requirements file: the option and the file it names.
 INCLUDE_RE = re.compile(r"^(?:-r|-c|--requirement|--constraint)(?:\s*=\s*|\s*)(\S+)$")
@@ -192,16 +196,18 @@ def poetry_pins(pyproject: bytes, lock: bytes, root: str) -> tuple[list[str], se
     while queue:
         name, extras = queue.pop()
         package = packages.get(name)
-        if package is None or (name in needed and set(extras) <= needed[name]):
+        if package is None:
             continue
-        needed.setdefault(name, set()).update(extras)
-        for dependency, spec in package.get("dependencies", {}).items():
+        # Each package's dependencies once, each extra's once: a lock cannot make it quadratic.
+        first, new = name not in needed, set(extras) - needed.get(name, set())
+        needed.setdefault(name, set()).update(new)
+        for dependency, spec in package.get("dependencies", {}).items() if first else ():
             specs = spec if isinstance(spec, list) else [spec]
             if all(isinstance(one, dict) and one.get("optional") for one in specs):
                 continue
             queue.append((normalized(dependency), [e for one in specs if isinstance(one, dict)
                                                    for e in one.get("extras", [])]))
-        for extra in extras:
+        for extra in sorted(new):
             for requirement in package.get("extras", {}).get(extra, []):
                 match = NAME_RE.match(requirement.strip())
                 if match:
@@ -253,6 +259,14 @@ def find(read: Reader, project_dir: str = "", requirements: str | None = None) -
         directory = posixpath.dirname(directory)
 
 
+def readable(path: str, read: Callable[[], Pins]) -> Pins:
+    """What `read` makes of a lock file, or Refused when it is not what its tool writes."""
+    try:
+        return read()
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise Refused(f"{path} is not a lock file its tool wrote ({type(error).__name__}: {error})") from None
+
+
 def in_directory(read: Reader, directory: str) -> Dependencies | None:
     """The dependencies a directory's own files give, if any."""
     lock_path, requirements_path, pyproject_path = (posixpath.join(directory, name)
@@ -264,11 +278,11 @@ def in_directory(read: Reader, directory: str) -> Dependencies | None:
     poetry_path, pipfile_path = posixpath.join(directory, "poetry.lock"), posixpath.join(directory, "Pipfile.lock")
     poetry, pipfile = read(poetry_path), read(pipfile_path)
     if poetry is not None and pyproject is not None:
-        pinned, names = poetry_pins(pyproject, poetry, directory)
+        pinned, names = readable(poetry_path, lambda: poetry_pins(pyproject, poetry, directory))
         return Dependencies("poetry.lock", directory, {pyproject_path: pyproject, poetry_path: poetry}, names,
                             main=poetry_path, pinned=pinned)
     if pipfile is not None:
-        pinned, names = pipfile_pins(pipfile, directory)
+        pinned, names = readable(pipfile_path, lambda: pipfile_pins(pipfile, directory))
         return Dependencies("Pipfile.lock", directory, {pipfile_path: pipfile}, names, main=pipfile_path,
                             pinned=pinned)
     for path in (requirements_path, *(posixpath.join(directory, name) for name in SERVER_REQUIREMENTS)):
@@ -301,6 +315,11 @@ def key(python: str, packages: list[str], digest: str) -> str:
     return hashlib.sha256("".join(f"{line}\n" for line in (python, *packages, digest)).encode()).hexdigest()[:12]
 
 
+def bounded(path: str, size: int) -> None:
+    if size > MAX_SIZE:
+        raise Refused(f"{path} is larger than {MAX_SIZE // 1024 // 1024} MiB")
+
+
 def from_directory(root: str) -> Reader:
     """Read files of a directory, regular files only, never through a link out of it."""
     def read(path: str) -> bytes | None:
@@ -309,13 +328,19 @@ def from_directory(root: str) -> Reader:
                 os.path.realpath(root) + os.sep):
             return None
         with open(full, "rb") as f:
-            return f.read()
+            content = f.read(MAX_SIZE + 1)
+        bounded(path, len(content))
+        return content
     return read
 
 
 def from_git(commit: str) -> Reader:
     """Read files of a commit of the repository in the current directory."""
     def read(path: str) -> bytes | None:
+        size = subprocess.run(["git", "cat-file", "-s", f"{commit}:{path}"], capture_output=True, text=True)
+        if size.returncode != 0:
+            return None
+        bounded(path, int(size.stdout))
         proc = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], capture_output=True)
         return proc.stdout if proc.returncode == 0 else None
     return read

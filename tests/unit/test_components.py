@@ -9,7 +9,7 @@ import re
 import subprocess
 
 import pytest
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from deploys.components import registry
 from deploys.components.nginx.contract import NginxPart
@@ -132,3 +132,17 @@ def test_a_components_contract_is_part_of_the_model_layer():
         assert all(name.startswith("deploys.model") for name in imported), (contract, imported)
     assert {part.__name__ for part in schema.parts_of(registry.CONTRACT)} == {
         "BrokerPart", "HealthPart", "NginxPart", "LimitsPart", "SchedulePart"}
+
+
+def test_two_parts_cannot_declare_one_validator():
+    """pydantic keeps one validator of a name: a part's would silently replace another's."""
+    class Shadow(Part):
+        server_name: str = ""
+
+        @field_validator("server_name")
+        @classmethod
+        def _name(cls, value: str) -> str:  # AppEntry's own validator of `name` has this name
+            return value
+
+    with pytest.raises(TypeError, match="validators declared by two parts of the contract: _name"):
+        schema.assemble([*schema.parts_of(registry.CONTRACT), Shadow])

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import os
 import socket
 import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -342,3 +345,38 @@ def test_the_health_program_escapes_what_djangohost_safe_escapes():
         char = chr(code)
         if char not in "\n\t":
             assert (health.escaped(char) != char) == safe.is_control(char), hex(code)
+
+
+def test_a_hostile_lock_is_read_in_linear_time_and_refused_when_it_is_no_lock(tmp_path):
+    # Thousands of packages each asking for one package with an extra of its own: each package's
+    # dependencies are read once, each extra's once.
+    count = 3000
+    lock = "".join(f'[[package]]\nname = "p{i}"\nversion = "1"\n[package.dependencies]\nhub = '
+                   f'{{version = "*", extras = ["e{i}"]}}\n' for i in range(count))
+    lock += '[[package]]\nname = "hub"\nversion = "1"\n[package.dependencies]\n' + "".join(
+        f'd{i} = "*"\n' for i in range(count)) + "[package.extras]\n" + "".join(
+        f'e{i} = ["d{i}"]\n' for i in range(count))
+    lock += "".join(f'[[package]]\nname = "d{i}"\nversion = "1"\n' for i in range(count))
+    pyproject = "[tool.poetry.dependencies]\n" + "".join(f'p{i} = "*"\n' for i in range(count))
+    started = time.monotonic()
+    pinned, names = dependencies.poetry_pins(pyproject.encode(), lock.encode(), "")
+    assert time.monotonic() - started < 2 and len(names) == 2 * count + 1
+    for name, content in [("Pipfile.lock", '{"default": {"x": "1.0"}}'), ("Pipfile.lock", '{"default": []}'),
+                          ("poetry.lock", '[[package]]\nname = 1\n')]:
+        root = tree(tmp_path / name / content[:8].replace("/", ""), {
+            name: content, "manage.py": "", "pyproject.toml": '[tool.poetry.dependencies]\nx = "*"\n'})
+        with pytest.raises(dependencies.Refused, match=f"{name} is not a lock file its tool wrote"):
+            found(root)
+    huge = tree(tmp_path / "huge", {"manage.py": "", "requirements.txt": "#" * (dependencies.MAX_SIZE + 1)})
+    with pytest.raises(dependencies.Refused, match="requirements.txt is larger than 16 MiB"):
+        found(huge)
+
+
+def test_a_committed_files_text_is_escaped_in_a_diff(monkeypatch, caplog):
+    from deploys.engine import ops
+    monkeypatch.setattr(ops, "host", SimpleNamespace(log=lambda text, log: log(text)))
+    caplog.set_level(logging.INFO, logger="pyinfra")
+    ops._show_diff("hello: requirements/\x1b]0;x\x07.txt", ["django"],
+                   "django\n# \x1b]0;owned\x07\x1b[2J \u009b31m\n")
+    shown = caplog.text
+    assert "\x1b]" not in shown and "\u009b" not in shown and "\\x1b]0;owned" in shown
