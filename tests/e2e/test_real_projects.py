@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from tests.helpers import copy_example, http_get, pyinfra, sh, write_inventory
+from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -131,6 +131,24 @@ def test_a_login_guards_the_whole_site_or_its_paths_and_the_checks_pass_it(site)
 def test_the_other_domains_redirect_to_the_canonical_one(site):
     assert curl(site["port"], "www.journal.test", "/print/?page=2") == "301 http://journal.test/print/?page=2"
     assert curl(site["port"], "journal.test", "/") == "200"
+
+
+def test_maintenance_turns_visitors_away_and_leaves_the_app_running(site):
+    container, port, inventory = site["container"], site["port"], site["inventory"]
+    before = master_pid(container, "ledger")
+    maintenance = ("--data", "app=ledger", "--data", "on=yes")
+    assert "ledger: maintenance on" in pyinfra(inventory, *maintenance, deploy="deploys/maintenance.py").changed()
+    shown = curl(port, "ledger.test", "/login/", "-D", "/dev/stdout")
+    assert shown.startswith("HTTP/1.1 503") and "Retry-After: 600" in shown, shown
+    assert "Down for maintenance" in http_get(port, "ledger.test", "/login/")[1]
+    assert curl(port, "almanac.test", "/") == "200"  # the other apps serve
+    # The host's own checks still reach it: a deploy is green, and keeps the mode.
+    pyinfra(inventory)
+    assert curl(port, "ledger.test", "/login/") == "503"
+    assert pyinfra(inventory, *maintenance, deploy="deploys/maintenance.py").changed() == []
+    pyinfra(inventory, "--data", "app=ledger", "--data", "on=no", deploy="deploys/maintenance.py")
+    assert curl(port, "ledger.test", "/login/") == "200"
+    assert master_pid(container, "ledger") == before  # its processes were left as they were
 
 
 def test_a_changed_static_file_is_served_after_the_redeploy(site):

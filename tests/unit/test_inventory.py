@@ -12,7 +12,7 @@ import pytest
 
 from deploys.components import broker, schedule
 from deploys.components.nginx.contract import NginxPart
-from deploys.components.registry import check_host
+from deploys.components.registry import CONTRACT, check_host
 from deploys.engine.ops import mask_env
 from deploys.model import defaults
 from deploys.model.inventory import (
@@ -365,11 +365,7 @@ def test_every_problem_of_every_host_is_in_one_message():
     assert str(raised.value).splitlines() == [
         "host web1, app hello, field domains: 'bad..name' is not a valid host name",
         "host web1, app hello, field workers: 0 must be a whole number of at least 1",
-        "host web1, app two, field colour: unknown field (known fields: backup, basic_auth, broker, canonical, "
-        "client_max_body_size, "
-        "database, domains, env, headers, health_path, health_timeout, limits, media, name, primary, processes, "
-        "project_dir, purge, release_commands, requirements, schedule, secrets, servers, settings_module, source, "
-        "state, tls, workers, wsgi_module)",
+        f"host web1, app two, field colour: unknown field (known fields: {', '.join(sorted(CONTRACT.model_fields))})",
         "host web2, field djangohost_group: 'web apps' must be a group name: lowercase letters, digits, _ and -",
     ]
 
@@ -482,6 +478,9 @@ SHA512 = "$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPP
     ({"basic_auth": {"users": {"ann": SHA512}, "realm": 'x"; allow all; #'}}, "realm: "),
     ({"basic_auth": "ann"}, "field basic_auth: 'ann' must be a dict with keys users"),
     ({"canonical": True, "domains": ["*.hello.test", "hello.test"]}, "field canonical: the first domain"),
+    ({"maintenance_allow": ["10.0.0.0/8; allow all"]}, "field maintenance_allow: '10.0.0.0/8; allow all' must be"),
+    ({"maintenance_allow": ["fe80::1%eth0"]}, "field maintenance_allow: 'fe80::1%eth0' must be"),
+    ({"maintenance_allow": ["office.example.com"]}, "field maintenance_allow: 'office.example.com' must be"),
 ])
 def test_site_controls_take_strict_forms(fields, why):
     message = error([app(**fields)])

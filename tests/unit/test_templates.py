@@ -18,8 +18,7 @@ import pytest
 
 from deploys.components import broker, schedule
 from deploys.components.app import environment
-from deploys.components.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive
-from deploys.components.nginx.contract import NginxPart
+from deploys.components.nginx import http2_directive, site_conf
 from deploys.components.supervisor import program_file
 from deploys.engine import safe
 from deploys.engine.ops import mask_env
@@ -58,7 +57,7 @@ def test_every_template_says_it_is_managed():
 
 
 def test_nginx_site(hello):
-    site = render("nginx/site.conf.j2", app=hello, site=hello.part(NginxPart), logs=paths.nginx_logs(hello))
+    site = site_conf(hello, http2_on=False)
     assert "server unix:/webapps/hello/run/gunicorn.sock fail_timeout=0;" in site
     assert "server_name hello.test www.hello.test;" in site
     assert "upstream hello_gunicorn" in site and "proxy_pass http://hello_gunicorn;" in site
@@ -298,10 +297,7 @@ def secure_hello():
 
 
 def secure_site(app, http2_on: bool) -> str:
-    return render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), acme_webroot=paths.ACME_WEBROOT,
-                  logs=paths.nginx_logs(app),
-                  tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
-                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
+    return site_conf(app, http2_on)
 
 
 @pytest.mark.parametrize(("version", "debian", "directive"), [
@@ -474,7 +470,7 @@ def test_a_failed_or_killed_background_step_fails_its_wait(tmp_path):
 def test_an_apps_own_headers_are_on_every_answer_of_its_site():
     (app,) = load_apps("web1", {"apps": [{"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello"),
                                           "headers": {"X-Frame-Options": "DENY", "Permissions-Policy": "camera=()"}}]})
-    site = render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), logs=paths.nginx_logs(app))
+    site = site_conf(app, http2_on=False)
     # In the server and again in each location with headers of its own (add_header is not inherited there).
     assert site.count('add_header X-Frame-Options "DENY" always;') == 3
     assert site.count('add_header Permissions-Policy "camera=()" always;') == 3
@@ -510,8 +506,7 @@ def test_a_login_and_a_canonical_domain_are_written_for_nginx():
         "name": "hello", "domains": ["hello.test", "www.hello.test"], "source": str(EXAMPLES / "hello"),
         "canonical": True, "basic_auth": {"users": {"ann": "$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/"},
                                           "paths": ["/admin/", "/a.b/"]}}]})
-    site = render("nginx/site.conf.j2", app=hello, site=hello.part(NginxPart), logins="/etc/nginx/l/hello",
-                  logs="/var/log/nginx/djangohost/hello")
+    site = site_conf(hello, http2_on=False)
     assert '"~^0:/admin/" "Restricted";' in site and '"~^0:/a\\.b/" "Restricted";' in site
     assert "default off;" in site and "auth_basic $djangohost_auth_hello;" in site
     assert "if ($host != hello.test) {\n        return 301 http://hello.test$request_uri;" in site

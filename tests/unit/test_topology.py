@@ -11,6 +11,7 @@ import pytest
 from deploys.components import schedule
 from deploys.components.balancer import roll
 from deploys.components.dbserver import hba_address
+from deploys.components.nginx import site_conf
 from deploys.components.nginx.contract import NginxPart
 from deploys.components.postgres import database_url
 from deploys.engine.templates import render
@@ -163,8 +164,7 @@ def test_the_load_balancer_spreads_an_app_over_its_servers_and_its_primary_runs_
                   certificates={})
     assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in site
     assert "proxy_next_upstream_tries 2;" in site
-    app_site = render("nginx/site.conf.j2", app=on_app1, site=on_app1.part(NginxPart),
-                      logs="/var/log/nginx/djangohost/hello")
+    app_site = site_conf(on_app1, http2_on=False)
     assert "allow 10.0.0.2;\n    allow 127.0.0.1;\n    allow ::1;\n    deny all;" in app_site
     assert "proxy_set_header X-Real-IP $http_x_real_ip;" in app_site
 
@@ -194,7 +194,7 @@ def test_tls_ends_at_the_load_balancer():
     assert 'add_header Strict-Transport-Security "max-age=600" always;' in site
     assert "return 301 https://$host$request_uri;" in site and "proxy_hide_header Strict-Transport-Security;" in site
     app = topology.apps["app1"][0]
-    app_site = render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), logs="/var/log/nginx/djangohost/hello")
+    app_site = site_conf(app, http2_on=False)
     assert "443" not in app_site and "ssl_certificate" not in app_site and "Strict-Transport" not in app_site
     assert "proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;" in app_site
     assert app.checked_origins == ("lb-https://hello.test",)

@@ -36,9 +36,19 @@ def logins(app: App) -> str:
     return f"{LOGINS}/{app.name}"
 
 
+#: Apps in maintenance (deploys/maintenance.py): a file per app, whose presence Nginx checks.
+MAINTENANCE = "/etc/nginx/djangohost-maintenance"
+#: Seconds a visitor is told to wait (Retry-After) while an app is in maintenance.
+RETRY_AFTER = 600
+
+
+def maintenance_flag(app: App) -> str:
+    return f"{MAINTENANCE}/{app.name}"
+
+
 def _watched(app: App) -> Sequence[str]:
     return [paths.nginx_site(app), paths.nginx_enabled(app), paths.nginx_staged(app), paths.nginx_logs(app),
-            paths.stamp("site", app), logins(app)]
+            paths.stamp("site", app), logins(app), maintenance_flag(app)]
 
 
 SERVICE = Service("nginx", "kill -0 $(cat /run/nginx.pid 2>/dev/null) 2>/dev/null")
@@ -71,6 +81,14 @@ def http2_directive(state: State) -> bool:
     if state.nginx_version:
         return state.nginx_version >= (1, 25, 1)
     return state.debian_version >= 13
+
+
+def site_conf(app: App, http2_on: bool) -> str:
+    """The app's Nginx site (templates/nginx/site.conf.j2)."""
+    return render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), logins=logins(app),
+                  maintenance=maintenance_flag(app), retry_after=RETRY_AFTER, acme_webroot=paths.ACME_WEBROOT,
+                  logs=paths.nginx_logs(app), tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
+                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
 
 
 @deploy("Nginx sites")
@@ -111,11 +129,7 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         current=debian_default,
     ))
 
-    app_sites = {app.name: render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), logins=logins(app),
-                                  acme_webroot=paths.ACME_WEBROOT, logs=paths.nginx_logs(app),
-                                  tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
-                                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
-                 for app in apps}
+    app_sites = {app.name: site_conf(app, http2_on) for app in apps}
     if any(app.part(NginxPart).basic_auth for app in apps):
         ops.directory(name="Nginx: the apps' logins", path=LOGINS, owner="root", group="www-data", mode="750",
                       current=state.paths.get(LOGINS))
@@ -124,7 +138,8 @@ def sites(apps: list[App], removed: list[App], all_apps: list[App], state: State
         changes.append(app_site(app, app_sites[app.name], state,
                                 [conf, check, *certificates.get(app.name, [])], guards[app.name]))
     for app in host.loop(removed):
-        for path in (paths.nginx_enabled(app), paths.nginx_site(app), paths.nginx_staged(app), logins(app)):
+        for path in (paths.nginx_enabled(app), paths.nginx_site(app), paths.nginx_staged(app), logins(app),
+                     maintenance_flag(app)):
             changes.append(ops.absent(name=f"{app.name}: nginx {path.split('/')[-2]} entry removed", path=path,
                                       current=state.paths.get(path)))
 

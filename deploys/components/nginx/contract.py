@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -30,6 +31,7 @@ REALM_RE = re.compile(r"[A-Za-z0-9 ._,:()-]{1,64}")
 FORMS = {
     "client_max_body_size": "must look like 10m, 512k or 1g",
     "canonical": "must be true or false",
+    "maintenance_allow": "must be a list of addresses or networks, such as 203.0.113.7 or 2001:db8::/32",
     "basic_auth": "must be a dict with keys users ({name: password hash}), paths and realm",
     "users": "must be a dict of user names (letters, digits, . _ @ -) to password hashes (htpasswd -B, mkpasswd)",
     "paths": "must be a list of URL path prefixes such as /admin/",
@@ -88,6 +90,10 @@ class NginxPart(Part):
         None, description="A login for the whole site or for paths of it (a staging site, /admin/): "
                           '{"users": {"ann": "$2y$05$..."}, "paths": ["/admin/"]}. The host\'s own checks pass '
                           "without it.")
+    maintenance_allow: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks that still reach the app while it is in maintenance "
+                    "(deploys/maintenance.py), such as the office's.")
     headers: dict[str, str] = Field(
         default_factory=dict,
         description="Response headers Nginx adds to every answer of the app, its static and media files included: "
@@ -98,6 +104,18 @@ class NginxPart(Part):
     @classmethod
     def _basic_auth(cls, value: Any) -> Any:
         return value if value is None else entry(BasicAuthEntry, value, "basic_auth", FORMS)
+
+    @field_validator("maintenance_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} {FORMS['maintenance_allow']}") from None
+            if "%" in network or "/" in network and not network.split("/")[1].isdigit():
+                raise ValueError(f"{network!r} {FORMS['maintenance_allow']}")
+        return value
 
     @model_validator(mode="after")
     def _canonical(self) -> NginxPart:
