@@ -365,11 +365,10 @@ def test_every_problem_of_every_host_is_in_one_message():
     assert str(raised.value).splitlines() == [
         "host web1, app hello, field domains: 'bad..name' is not a valid host name",
         "host web1, app hello, field workers: 0 must be a whole number of at least 1",
-        "host web1, app two, field colour: unknown field (known fields: backup, basic_auth, broker, canonical, "
-        "client_max_body_size, "
-        "database, domains, env, headers, health_path, health_timeout, limits, media, name, primary, processes, "
-        "project_dir, purge, release_commands, requirements, schedule, secrets, servers, settings_module, source, "
-        "state, tls, workers, wsgi_module)",
+        "host web1, app two, field colour: unknown field (known fields: asgi_module, backup, basic_auth, broker, "
+        "canonical, client_max_body_size, database, domains, env, headers, health_path, health_timeout, limits, "
+        "media, name, primary, processes, project_dir, purge, read_timeout, release_commands, requirements, "
+        "schedule, secrets, server, servers, settings_module, source, state, tls, workers, wsgi_module)",
         "host web2, field djangohost_group: 'web apps' must be a group name: lowercase letters, digits, _ and -",
     ]
 
