@@ -571,7 +571,7 @@ def test_an_asgi_app_runs_uvicorns_worker_and_its_channels_in_its_redis(chat, he
     exec("if True:\n" + layer, namespace)
     assert namespace["CHANNEL_LAYERS"]["default"] == {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": "unix:///webapps/chat/run/redis.sock?db=2"}]}}
+        "CONFIG": {"hosts": [{"address": "unix:///webapps/chat/run/redis.sock?db=2", "socket_timeout": 30}]}}
     ast.parse(settings)
 
 
