@@ -1,5 +1,6 @@
 """ASGI apps (`"server": "asgi"`): examples/chat, a small Channels project, and a copy of it named
-lobby, on Debian 13 booted with systemd, reached over SSH as the sudo user, through Nginx with TLS
+lobby, on Debian 12 and on Debian 13 booted with systemd, reached over SSH as the sudo user (the
+suite's other SSH targets are test_real_servers'), through Nginx with TLS
 (self-signed): WebSockets, a broadcast through the channel layer in the app's own Redis, a stream
 whose chunks arrive as they are made, and a redeploy under requests that fails none while the old
 workers close their WebSockets (1012) and the other app's stay open.
@@ -40,10 +41,14 @@ def set_release(project: Path, release: str) -> None:
     consumers.write_text(re.sub(r'RELEASE = "[^"]*"', f'RELEASE = "{release}"', consumers.read_text()))
 
 
-@pytest.fixture(scope="module")
-def site(container_factory, login, tmp_path_factory):
-    container = container_factory(systemd=True, suite="trixie", ssh=True, https=True)
-    workdir = tmp_path_factory.mktemp("asgi")
+# Debian suite of each target: booted with systemd, reached as the sudo user.
+SUITES = {"debian12-systemd-sudo": "bookworm", "debian13-systemd-sudo": "trixie"}
+
+
+@pytest.fixture(scope="module", params=list(SUITES))
+def site(request, container_factory, login, tmp_path_factory):
+    container = container_factory(systemd=True, suite=SUITES[request.param], ssh=True, https=True)
+    workdir = tmp_path_factory.mktemp(request.param)
     chat = copy_example("chat", workdir)
     lobby = copy_example("chat", workdir / "lobby")
     set_release(lobby, "lobby v1")
@@ -146,5 +151,7 @@ def test_a_redeploy_fails_no_request_and_websockets_reconnect_to_the_new_release
         lobby.close()
 
 
-def test_a_second_run_changes_nothing(site):
+def test_a_second_run_changes_nothing_and_the_status_view_shows_both(site):
     assert pyinfra(site["inventory"]).changed() == []
+    status = pyinfra(site["inventory"], deploy="deploys/status.py", json_results=False).output
+    assert re.search(r"\n  chat +RUNNING", status) and re.search(r"\n  lobby +RUNNING", status), status[-2000:]
