@@ -47,6 +47,9 @@ def cluster(network_factory, tmp_path_factory):
         "db": [(hosts["db"], {"private_address": address(hosts["db"])})],
     })
     pyinfra(inventory)
+    # A WebSocket client for chat, run by its own Python on app1 (see tests/wsclient.py).
+    subprocess.run(["docker", "cp", str(REPO / "tests" / "wsclient.py"), f"{hosts['app1']}:/root/wsclient.py"],
+                   check=True)
     return {**hosts, "inventory": inventory, "workdir": workdir, "port": targets.published_port(hosts["lb"], 80)}
 
 
@@ -94,8 +97,6 @@ def test_tls_and_hsts_end_at_the_load_balancer(cluster):
 def test_an_asgi_apps_websockets_and_stream_pass_the_load_balancer(cluster):
     # From app1, with chat's own Python (tests/wsclient.py), to the load balancer on the test's network.
     client = ["docker", "exec", cluster["app1"], "/webapps/chat/venv/bin/python", "/root/wsclient.py"]
-    subprocess.run(["docker", "cp", str(REPO / "tests" / "wsclient.py"), f"{cluster['app1']}:/root/wsclient.py"],
-                   check=True)
     lb = f"{address(cluster['lb'])}:80"
     for _ in range(2):  # the handshake passed on by both Nginx, over a kept-alive connection too
         echo = subprocess.run([*client, "echo", lb, "ws://chat.test/ws/echo/", "hi"], capture_output=True, text=True)
@@ -106,6 +107,32 @@ def test_an_asgi_apps_websockets_and_stream_pass_the_load_balancer(cluster):
     assert len(events) == 5, stream
     # Neither Nginx buffered it: the first chunk arrived as it was made, two seconds before the last.
     assert events[-1][1] - events[0][0] > 1.5 and all(arrival - made < 0.4 for arrival, made in events), events
+
+
+def test_an_asgi_apps_redeploy_behind_the_load_balancer_fails_no_request(cluster):
+    # chat runs on app1 alone: it stays in its upstream through app1's turn, and its reload fails
+    # nothing; a WebSocket through the load balancer is closed by the old workers and reconnects.
+    client = ["docker", "exec", cluster["app1"], "/webapps/chat/venv/bin/python", "/root/wsclient.py"]
+    lb = f"{address(cluster['lb'])}:80"
+    listener = subprocess.Popen([*client, "listen", lb, "ws://chat.test/ws/broadcast/", "300"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout and listener.stdout.readline().strip() == "open"
+        consumers = cluster["workdir"] / "chat" / "chat" / "consumers.py"
+        consumers.write_text(consumers.read_text().replace('RELEASE = "chat v1"', 'RELEASE = "chat v2"'))
+        started = time.monotonic()
+        with Load(cluster["port"], "chat.test", markers=("chat v1", "chat v2")) as load:
+            pyinfra(cluster["inventory"])
+        took = time.monotonic() - started
+        assert set(load.statuses) == {200} and load.order == ["chat v1", "chat v2"], (load.statuses, load.order)
+        assert load.retried <= 4, load.retried  # a close by each reload of the load balancer, at most
+        assert listener.stdout.readline().strip() == "closed 1012"
+        # The drain waited for the WebSocket (30 s at most), then the reload closed it.
+        assert took < 90, took
+    finally:
+        listener.kill()
+    echo = subprocess.run([*client, "echo", lb, "ws://chat.test/ws/echo/", "again"], capture_output=True, text=True)
+    assert echo.stdout.strip() == "chat v2: again", echo.stderr[-500:]
 
 
 def test_the_schedule_and_unique_processes_run_on_the_primary_only(cluster):
