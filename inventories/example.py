@@ -40,6 +40,17 @@ web = [
                     "database": {"engine": "mariadb"},  # an account identified by the app's user
                     "tls": {"mode": "provided", "cert": "certs/blog.pem", "key": "certs/blog.key"},
                 },
+                {
+                    "name": "chat",
+                    "domains": ["chat.example.com"],
+                    "source": "../chat",
+                    # Django Channels: Gunicorn with uvicorn's worker, WebSockets and streams through
+                    # Nginx; the channel layer in the app's own Redis (docs/asgi.md).
+                    "server": "asgi",
+                    "broker": True,
+                    "read_timeout": 600,  # a WebSocket quiet for 10 minutes is closed; clients reconnect
+                    "tls": {"mode": "acme", "email": "ops@example.com"},
+                },
             ],
         },
     ),

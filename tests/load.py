@@ -4,6 +4,7 @@ only): what a visitor sees while djangohost changes things underneath."""
 from __future__ import annotations
 
 import http.client
+import ssl
 import threading
 import time
 from collections import Counter
@@ -15,6 +16,7 @@ class Load:
     port: int
     domain: str
     markers: tuple[str, ...] = ()  # page texts to count, e.g. the old and the new message
+    https: bool = False  # the port is Nginx's 443: TLS, with the domain as SNI (not verified)
     max_requests: int = 50_000
     max_seconds: float = 600
     statuses: Counter = field(default_factory=Counter)
@@ -59,7 +61,8 @@ class Load:
 
     def _get(self, conn: http.client.HTTPConnection | None
              ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = conn or (_HTTPSConnection(self.domain, self.port) if self.https
+                        else http.client.HTTPConnection("127.0.0.1", self.port, timeout=10))
         conn.request("GET", "/", headers={"Host": self.domain})
         return conn, conn.getresponse()
 
@@ -81,3 +84,15 @@ class Load:
     @property
     def served(self) -> int:
         return sum(self.statuses.values())
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """127.0.0.1's published port, the domain as SNI; the certificate is not what is tested."""
+
+    def __init__(self, domain: str, port: int) -> None:
+        super().__init__("127.0.0.1", port, timeout=10, context=ssl._create_unverified_context())
+        self.domain = domain
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.domain)  # type: ignore[attr-defined]

@@ -8,6 +8,8 @@ reference written from them (docs/inventory.md).
 
 from __future__ import annotations
 
+from typing import Literal
+
 # --- host level -------------------------------------------------------------------------------
 
 #: Directory holding one home per app: <root>/<app name>.
@@ -18,6 +20,17 @@ GROUP = "webapps"
 PYTHON = "python3"
 #: Gunicorn version installed into every app's virtualenv.
 GUNICORN_VERSION = "23.0.0"
+#: What runs an ASGI app (`"server": "asgi"`) inside Gunicorn, added unless the project names it:
+#: the maintained worker class (uvicorn.workers is deprecated), and uvicorn with its standard
+#: extras (websockets, httptools, uvloop): without a WebSocket library uvicorn refuses upgrades.
+UVICORN_WORKER_VERSION = "0.4.0"
+UVICORN_VERSION = "0.55.0"
+#: Added to an ASGI app whose project names uvicorn without its standard extras nor a WebSocket
+#: library: uvicorn alone answers every WebSocket with 404 (its oldest release it supports).
+WEBSOCKETS_REQUIREMENT = "websockets>=10.4"
+#: Channels' layer in the app's Redis, added to an ASGI app with a broker whose project names
+#: channels but not channels-redis.
+CHANNELS_REDIS_REQUIREMENT = "channels-redis>=4.2,<5"
 #: uv, which builds the virtualenvs: installed once per host from PyPI, in a directory of its own
 #: (paths.UV). Like pip, it reads `--index-url` lines of a requirements file; unlike pip, not
 #: /etc/pip.conf: a host's own package index goes in /etc/uv/uv.toml.
@@ -79,6 +92,8 @@ BACKUP: dict[str, object] = {"at": "daily", "keep_daily": 7, "keep_weekly": 4, "
 #: a Celery worker finishes the tasks it runs.
 PROCESS_STOP_WAIT = 600
 
+#: What serves an app: wsgi (Gunicorn's sync workers) or asgi (Gunicorn with uvicorn's worker).
+SERVER: Literal["wsgi", "asgi"] = "wsgi"
 #: Strict-Transport-Security max-age of an app with TLS (two years, as hstspreload.org asks).
 HSTS_MAX_AGE = 63072000
 #: ACME directory of apps with "mode": "acme" (Let's Encrypt's production server).

@@ -27,6 +27,10 @@ RELATIVE_RE = schema.RELATIVE_RE
 # it does not.
 PRODUCTION_SETTINGS = ("production", "prod", "live")
 DEVELOPMENT_SETTINGS = ("dev", "develop", "development", "local", "test", "tests", "testing", "ci")
+# A settings module that installs Channels or Daphne: "channels" or 'daphne' as a string of its own.
+ASGI_APPS_RE = re.compile(r"""["'](channels|daphne)["']""")
+# A settings module that configures Channels' layer itself.
+CHANNEL_LAYERS_RE = re.compile(r"^CHANNEL_LAYERS\s*=", re.M)
 # Seconds between two scheduled backups, by `at`.
 BACKUP_AT = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400}
 
@@ -114,7 +118,7 @@ class App:
     name: str
     domains: tuple[str, ...]
     source: Path  # a local project directory; Path() when `git` is set
-    wsgi_module: str
+    wsgi_module: str  # "" for an ASGI app whose entry names none
     settings_module: str
     requirements: str | None  # the inventory's; None: found in the source (templates/app/dependencies.py)
     workers: int | None
@@ -137,6 +141,10 @@ class App:
     project_dir: str = ""  # where manage.py is, relative to the source's root
     release_commands: tuple[str, ...] = ()
     settings_chosen: str = ""  # how settings_module was chosen, when the entry did not name it
+    server: str = defaults.SERVER  # wsgi or asgi
+    asgi_module: str = ""  # with asgi
+    # Its settings install Channels with no layer of their own (local sources; see channels_settings).
+    needs_channel_layer: bool = False
     entry: schema.AppEntry | None = None  # the validated entry, with every component's part
 
     def part(self, kind: type[P]) -> P:
@@ -176,6 +184,15 @@ class App:
     def in_release(self, release: str) -> str:
         """The directory of manage.py in a release (or the `current` link) at `release`."""
         return f"{release}/{self.project_dir}" if self.project_dir else release
+
+    @property
+    def asgi(self) -> bool:
+        return self.server == "asgi"
+
+    @property
+    def application(self) -> str:
+        """What Gunicorn loads: module:application of the ASGI or the WSGI module."""
+        return f"{self.asgi_module if self.asgi else self.wsgi_module}:application"
 
     @property
     def socket(self) -> str:
@@ -355,12 +372,21 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
             raise schema.Problem(field, f"{project} is not a Django project directory (no manage.py)"
                                  + ("" if project_dir else "; if manage.py is in a subdirectory, name it in "
                                                           "project_dir"))
-    wsgi_module = entry.wsgi_module or _guessed("wsgi_module", default_wsgi_module(source / project_dir))
+    project = source / project_dir
+    if entry.server == "asgi":
+        wsgi_module = entry.wsgi_module or ""
+        asgi_module = entry.asgi_module or _guessed("asgi_module", default_module(project, "asgi"))
+    else:
+        if entry.wsgi_module is None and git is None:
+            only_asgi(project)
+        wsgi_module = entry.wsgi_module or _guessed("wsgi_module", default_module(project, "wsgi"))
+        asgi_module = ""
     settings_chosen = ""
     settings_module = entry.settings_module
     if settings_module is None:
-        found, settings_chosen = default_settings_module(source / project_dir, wsgi_module)
+        found, settings_chosen = default_settings_module(project, asgi_module or wsgi_module)
         settings_module = _guessed("settings_module", (found, settings_chosen))
+    needs_channel_layer = git is None and channels_settings(project, settings_module, entry.server)
     requirements = _requirements(entry.requirements, source, git is not None)
     if git is None:
         try:
@@ -391,6 +417,9 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
         primary_server=entry.primary,
         servers=tuple(entry.servers) if entry.servers is not None else None,
         entry=entry,
+        server=entry.server,
+        asgi_module=asgi_module,
+        needs_channel_layer=needs_channel_layer,
     )
 
 
@@ -458,16 +487,50 @@ def _module_file(source: Path, module: str) -> Path:
     return source.joinpath(*package, f"{leaf}.py")
 
 
-def default_wsgi_module(source: Path) -> tuple[str | None, str]:
-    """<package>.wsgi of the only package of the project holding a wsgi.py; else None and what
-    was found."""
-    packages = sorted(path.parent.name for path in source.glob("*/wsgi.py"))
+def default_module(source: Path, kind: str = "wsgi") -> tuple[str | None, str]:
+    """<package>.wsgi (or .asgi) of the only package of the project holding a wsgi.py (asgi.py);
+    else None and what was found."""
+    packages = sorted(path.parent.name for path in source.glob(f"*/{kind}.py"))
     if len(packages) == 1:
-        return f"{packages[0]}.wsgi", ""
-    return None, ", ".join(f"{package}/wsgi.py" for package in packages) or "no package with a wsgi.py"
+        return f"{packages[0]}.{kind}", ""
+    return None, ", ".join(f"{package}/{kind}.py" for package in packages) or f"no package with a {kind}.py"
+
+
+def only_asgi(project: Path) -> None:
+    """A project with an asgi.py and no wsgi.py is served by an ASGI server: say so on `server`
+    rather than that no WSGI module can be guessed."""
+    if not any(project.glob("*/wsgi.py")) and any(project.glob("*/asgi.py")):
+        found = ", ".join(sorted(f"{path.parent.name}/asgi.py" for path in project.glob("*/asgi.py")))
+        raise schema.Problem("server", f"the project has {found} and no wsgi.py: it is an ASGI project; set "
+                                       "\"server\": \"asgi\"")
+
+
+def settings_files(project: Path, settings_module: str) -> list[Path]:
+    """The files of the project's settings: the module, and the modules beside it in a settings
+    package (production.py imports base.py, where INSTALLED_APPS usually is)."""
+    module = _module_file(project, settings_module)
+    if module.parent.joinpath("__init__.py").is_file() and module.parent.name == "settings":
+        return sorted(module.parent.glob("*.py"))
+    return [module] if module.is_file() else []
+
+
+def channels_settings(project: Path, settings_module: str, server: str) -> bool:
+    """Whether the project's settings install Channels with no channel layer of their own but the
+    in-memory one (a process's alone, whose groups reach neither the other workers nor bin/manage):
+    then it needs the app's Redis (see deploys.components.broker). Settings that install Channels or
+    Daphne are refused with server wsgi, whose Gunicorn would serve no WebSocket."""
+    texts = [path.read_text(errors="replace") for path in settings_files(project, settings_module)]
+    installed = sorted({match.group(1) for text in texts for match in ASGI_APPS_RE.finditer(text)})
+    if installed and server != "asgi":
+        raise schema.Problem("server", f"the project's settings install {' and '.join(installed)}, which serve "
+                                       "WebSockets and async views: set \"server\": \"asgi\"")
+    own_layer = any(CHANNEL_LAYERS_RE.search(text) for text in texts) and not any(
+        "InMemoryChannelLayer" in text for text in texts)
+    return "channels" in installed and not own_layer
 
 
 def default_settings_module(source: Path, wsgi_module: str) -> tuple[str | None, str]:
+    # `wsgi_module`: the WSGI or, for an ASGI app, the ASGI module; both name the settings alike.
     """The settings the project serves with, and why they were chosen; else None and the settings
     modules found.
 

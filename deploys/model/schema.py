@@ -83,6 +83,8 @@ FORMS = {
     "domains": "must be a list of host names",
     "source": "must be a local directory or {\"git\": URL, \"ref\": BRANCH_TAG_OR_SHA}",
     "wsgi_module": "is not a dotted Python module path",
+    "asgi_module": "is not a dotted Python module path",
+    "server": "must be wsgi or asgi",
     "settings_module": "is not a dotted Python module path",
     "requirements": "must be a path of a file inside the source",
     "project_dir": "must be a directory inside the source (letters, digits, . _ / + -), where manage.py is",
@@ -133,7 +135,7 @@ FORMS = {
 # The pattern each string field matches whole.
 PATTERNS = {"ref": REF_RE, "size": SIZE_RE,
             "age_recipient": AGE_RECIPIENT_RE,
-            "wsgi_module": MODULE_RE, "settings_module": MODULE_RE,
+            "wsgi_module": MODULE_RE, "asgi_module": MODULE_RE, "settings_module": MODULE_RE,
             "djangohost_group": GROUP_RE, "djangohost_python": COMMAND_RE,
             "djangohost_gunicorn_version": VERSION_RE, "djangohost_database_driver": REQUIREMENT_RE,
             "djangohost_mariadb_driver": REQUIREMENT_RE}
@@ -399,6 +401,17 @@ class AppEntry(Model):
         description="Default (a local source): <package>.wsgi of the only package holding a wsgi.py. Required with a "
                     "git source.",
     )
+    server: Literal["wsgi", "asgi"] = Field(
+        defaults.SERVER,
+        description="wsgi: Gunicorn's workers; asgi: Gunicorn with uvicorn's worker (WebSockets, streams, async "
+                    "views), uvicorn-worker and uvicorn[standard] added unless the project names them. A project "
+                    "that installs channels or daphne, or has an asgi.py and no wsgi.py, must say asgi.",
+    )
+    asgi_module: str | None = Field(
+        None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"},
+        description="With server asgi. Default (a local source): <package>.asgi of the only package holding an "
+                    "asgi.py. Required with a git source.",
+    )
     settings_module: str | None = Field(
         None, json_schema_extra={"pattern": f"^{MODULE_RE.pattern}$"},
         description="Default (a local source): the module wsgi.py names, unless it is a development one and the "
@@ -530,7 +543,7 @@ class AppEntry(Model):
                 raise ValueError(f"{name}: value must be a string or a number")
         return value
 
-    _forms = field_validator("wsgi_module", "settings_module")(formed)
+    _forms = field_validator("wsgi_module", "asgi_module", "settings_module")(formed)
 
     @model_validator(mode="after")
     def _together(self) -> AppEntry:
@@ -555,8 +568,10 @@ class AppEntry(Model):
             raise Problem("secrets", f"{both[0]} is also in env")
         if self.tls and self.tls.mode == "acme" and any(d.startswith("*.") for d in self.domains or []):
             raise Problem("tls", "acme certificates are issued over HTTP-01, which cannot prove a wildcard domain")
+        if self.asgi_module is not None and self.server != "asgi":
+            raise Problem("asgi_module", "is for server asgi; set \"server\": \"asgi\" or remove it")
         if isinstance(self.source, GitSourceEntry):
-            for key in ("wsgi_module", "settings_module"):
+            for key in ("asgi_module" if self.server == "asgi" else "wsgi_module", "settings_module"):
                 if getattr(self, key) is None:
                     raise Problem(key, "is required with a git source (the project is not on this machine)")
         return self

@@ -52,6 +52,10 @@ NAME_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 POSTGRESQL_DRIVERS = {"psycopg2", "psycopg2-binary", "psycopg-binary", "psycopg-c"}
 # The lock files of other tools, installed as requirement lines of their packages (Dependencies.pinned).
 LOCKS = ("poetry.lock", "Pipfile.lock")
+# What serves WebSockets under uvicorn: uvicorn[standard] brings websockets; a project that names
+# uvicorn (its own version wins) without one of these gets websockets added, or uvicorn refuses
+# every WebSocket.
+WEBSOCKET_LIBRARIES = {"websockets", "wsproto"}
 # Where a project without requirements.txt keeps the requirements a server installs.
 SERVER_REQUIREMENTS = ("requirements/production.txt", "requirements/prod.txt")
 
@@ -297,14 +301,22 @@ def in_directory(read: Reader, directory: str) -> Dependencies | None:
 
 
 def added(names: set[str] | frozenset[str], wanted: list[str]) -> list[str]:
-    """The requirements of djangohost's own (Gunicorn, a database driver) whose package the project
-    does not ask for itself (`names`): a project's own version wins."""
+    """The requirements of djangohost's own (Gunicorn, a database driver, uvicorn's worker and
+    uvicorn) whose package the project does not ask for itself (`names`): a project's own version
+    wins. websockets is added only beside a uvicorn of the project's without a WebSocket library,
+    channels-redis only beside Channels."""
     extra = []
     for requirement in wanted:
         match = NAME_RE.match(requirement)
         name = normalized(match.group(1)) if match else requirement
         if name == "psycopg" and "psycopg" in names and not names & POSTGRESQL_DRIVERS:
             extra.append("psycopg[binary]")  # at the project's version
+        elif name == "websockets":
+            if "uvicorn" in names and not names & WEBSOCKET_LIBRARIES:
+                extra.append(requirement)
+        elif name == "channels-redis":  # the layer in the app's Redis, for a project with Channels
+            if "channels" in names and name not in names:
+                extra.append(requirement)
         elif name not in names and not (name == "psycopg" and names & POSTGRESQL_DRIVERS):
             extra.append(requirement)
     return extra

@@ -31,12 +31,13 @@ def ssh_key(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def container_factory(docker_ready, ssh_key) -> Iterator[Callable[..., str]]:
     """Start fresh target containers (ports published on 127.0.0.1); removed after the module.
-    With ssh=True, sshd runs and publishes its port 22 too (see login)."""
+    With ssh=True, sshd runs and publishes its port 22 too (see login); with https=True, its 443."""
     started: list[str] = []
 
-    def start(systemd: bool = False, suite: str = "bookworm", ssh: bool = False) -> str:
+    def start(systemd: bool = False, suite: str = "bookworm", ssh: bool = False, https: bool = False) -> str:
         name = f"djangohost-test-{uuid.uuid4().hex[:8]}"
-        targets.start_container(name, systemd=systemd, suite=suite, ports={80: 0, **({22: 0} if ssh else {})},
+        ports = {80: 0, **({22: 0} if ssh else {}), **({443: 0} if https else {})}
+        targets.start_container(name, systemd=systemd, suite=suite, ports=ports,
                                 ssh_public_key=ssh_key.with_suffix(".pub").read_text().strip() if ssh else None)
         started.append(name)
         return name

@@ -1,6 +1,7 @@
 """A load balancer, two app servers and a database server, from one inventory, on a Docker network
 of the test's own: hello on both app servers, its database on the db host, requests through the
-load balancer only."""
+load balancer only; chat (examples/chat, an ASGI app) on app1, its WebSockets and stream through the
+load balancer."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import time
 import pytest
 
 from tests import targets
-from tests.helpers import PEBBLE_DIRECTORY, copy_example, http_get, pyinfra, sh, start_pebble, write_groups
+from tests.helpers import PEBBLE_DIRECTORY, REPO, copy_example, http_get, pyinfra, sh, start_pebble, write_groups
 from tests.load import Load
 from tests.targets import address
 
 pytestmark = pytest.mark.e2e
 
 OLD, NEW = "Hello from djangohost", "Hello from both servers"
+CHAT = {"server": "asgi", "broker": True, "database": False, "media": False, "backup": False}
 HELLO = {"media": False, "backup": False,
          "processes": {"ticker": {"command": "sleep 100000", "unique": True}},
          "schedule": [{"name": "tick", "command": "true", "at": "hourly"}]}
@@ -35,13 +37,19 @@ def cluster(network_factory, tmp_path_factory):
                "backup": False, "servers": [f"@docker/{hosts['app2']}"],
                "tls": {"mode": "acme", "email": "ops@goodbye.test", "directory": PEBBLE_DIRECTORY,
                        "hsts_max_age": 600}}
+    # Its channel layer is its server's Redis: a broker is on one app server only.
+    chat = {"name": "chat", "domains": ["chat.test"], "source": str(copy_example("chat", workdir)),
+            "servers": [f"@docker/{hosts['app1']}"], **CHAT}
     inventory = write_groups(workdir / "inventory.py", {
         "lb": [(hosts["lb"], {"private_address": address(hosts["lb"])})],
-        "app": [(hosts[name], {"private_address": address(hosts[name]), "apps": [hello, goodbye]})
+        "app": [(hosts[name], {"private_address": address(hosts[name]), "apps": [hello, goodbye, chat]})
                 for name in ("app1", "app2")],
         "db": [(hosts["db"], {"private_address": address(hosts["db"])})],
     })
     pyinfra(inventory)
+    # A WebSocket client for chat, run by its own Python on app1 (see tests/wsclient.py).
+    subprocess.run(["docker", "cp", str(REPO / "tests" / "wsclient.py"), f"{hosts['app1']}:/root/wsclient.py"],
+                   check=True)
     return {**hosts, "inventory": inventory, "workdir": workdir, "port": targets.published_port(hosts["lb"], 80)}
 
 
@@ -84,6 +92,47 @@ def test_tls_and_hsts_end_at_the_load_balancer(cluster):
     # The app server holds no certificate and runs goodbye; app1 does not.
     assert sh(cluster["app2"], "ls /etc/djangohost/tls 2>/dev/null || true") == ""
     assert sh(cluster["app1"], "id goodbye 2>&1 || true").endswith("no such user")
+
+
+def test_an_asgi_apps_websockets_and_stream_pass_the_load_balancer(cluster):
+    # From app1, with chat's own Python (tests/wsclient.py), to the load balancer on the test's network.
+    client = ["docker", "exec", cluster["app1"], "/webapps/chat/venv/bin/python", "/root/wsclient.py"]
+    lb = f"{address(cluster['lb'])}:80"
+    for _ in range(2):  # the handshake passed on by both Nginx, over a kept-alive connection too
+        echo = subprocess.run([*client, "echo", lb, "ws://chat.test/ws/echo/", "hi"], capture_output=True, text=True)
+        assert echo.stdout.strip() == "chat v1: hi", echo.stderr[-500:]
+    stream = subprocess.run([*client, "stream", lb, "http://chat.test/stream/"], capture_output=True, text=True,
+                            check=True).stdout.splitlines()
+    events = [(float(line.split("\t")[0]), float(line.split(" ")[-1])) for line in stream]
+    assert len(events) == 5, stream
+    # Neither Nginx buffered it: the first chunk arrived as it was made, two seconds before the last.
+    assert events[-1][1] - events[0][0] > 1.5 and all(arrival - made < 0.4 for arrival, made in events), events
+
+
+def test_an_asgi_apps_redeploy_behind_the_load_balancer_fails_no_request(cluster):
+    # chat runs on app1 alone: it stays in its upstream through app1's turn, and its reload fails
+    # nothing; a WebSocket through the load balancer is closed by the old workers and reconnects.
+    client = ["docker", "exec", cluster["app1"], "/webapps/chat/venv/bin/python", "/root/wsclient.py"]
+    lb = f"{address(cluster['lb'])}:80"
+    listener = subprocess.Popen([*client, "listen", lb, "ws://chat.test/ws/broadcast/", "300"],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout and listener.stdout.readline().strip() == "open"
+        consumers = cluster["workdir"] / "chat" / "chat" / "consumers.py"
+        consumers.write_text(consumers.read_text().replace('RELEASE = "chat v1"', 'RELEASE = "chat v2"'))
+        started = time.monotonic()
+        with Load(cluster["port"], "chat.test", markers=("chat v1", "chat v2")) as load:
+            pyinfra(cluster["inventory"])
+        took = time.monotonic() - started
+        assert set(load.statuses) == {200} and load.order == ["chat v1", "chat v2"], (load.statuses, load.order)
+        assert load.retried <= 4, load.retried  # a close by each reload of the load balancer, at most
+        assert listener.stdout.readline().strip() == "closed 1012"
+        # The drain waited for the WebSocket (30 s at most), then the reload closed it.
+        assert took < 90, took
+    finally:
+        listener.kill()
+    echo = subprocess.run([*client, "echo", lb, "ws://chat.test/ws/echo/", "again"], capture_output=True, text=True)
+    assert echo.stdout.strip() == "chat v2: again", echo.stderr[-500:]
 
 
 def test_the_schedule_and_unique_processes_run_on_the_primary_only(cluster):

@@ -92,6 +92,14 @@ def test_what_each_feature_needs_is_installed_when_the_apps_need_it(apps):
     assert "redis-server" not in without_broker.packages.checks
 
 
+def test_an_asgi_apps_reload_has_ss_to_count_the_connections_it_closes(apps):
+    settings = host_settings("web1", {})
+    (chat,) = load_apps("web1", {"apps": [{"name": "chat", "domains": ["chat.test"], "source": str(EXAMPLES / "chat"),
+                                           "server": "asgi", "broker": True, "database": False}]})
+    assert "iproute2" in registry.needs([chat], settings).packages.others
+    assert "iproute2" not in registry.needs(apps, settings).packages.others
+
+
 class Knob(Part):
     """A part a new component would bring: one field, its form, its check against the host."""
 

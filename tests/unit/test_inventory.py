@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from deploys.components import broker, schedule
-from deploys.components.nginx.contract import NginxPart
+from deploys.components.nginx.contract import ASGI_READ_TIMEOUT, NginxPart
 from deploys.components.registry import CONTRACT, check_host
 from deploys.engine.ops import mask_env
 from deploys.model import defaults
@@ -486,3 +486,75 @@ def test_site_controls_take_strict_forms(fields, why):
     message = error([app(**fields)])
     assert why in message, message
 
+
+CHAT = str(EXAMPLES / "chat")
+
+
+def chat(**fields):
+    return {"name": "chat", "domains": ["chat.test"], "source": CHAT, "server": "asgi", "broker": True, **fields}
+
+
+def test_an_asgi_app_runs_its_asgi_module_with_a_long_read_timeout():
+    (app_,) = load_apps("web1", {"apps": [chat()]})
+    assert app_.asgi and app_.application == "chat.asgi:application"
+    assert app_.settings_module == "chat.settings" and app_.settings_chosen == "named by asgi.py"
+    assert app_.part(NginxPart).proxy_read_timeout(app_.asgi) == ASGI_READ_TIMEOUT and app_.needs_channel_layer
+    (hello,) = load_apps("web1", {"apps": [app()]})
+    assert not hello.asgi and hello.application == "hello.wsgi:application"
+    assert hello.part(NginxPart).proxy_read_timeout(hello.asgi) is None
+    (slow,) = load_apps("web1", {"apps": [app(read_timeout=300)]})
+    assert slow.part(NginxPart).proxy_read_timeout(slow.asgi) == 300
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"server": "ASGI"}, "field server: 'ASGI' must be wsgi or asgi"),
+    ({"server": True}, "field server: True must be wsgi or asgi"),
+    ({"read_timeout": 0}, "field read_timeout: 0 must be a whole number of seconds from 1 to 86400"),
+    ({"read_timeout": 86401}, "field read_timeout: 86401 must be a whole number of seconds"),
+    ({"read_timeout": "60"}, "field read_timeout: '60' must be a whole number of seconds"),
+    ({"read_timeout": True}, "field read_timeout: True must be a whole number of seconds"),
+    ({"asgi_module": "hello.asgi"}, "field asgi_module: is for server asgi"),
+    ({"server": "asgi", "asgi_module": "hello.asgi; id"}, "field asgi_module: 'hello.asgi; id' is not a dotted"),
+])
+def test_bad_server_fields_are_refused_with_host_app_and_field(fields, message):
+    assert f"host web1, app hello, {message}" in error([app(**fields)])
+
+
+def test_a_project_that_needs_asgi_is_refused_with_server_wsgi(tmp_path):
+    # chat has an asgi.py and no wsgi.py.
+    assert error([chat(server="wsgi")]).startswith(
+        'host web1, app chat, field server: the project has chat/asgi.py and no wsgi.py: it is an ASGI project; '
+        'set "server": "asgi"')
+    # A project with both, whose settings install channels (or daphne).
+    project = shutil.copytree(HELLO, tmp_path / "hello")
+    settings = project / "hello/settings.py"
+    settings.write_text(settings.read_text().replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'daphne',"))
+    assert ("host web1, app hello, field server: the project's settings install daphne, which serve WebSockets "
+            'and async views: set "server": "asgi"') in error([app(source=str(project))])
+    (served,) = load_apps("web1", {"apps": [app(source=str(project), server="asgi")]})
+    assert served.application == "hello.asgi:application" and not served.needs_channel_layer
+
+
+def test_a_channels_app_needs_its_broker_or_a_layer_of_its_own(tmp_path):
+    # chat's own layer is the in-memory one: a process's alone. Said while planning, with the host's state.
+    apps = load_apps("web1", {"apps": [chat(broker=False)]})
+    with pytest.raises(InventoryError) as raised:
+        check_host("web1", apps, State())
+    assert str(raised.value).startswith("host web1, app chat, field broker: the project installs channels")
+    check_host("web1", load_apps("web1", {"apps": [chat()]}), State())
+    project = shutil.copytree(CHAT, tmp_path / "chat")
+    settings = project / "chat/settings.py"
+    settings.write_text(settings.read_text().replace(
+        '"channels.layers.InMemoryChannelLayer"', '"channels_redis.core.RedisChannelLayer"'))
+    own = load_apps("web1", {"apps": [chat(source=str(project), broker=False)]})
+    assert not own[0].needs_channel_layer
+    check_host("web1", own, State())
+
+
+def test_an_asgi_app_from_git_names_its_asgi_module():
+    source = {"git": "https://git.example.test/chat.git", "ref": "main"}
+    message = error([chat(source=source, settings_module="chat.settings")])
+    assert "host web1, app chat, field asgi_module: is required with a git source" in message
+    (app_,) = load_apps("web1", {"apps": [chat(source=source, settings_module="chat.settings",
+                                               asgi_module="chat.asgi")]})
+    assert app_.application == "chat.asgi:application" and app_.wsgi_module == ""

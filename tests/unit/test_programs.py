@@ -19,7 +19,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from deploys.components.app.source import venv_packages
+from deploys.model.inventory import host_settings
 from deploys.model.programs import TEMPLATES, program
+from tests.helpers import EXAMPLES, load_apps
 
 dependencies = program("app/dependencies.py")
 publish = program("app/publish-static.py")
@@ -380,3 +383,33 @@ def test_a_committed_files_text_is_escaped_in_a_diff(monkeypatch, caplog):
                    "django\n# \x1b]0;owned\x07\x1b[2J \u009b31m\n")
     shown = caplog.text
     assert "\x1b]" not in shown and "\u009b" not in shown and "\\x1b]0;owned" in shown
+
+
+ASGI = ["gunicorn==23.0.0", "uvicorn-worker==0.4.0", "uvicorn[standard]==0.55.0", "websockets>=10.4",
+        "channels-redis>=4.2,<5"]
+
+
+@pytest.mark.parametrize(("names", "extra"), [
+    # uvicorn's standard extras bring websockets; channels-redis only beside Channels.
+    (set(), ["gunicorn==23.0.0", "uvicorn-worker==0.4.0", "uvicorn[standard]==0.55.0"]),
+    ({"django", "channels"}, ["gunicorn==23.0.0", "uvicorn-worker==0.4.0", "uvicorn[standard]==0.55.0",
+                              "channels-redis>=4.2,<5"]),
+    # The project's pins win.
+    ({"channels", "channels-redis", "uvicorn-worker", "gunicorn"}, ["uvicorn[standard]==0.55.0"]),
+    # Its own uvicorn without a WebSocket library would refuse every WebSocket: websockets is added.
+    ({"uvicorn"}, ["gunicorn==23.0.0", "uvicorn-worker==0.4.0", "websockets>=10.4"]),
+    ({"uvicorn", "wsproto"}, ["gunicorn==23.0.0", "uvicorn-worker==0.4.0"]),
+    ({"uvicorn", "websockets"}, ["gunicorn==23.0.0", "uvicorn-worker==0.4.0"]),
+])
+def test_an_asgi_app_gets_uvicorns_worker_unless_the_project_names_it(names, extra):
+    assert dependencies.added(names, ASGI) == extra
+
+
+def test_the_asgi_packages_are_added_to_asgi_apps_only():
+    settings = host_settings("web1", {})
+    (chat, hello) = load_apps("web1", {"apps": [
+        {"name": "chat", "domains": ["chat.test"], "source": str(EXAMPLES / "chat"), "server": "asgi",
+         "broker": True, "database": False},
+        {"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello")}]})
+    assert venv_packages(chat, settings) == ASGI
+    assert venv_packages(hello, settings) == ["gunicorn==23.0.0", "psycopg[binary]>=3.2,<4"]

@@ -18,7 +18,8 @@ import pytest
 
 from deploys.components import broker, schedule
 from deploys.components.app import environment
-from deploys.components.nginx import http2_directive, site_conf
+from deploys.components.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive, site_conf
+from deploys.components.nginx.contract import NginxPart
 from deploys.components.supervisor import program_file
 from deploys.engine import safe
 from deploys.engine.ops import mask_env
@@ -296,10 +297,6 @@ def secure_hello():
     return app
 
 
-def secure_site(app, http2_on: bool) -> str:
-    return site_conf(app, http2_on)
-
-
 @pytest.mark.parametrize(("version", "debian", "directive"), [
     ((1, 22, 1), 12, False), ((1, 26, 3), 13, True), ((1, 25, 1), 0, True), ((), 12, False), ((), 13, True),
 ])
@@ -308,13 +305,13 @@ def test_http2_is_switched_on_the_way_the_nginx_version_wants(version, debian, d
 
 
 def test_nginx_site_with_tls_on_new_and_old_nginx(secure_hello):
-    new = secure_site(secure_hello, http2_on=True)
+    new = site_conf(secure_hello, http2_on=True)
     assert "listen 443 ssl;" in new and "\n    http2 on;\n" in new and "ssl http2" not in new
-    assert "http2 on;" not in secure_site(secure_hello, http2_on=False)
+    assert "http2 on;" not in site_conf(secure_hello, http2_on=False)
 
 
 def test_nginx_site_with_tls(secure_hello):
-    site = secure_site(secure_hello, http2_on=False)
+    site = site_conf(secure_hello, http2_on=False)
     plain, secure = site.split("listen 443 ssl http2;")
     assert "return 301 https://$host$request_uri;" in plain and f"root {paths.ACME_WEBROOT};" in plain
     assert "proxy_pass" not in plain
@@ -510,3 +507,121 @@ def test_a_login_and_a_canonical_domain_are_written_for_nginx():
     assert '"~^0:/admin/" "Restricted";' in site and '"~^0:/a\\.b/" "Restricted";' in site
     assert "default off;" in site and "auth_basic $djangohost_auth_hello;" in site
     assert "if ($host != hello.test) {\n        return 301 http://hello.test$request_uri;" in site
+
+
+@pytest.fixture
+def chat():
+    (app,) = load_apps("web1", {"apps": [{
+        "name": "chat", "domains": ["chat.test"], "source": str(EXAMPLES / "chat"), "server": "asgi",
+        "broker": True, "database": False, "tls": {"mode": "self-signed"},
+    }]})
+    return app
+
+
+def proxied_locations(site: str) -> list[str]:
+    """The `location /` blocks that proxy (not the redirects to https)."""
+    blocks = [part.split("}", 1)[0] for part in site.split("location / {")[1:]]
+    return [block for block in blocks if "proxy_pass" in block]
+
+
+def proxied_location(site: str) -> str:
+    (location,) = proxied_locations(site)
+    return location
+
+
+def test_an_asgi_apps_site_passes_websockets_and_streams_on(chat, hello):
+    location = proxied_location(site_conf(chat, http2_on=True))
+    for line in ("proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;",
+                 "proxy_set_header Connection $djangohost_connection_upgrade;", "proxy_buffering off;",
+                 "proxy_read_timeout 3600s;", "proxy_pass http://chat_gunicorn;"):
+        assert line in location, line
+    # A WSGI app's site is as it was: Nginx's buffering and timeout.
+    plain = proxied_location(site_conf(hello, http2_on=False))
+    assert "Upgrade" not in plain and "proxy_buffering" not in plain and "proxy_read_timeout" not in plain
+
+
+def test_the_connection_header_is_upgrade_for_a_handshake_only():
+    conf = render("nginx/nginx.conf.j2", worker_connections=2048, tls_protocols=TLS_PROTOCOLS)
+    assert "map $http_upgrade $djangohost_connection_upgrade {" in conf
+    assert "default upgrade;" in conf and '"" "";' in conf
+
+
+def test_an_asgi_app_runs_uvicorns_worker_and_its_channels_in_its_redis(chat, hello):
+    config = render("app/gunicorn.conf.py.j2", app=chat, current=paths.current(chat), workers=3,
+                    conf=paths.conf(chat), reloaded=paths.gunicorn_reloaded(chat))
+    ast.parse(config)
+    assert "wsgi_app = \"chat.asgi:application\"" in config
+    assert "worker_class = \"uvicorn_worker.UvicornWorker\"" in config
+    assert "worker_class" not in render("app/gunicorn.conf.py.j2", app=hello, current=paths.current(hello),
+                                        workers=3, conf=paths.conf(hello), reloaded=paths.gunicorn_reloaded(hello))
+    settings = render("app/djangohost_settings.py.j2", app=chat, broker=broker.maxmemory(chat),
+                      broker_socket=broker.socket(chat))
+    namespace: dict = {"INSTALLED_APPS": ["channels"]}
+    # The layer's part, run over a project that installs channels.
+    layer = settings.split('if "channels" in INSTALLED_APPS:  # noqa: F405\n', 1)[1].split("\n\n", 1)[0]
+    exec("if True:\n" + layer, namespace)
+    assert namespace["CHANNEL_LAYERS"]["default"] == {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [{"address": "unix:///webapps/chat/run/redis.sock?db=2", "socket_timeout": 30}]}}
+    ast.parse(settings)
+
+
+def test_an_asgi_apps_reload_says_how_many_connections_its_old_workers_closed(chat, tmp_path):
+    script = tmp_path / "reload"
+    script.write_text(render("app/gunicorn-reload.j2", **shell_context(chat)))
+    assert "ss -xHn state established src /webapps/chat/run/gunicorn.sock" in script.read_text()
+    done = subprocess.run(["shellcheck", "--shell=sh", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def balanced_site(apps, certificates) -> str:
+    from deploys.model.topology import Balanced
+
+    return render("balancer/balancer.conf.j2", apps=[Balanced(app, ("10.0.0.2", "10.0.0.3")) for app in apps],
+                  NginxPart=NginxPart, fail_timeout="10s", connect_timeout="2s", certificates=certificates,
+                  acme_webroot=paths.ACME_WEBROOT, tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS,
+                  http2_on=False)
+
+
+def test_the_load_balancer_passes_an_asgi_apps_websockets_and_keeps_the_others_alive(chat, hello):
+    site = balanced_site([chat, hello], {"chat": ("/c.pem", "/k.pem")})
+    chat_location, hello_location = proxied_locations(site)
+    for line in ("proxy_set_header Upgrade $http_upgrade;",
+                 "proxy_set_header Connection $djangohost_connection_upgrade;", "proxy_buffering off;",
+                 "proxy_read_timeout 3600s;"):
+        assert line in chat_location and line not in hello_location, line
+    assert 'proxy_set_header Connection "";' in hello_location
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+
+
+def nginx_accepts(tmp_path: Path, sites: str) -> None:
+    """`nginx -t` of djangohost's nginx.conf with `sites` as its only sites, every path it writes in tmp_path."""
+    conf = render("nginx/nginx.conf.j2", worker_connections=2048, tls_protocols=TLS_PROTOCOLS)
+    conf = (conf.replace("/run/nginx.pid", str(tmp_path / "nginx.pid"))
+            .replace("/var/log/nginx/", f"{tmp_path}/")
+            .replace("include /etc/nginx/conf.d/*.conf;", "")
+            .replace("/etc/nginx/sites-enabled/*", str(tmp_path / "sites.conf")))
+    (tmp_path / "nginx.conf").write_text(conf)
+    (tmp_path / "sites.conf").write_text(sites)
+    done = subprocess.run([str(NGINX), "-t", "-p", "/usr/share/nginx", "-c", str(tmp_path / "nginx.conf")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "[warn]" not in done.stderr, done.stderr
+
+
+def certificate(tmp_path: Path) -> tuple[str, str]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "1", "-subj", "/CN=chat.test", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+@pytest.mark.skipif(NGINX is None or os.getuid() != 0, reason="nginx -t needs Nginx (scripts/setup) and root")
+def test_nginx_accepts_an_asgi_apps_site_and_the_load_balancers(chat, hello, tmp_path):
+    cert, key = certificate(tmp_path)
+    sites = "".join(site_conf(app, http2_on=False).replace(paths.tls_cert(app), cert).replace(paths.tls_key(app), key)
+                    .replace(paths.nginx_logs(app), str(tmp_path)) for app in (chat, hello))
+    nginx_accepts(tmp_path, sites)
+    nginx_accepts(tmp_path, balanced_site([chat, hello], {"chat": (cert, key)}))

@@ -3,6 +3,7 @@ the host, the app and the field."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from types import SimpleNamespace
 
@@ -220,4 +221,25 @@ def test_app_servers_with_ipv6_addresses_are_written_as_nginx_reads_them(tmp_pat
     assert "server [fd00::11]:80 max_fails=1 fail_timeout=10s down;" in conf.read_text()
     assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in conf.read_text()
     subprocess.run(["sh", str(tool), "fd00::11", "up"], check=True)
+    assert conf.read_text() == site
+
+
+def test_the_only_server_of_an_app_stays_in_its_upstream_in_its_turn(tmp_path):
+    # hello on both app servers, goodbye on app1 only: app1's turn takes it out of hello's upstream alone.
+    topology = load_topology([node("lb1", ["lb"], private_address="10.0.0.2"),
+                              node("app1", ["app"], private_address="10.0.0.11",
+                                   apps=[entry(media=False), entry(name="goodbye", servers=["app1"])]),
+                              node("app2", ["app"], private_address="10.0.0.12", apps=[entry(media=False)]),
+                              node("db1", ["db"], private_address="10.0.0.5")])
+    site = render("balancer/balancer.conf.j2", apps=topology.balanced["lb1"], NginxPart=NginxPart,
+                  fail_timeout="10s", connect_timeout="2s", certificates={})
+    conf = tmp_path / "balanced"
+    conf.write_text(site)
+    tool = tmp_path / "member"
+    tool.write_text(render("balancer/djangohost-lb-member.j2", site=str(conf), reload="true"))
+    subprocess.run(["sh", str(tool), "10.0.0.11", "down"], check=True)
+    upstreams = dict(re.findall(r"upstream (\w+)_servers \{(.*?)\n\}", conf.read_text(), re.S))
+    assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s down;" in upstreams["hello"]
+    assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in upstreams["goodbye"]
+    subprocess.run(["sh", str(tool), "10.0.0.11", "up"], check=True)
     assert conf.read_text() == site

@@ -230,7 +230,8 @@ def configuration(app: App, state: State) -> Configuration:
         secrets=app.secrets,
         key_from=paths.env_file(app),
     )
-    settings_content = render("app/djangohost_settings.py.j2", app=app, broker=broker.maxmemory(app))
+    settings_content = render("app/djangohost_settings.py.j2", app=app, broker=broker.maxmemory(app),
+                              broker_socket=broker.socket(app))
     gunicorn_content = render("app/gunicorn.conf.py.j2", app=app, current=paths.current(app),
                               workers=workers(app, state), conf=paths.conf(app),
                               reloaded=paths.gunicorn_reloaded(app))

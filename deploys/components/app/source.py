@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploys.components import broker
+from deploys.model import defaults
 from deploys.model.inventory import App, HostSettings, dependencies
 from deploys.model.paths import RELEASE_MARKERS
 from facts.git import Mirror
@@ -75,10 +77,13 @@ def archive(source: Path) -> SourceArchive:
 
 
 def venv_packages(app: App, settings: HostSettings) -> list[str]:
-    """What the deploy adds to an app's requirements unless the project names it: Gunicorn, and its
-    database's driver."""
+    """What the deploy adds to an app's requirements unless the project names it: Gunicorn, its
+    database's driver, and for an ASGI app uvicorn's worker and uvicorn (see dependencies.added)."""
     drivers = {"postgresql": settings.database_driver, "mariadb": settings.mariadb_driver}
-    return [f"gunicorn=={settings.gunicorn_version}", *([drivers[app.database]] if app.database else [])]
+    asgi = [f"uvicorn-worker=={defaults.UVICORN_WORKER_VERSION}", f"uvicorn[standard]=={defaults.UVICORN_VERSION}",
+            defaults.WEBSOCKETS_REQUIREMENT, *([defaults.CHANNELS_REDIS_REQUIREMENT] if broker.maxmemory(app) else [])
+            ] if app.asgi else []
+    return [f"gunicorn=={settings.gunicorn_version}", *([drivers[app.database]] if app.database else []), *asgi]
 
 
 def venv_key(python: str, packages: list[str], digest: str) -> str:

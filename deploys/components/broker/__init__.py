@@ -14,7 +14,7 @@ from deploys.components.broker.contract import BrokerPart
 from deploys.engine import ops
 from deploys.engine.ops import Guard, Stamp, react
 from deploys.engine.templates import render
-from deploys.model import paths
+from deploys.model import paths, schema
 from deploys.model.inventory import App, HostSettings
 from facts.state import State
 
@@ -50,7 +50,18 @@ def _watched(app: App) -> Sequence[str]:
             *([app.path(DIRECTORY[0])] if maxmemory(app) else [])]
 
 
-COMPONENT = Component("broker", contract=BrokerPart, packages=_packages, services=_services, watched=_watched)
+def check(app: App, state: State) -> None:
+    """A Channels app's layer is its Redis (templates/app/djangohost_settings.py.j2): one without a
+    broker, nor a layer of the project's own, would send its groups nowhere, silently."""
+    if app.needs_channel_layer and not maxmemory(app):
+        raise schema.Problem("broker", "the project installs channels, whose channel layer (group messages between "
+                                       "workers, and from bin/manage) needs the app's own Redis: set "
+                                       "\"broker\": true (or configure a CHANNEL_LAYERS of the project's own, "
+                                       "not the in-memory one)")
+
+
+COMPONENT = Component("broker", contract=BrokerPart, packages=_packages, services=_services, watched=_watched,
+                      check=check)
 
 
 def env(app: App) -> dict[str, str]:

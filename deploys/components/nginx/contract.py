@@ -27,6 +27,12 @@ HASH_RE = re.compile(r"\$(2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}|[56]\$(rounds=[0-9
 # A URL path prefix basic authentication protects, as Nginx's map matches it.
 PREFIX_RE = re.compile(r"/[A-Za-z0-9._~/-]{0,200}")
 REALM_RE = re.compile(r"[A-Za-z0-9 ._,:()-]{1,64}")
+# Seconds Nginx waits between two reads from an ASGI app (proxy_read_timeout) unless its entry
+# says: a WebSocket or a stream quiet for longer is closed (clients reconnect). A WSGI app keeps
+# Nginx's 60 s unless its entry sets `read_timeout`.
+ASGI_READ_TIMEOUT = 3600
+# A day: the longest read_timeout.
+MAX_READ_TIMEOUT = 86400
 
 FORMS = {
     "client_max_body_size": "must look like 10m, 512k or 1g",
@@ -38,6 +44,7 @@ FORMS = {
     "realm": "must be letters, digits, spaces and . , : ( ) - _",
     "headers": "must be a dict of header names (letters, digits, -) to values of printable characters without "
                "\" \\ $ ; { }",
+    "read_timeout": f"must be a whole number of seconds from 1 to {MAX_READ_TIMEOUT}",
 }
 
 
@@ -99,6 +106,16 @@ class NginxPart(Part):
         description="Response headers Nginx adds to every answer of the app, its static and media files included: "
                     '{"X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}.',
     )
+    read_timeout: int | None = Field(
+        None, ge=1, le=MAX_READ_TIMEOUT,
+        description=f"Seconds Nginx waits between two reads from the app before it closes the connection (a quiet "
+                    f"WebSocket or stream); default {ASGI_READ_TIMEOUT} with server asgi, Nginx's 60 otherwise.",
+    )
+
+    def proxy_read_timeout(self, asgi: bool) -> int | None:
+        """Nginx's proxy_read_timeout for the app: its read_timeout, or for an ASGI app an hour;
+        None: Nginx's own."""
+        return self.read_timeout or (ASGI_READ_TIMEOUT if asgi else None)
 
     @field_validator("basic_auth", mode="before")
     @classmethod

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import Component, Service, limits, logs
+from deploys.components import Component, Packages, Service, limits, logs
 from deploys.engine import ops
-from deploys.engine.ops import Guard, Stamp, react
+from deploys.engine.ops import UNCHANGED, Guard, Stamp, react
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App, HostSettings
@@ -35,7 +35,12 @@ def _watched(app: App) -> Sequence[str]:
             *(paths.stamp(kind, app) for kind in ("program", "restart", "reload", "programs", "processes"))]
 
 
-COMPONENT = Component("supervisor", services=lambda apps: [service()], watched=_watched)
+def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
+    """ss, with which an ASGI app's reload counts the connections its old workers close."""
+    return Packages(others=("iproute2",)) if any(app.asgi for app in apps) else Packages()
+
+
+COMPONENT = Component("supervisor", packages=_packages, services=lambda apps: [service()], watched=_watched)
 
 
 def graceful_reload(app: App) -> str:
@@ -117,6 +122,9 @@ def program(app: App, settings: HostSettings, state: State, changes: AppChanges,
         [reload_stamp], changes.ops, guard,
         unless=[update_programs, restart], risky=True,
     )
+    if app.asgi and reload is not UNCHANGED:
+        # How many connections (WebSockets, streams) the old workers closed: bin/gunicorn-reload says.
+        ops.tell(name=f"{app.name}: connections of the old workers", op=reload, _if=reload.did_change)
     reactions = Reactions([update_programs, restart, reload], [program_stamp, restart_stamp, reload_stamp])
     if app.processes or paths.supervisor_processes(app) in state.paths:
         processes(app, settings, state, changes, guard, reactions)
