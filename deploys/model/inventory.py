@@ -7,7 +7,9 @@ naming every problem: the host, the app, the field and why.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -505,6 +507,20 @@ def only_asgi(project: Path) -> None:
                                        "\"server\": \"asgi\"")
 
 
+def project_text(path: Path, limit: int = 1024 * 1024) -> str:
+    """The start of a file of the project as the planner reads it (settings, wsgi.py): a regular
+    file only, never through a link, a FIFO or a device, and at most `limit` bytes of it; "" else.
+    A repository's files are a committer's."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return ""
+        return file.read(limit).decode(errors="replace")
+
+
 def settings_files(project: Path, settings_module: str) -> list[Path]:
     """The files of the project's settings: the module, and the modules beside it in a settings
     package (production.py imports base.py, where INSTALLED_APPS usually is)."""
@@ -519,7 +535,7 @@ def channels_settings(project: Path, settings_module: str, server: str) -> bool:
     in-memory one (a process's alone, whose groups reach neither the other workers nor bin/manage):
     then it needs the app's Redis (see deploys.components.broker). Settings that install Channels or
     Daphne are refused with server wsgi, whose Gunicorn would serve no WebSocket."""
-    texts = [path.read_text(errors="replace") for path in settings_files(project, settings_module)]
+    texts = [project_text(path) for path in settings_files(project, settings_module)]
     installed = sorted({match.group(1) for text in texts for match in ASGI_APPS_RE.finditer(text)})
     if installed and server != "asgi":
         raise schema.Problem("server", f"the project's settings install {' and '.join(installed)}, which serve "
@@ -530,9 +546,9 @@ def channels_settings(project: Path, settings_module: str, server: str) -> bool:
 
 
 def default_settings_module(source: Path, wsgi_module: str) -> tuple[str | None, str]:
-    # `wsgi_module`: the WSGI or, for an ASGI app, the ASGI module; both name the settings alike.
     """The settings the project serves with, and why they were chosen; else None and the settings
-    modules found.
+    modules found (`wsgi_module`: the WSGI or, for an ASGI app, the ASGI module; both name the
+    settings alike).
 
     The module the project's wsgi.py names as DJANGO_SETTINGS_MODULE's default, unless it is a
     development one (dev, local, test...) and the settings package has a production module
@@ -540,7 +556,7 @@ def default_settings_module(source: Path, wsgi_module: str) -> tuple[str | None,
     Else <package>.settings.
     """
     wsgi_file = _module_file(source, wsgi_module)
-    named = SETTINGS_DEFAULT_RE.search(wsgi_file.read_text(errors="replace")) if wsgi_file.is_file() else None
+    named = SETTINGS_DEFAULT_RE.search(project_text(wsgi_file))
     package = wsgi_module.rpartition(".")[0]
     settings = f"{package}.settings"
     production = next((f"{settings}.{leaf}" for leaf in PRODUCTION_SETTINGS

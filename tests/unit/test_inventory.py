@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -558,3 +560,17 @@ def test_an_asgi_app_from_git_names_its_asgi_module():
     (app_,) = load_apps("web1", {"apps": [chat(source=source, settings_module="chat.settings",
                                                asgi_module="chat.asgi")]})
     assert app_.application == "chat.asgi:application" and app_.wsgi_module == ""
+
+
+def test_the_projects_files_the_planner_reads_are_regular_files_read_with_bounds(tmp_path):
+    """A committed settings module that is a FIFO or a link to /dev/zero would hang the planner."""
+    source = tmp_path / "journal"
+    shutil.copytree(EXAMPLES / "journal", source)
+    os.mkfifo(source / "journal/settings/fifo.py")
+    (source / "journal/settings/zero.py").symlink_to("/dev/zero")
+    loaded: list = []
+    reader = threading.Thread(target=lambda: loaded.extend(load_apps("web1", {"apps": [
+        {"name": "journal", "domains": ["journal.test"], "source": str(source)}]})), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive() and loaded[0].settings_module == "journal.settings.production"
