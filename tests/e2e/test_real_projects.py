@@ -8,7 +8,8 @@ deployed.
   that every request touches, and SECURE_SSL_REDIRECT in its production settings.
 - ledger: pyproject.toml and uv.lock at the repository's root, manage.py in src/, Gunicorn
   pinned by the project, a release command, and every page redirecting to a login page.
-- almanac: Poetry's [tool.poetry] dependencies and poetry.lock, with a dev group; a login on a path.
+- almanac: Poetry's [tool.poetry] dependencies and poetry.lock, with a dev group; a login on a path,
+  another path for some addresses only.
 - tracker: Pipenv's Pipfile and Pipfile.lock, with dev packages; a login on the whole site.
 """
 
@@ -37,7 +38,8 @@ def site(container_factory, tmp_path_factory):
     journal, ledger = copy_example("journal", workdir), copy_example("ledger", workdir)
     apps = [
         {"name": "almanac", "domains": ["almanac.test"], "source": str(copy_example("almanac", workdir)),
-         "basic_auth": {"users": {"ann": ANN}, "paths": ["/private/"]}},
+         "basic_auth": {"users": {"ann": ANN}, "paths": ["/private/"]},
+         "allow": {"addresses": ["192.0.2.0/24"], "paths": ["/staff/"]}},
         {"name": "tracker", "domains": ["tracker.test"], "source": str(copy_example("tracker", workdir)),
          "basic_auth": {"users": {"ann": ANN, "bob": BOB}, "realm": "Tracker staging"}},
         {"name": "journal", "domains": ["journal.test", "www.journal.test"], "canonical": True,
@@ -126,6 +128,11 @@ def test_a_login_guards_the_whole_site_or_its_paths_and_the_checks_pass_it(site)
     assert "bob-pw" not in sh(container, "cat /etc/nginx/djangohost-logins/tracker")
     # The deploy's own checks went through Nginx without a login: the run was green.
     assert site["first"].returncode == 0
+
+
+def test_only_the_allowed_addresses_reach_the_paths_allow_guards(site):
+    assert curl(site["port"], "almanac.test", "/staff/report") == "403"
+    assert curl(site["port"], "almanac.test", "/") == "200"
 
 
 def test_the_other_domains_redirect_to_the_canonical_one(site):
