@@ -468,9 +468,10 @@ def test_an_apps_own_headers_are_on_every_answer_of_its_site():
     (app,) = load_apps("web1", {"apps": [{"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello"),
                                           "headers": {"X-Frame-Options": "DENY", "Permissions-Policy": "camera=()"}}]})
     site = site_conf(app, http2_on=False)
-    # In the server and again in each location with headers of its own (add_header is not inherited there).
-    assert site.count('add_header X-Frame-Options "DENY" always;') == 3
-    assert site.count('add_header Permissions-Policy "camera=()" always;') == 3
+    # In the server and again in each block with headers of its own (add_header is not inherited
+    # there): static and media files, the maintenance page.
+    assert site.count('add_header X-Frame-Options "DENY" always;') == 4
+    assert site.count('add_header Permissions-Policy "camera=()" always;') == 4
     assert "proxy_hide_header X-Frame-Options;" in site  # the app's own one is not sent beside it
 
 

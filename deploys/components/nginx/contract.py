@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from deploys.model.schema import SIZE_RE, Model, Part, Problem, entry, form
+from deploys.model.schema import RELATIVE_RE, SIZE_RE, Model, Part, Problem, entry, form
 
 # A response header Nginx adds: a token for its name, and a value Nginx writes as it is (no quote,
 # backslash, variable, end of directive or block).
@@ -38,6 +39,7 @@ FORMS = {
     "client_max_body_size": "must look like 10m, 512k or 1g",
     "canonical": "must be true or false",
     "maintenance_allow": "must be a list of addresses or networks, such as 203.0.113.7 or 2001:db8::/32",
+    "error_pages": "must be a directory inside the source (letters, digits, . _ / + -)",
     "allow": "must be a dict with keys addresses (a list of addresses or networks) and paths",
     "addresses": "must be a list of addresses or networks, such as 203.0.113.7 or 2001:db8::/32",
     "basic_auth": "must be a dict with keys users ({name: password hash}), paths and realm",
@@ -135,6 +137,10 @@ class NginxPart(Part):
         None, description="Only these addresses reach the whole site, or paths of it (others get 403): "
                           '{"addresses": ["203.0.113.0/24"], "paths": ["/admin/"]}. Behind a load balancer, the '
                           "address it saw. The host's own checks pass.")
+    error_pages: str | None = Field(
+        None, description="A directory of the source (from its root) with the app's own 502.html, 503.html and "
+                          "504.html: Nginx sends them when the app does not answer (502, 504) and in maintenance "
+                          "(503). Published with each release, as its static files are.")
     maintenance_allow: list[str] = Field(
         default_factory=list,
         description="Addresses or networks that still reach the app while it is in maintenance "
@@ -169,6 +175,18 @@ class NginxPart(Part):
     @classmethod
     def _maintenance_allow(cls, value: list[str]) -> list[str]:
         return networks(value, "maintenance_allow")
+
+    @field_validator("error_pages")
+    @classmethod
+    def _error_pages(cls, value: str | None) -> str | None:
+        return value if value is None else form(RELATIVE_RE, value.strip("/"), "error_pages", FORMS)
+
+    @model_validator(mode="after")
+    def _pages_in_source(self) -> NginxPart:
+        source = getattr(self, "source", None)  # the app entry's, beside this part
+        if self.error_pages and isinstance(source, str) and not (Path(source) / self.error_pages).is_dir():
+            raise Problem("error_pages", f"{self.error_pages} is not a directory of {source}")
+        return self
 
     @model_validator(mode="after")
     def _canonical(self) -> NginxPart:
