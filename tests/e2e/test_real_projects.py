@@ -2,13 +2,14 @@
 their users would: a green run means the site works, and what the project brings decides what is
 deployed.
 
-- journal: a settings package whose wsgi.py names its dev module (as Wagtail's template does), a
+- journal: its own error pages, a settings package whose wsgi.py names its dev module (as Wagtail's template does), a
   requirements tree (-r, -c), Django's default (unhashed) static storage, django-compressor in
   offline mode, its own LOGGING (request errors to a null handler), a cache in the app's Redis
   that every request touches, and SECURE_SSL_REDIRECT in its production settings.
 - ledger: pyproject.toml and uv.lock at the repository's root, manage.py in src/, Gunicorn
   pinned by the project, a release command, and every page redirecting to a login page.
-- almanac: Poetry's [tool.poetry] dependencies and poetry.lock, with a dev group; a login on a path.
+- almanac: Poetry's [tool.poetry] dependencies and poetry.lock, with a dev group; a login on a path,
+  another path for some addresses only.
 - tracker: Pipenv's Pipfile and Pipfile.lock, with dev packages; a login on the whole site.
 """
 
@@ -20,7 +21,7 @@ import time
 
 import pytest
 
-from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, write_inventory
+from tests.helpers import copy_example, http_get, master_pid, pyinfra, sh, wait_for, write_inventory
 
 pytestmark = pytest.mark.e2e
 
@@ -37,10 +38,12 @@ def site(container_factory, tmp_path_factory):
     journal, ledger = copy_example("journal", workdir), copy_example("ledger", workdir)
     apps = [
         {"name": "almanac", "domains": ["almanac.test"], "source": str(copy_example("almanac", workdir)),
-         "basic_auth": {"users": {"ann": ANN}, "paths": ["/private/"]}},
+         "basic_auth": {"users": {"ann": ANN}, "paths": ["/private/"]},
+         "allow": {"addresses": ["192.0.2.0/24"], "paths": ["/staff/"]}},
         {"name": "tracker", "domains": ["tracker.test"], "source": str(copy_example("tracker", workdir)),
          "basic_auth": {"users": {"ann": ANN, "bob": BOB}, "realm": "Tracker staging"}},
         {"name": "journal", "domains": ["journal.test", "www.journal.test"], "canonical": True,
+         "error_pages": "errors",
          "source": str(journal), "broker": True,
          "headers": {"X-Frame-Options": "SAMEORIGIN", "Permissions-Policy": "camera=()"}},
         {"name": "ledger", "domains": ["ledger.test"], "source": str(ledger), "project_dir": "src",
@@ -126,6 +129,30 @@ def test_a_login_guards_the_whole_site_or_its_paths_and_the_checks_pass_it(site)
     assert "bob-pw" not in sh(container, "cat /etc/nginx/djangohost-logins/tracker")
     # The deploy's own checks went through Nginx without a login: the run was green.
     assert site["first"].returncode == 0
+
+
+def test_the_apps_own_error_pages_are_sent_when_it_does_not_answer(site):
+    container, port = site["container"], site["port"]
+    sh(container, "supervisorctl stop journal")
+    try:
+        status, body = http_get(port, "journal.test")
+        assert status == 502 and "The journal is resting" in body, (status, body)
+    finally:
+        sh(container, "supervisorctl start journal")
+    wait_for(lambda: http_get(port, "journal.test")[0] == 200)
+    maintenance = ("--data", "app=journal", "--data", "on=yes")
+    pyinfra(site["inventory"], *maintenance, deploy="deploys/maintenance.py")
+    try:
+        status, body = http_get(port, "journal.test")
+        assert status == 503 and "The journal is being bound" in body, (status, body)
+        assert "Retry-After: 600" in curl(port, "journal.test", "/", "-D", "/dev/stdout")
+    finally:
+        pyinfra(site["inventory"], "--data", "app=journal", "--data", "on=no", deploy="deploys/maintenance.py")
+
+
+def test_only_the_allowed_addresses_reach_the_paths_allow_guards(site):
+    assert curl(site["port"], "almanac.test", "/staff/report") == "403"
+    assert curl(site["port"], "almanac.test", "/") == "200"
 
 
 def test_the_other_domains_redirect_to_the_canonical_one(site):

@@ -483,6 +483,10 @@ SHA512 = "$6$abcdefgh$ltjgWl6579NluT/Vi1nwEvcil.G5Nbc4NiXZaNGStk8PSwGfQv72N2CKPP
     ({"maintenance_allow": ["10.0.0.0/8; allow all"]}, "field maintenance_allow: '10.0.0.0/8; allow all' must be"),
     ({"maintenance_allow": ["fe80::1%eth0"]}, "field maintenance_allow: 'fe80::1%eth0' must be"),
     ({"maintenance_allow": ["office.example.com"]}, "field maintenance_allow: 'office.example.com' must be"),
+    ({"allow": {"addresses": ["10.0.0.0/8 1; default 1"]}}, "field allow: addresses: '10.0.0.0/8 1; default 1'"),
+    ({"allow": {"addresses": []}}, "field allow: addresses: names no address"),
+    ({"allow": {"addresses": ["10.0.0.1"], "paths": ["/a\" 0; default 0; #"]}}, "field allow: paths: "),
+    ({"allow": ["10.0.0.1"]}, "field allow: ['10.0.0.1'] must be a dict with keys addresses"),
 ])
 def test_site_controls_take_strict_forms(fields, why):
     message = error([app(**fields)])

@@ -468,9 +468,10 @@ def test_an_apps_own_headers_are_on_every_answer_of_its_site():
     (app,) = load_apps("web1", {"apps": [{"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello"),
                                           "headers": {"X-Frame-Options": "DENY", "Permissions-Policy": "camera=()"}}]})
     site = site_conf(app, http2_on=False)
-    # In the server and again in each location with headers of its own (add_header is not inherited there).
-    assert site.count('add_header X-Frame-Options "DENY" always;') == 3
-    assert site.count('add_header Permissions-Policy "camera=()" always;') == 3
+    # In the server and again in each block with headers of its own (add_header is not inherited
+    # there): static and media files, the maintenance page.
+    assert site.count('add_header X-Frame-Options "DENY" always;') == 4
+    assert site.count('add_header Permissions-Policy "camera=()" always;') == 4
     assert "proxy_hide_header X-Frame-Options;" in site  # the app's own one is not sent beside it
 
 
@@ -625,3 +626,15 @@ def test_nginx_accepts_an_asgi_apps_site_and_the_load_balancers(chat, hello, tmp
                     .replace(paths.nginx_logs(app), str(tmp_path)) for app in (chat, hello))
     nginx_accepts(tmp_path, sites)
     nginx_accepts(tmp_path, balanced_site([chat, hello], {"chat": (cert, key)}))
+
+
+@pytest.mark.skipif(NGINX is None or os.getuid() != 0, reason="nginx -t needs Nginx (scripts/setup) and root")
+def test_nginx_accepts_a_site_with_every_control(tmp_path):
+    (app,) = load_apps("web1", {"apps": [{
+        "name": "hello", "domains": ["hello.test", "www.hello.test"], "source": str(EXAMPLES / "hello"),
+        "canonical": True, "maintenance_allow": ["10.9.0.0/16", "2001:db8::/32"],
+        "allow": {"addresses": ["192.0.2.0/24"], "paths": ["/staff/"]},
+        "basic_auth": {"users": {"ann": "$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/"}, "paths": ["/admin/"]}}]})
+    site = site_conf(app, http2_on=False)
+    assert '"~^00:/staff/" 1;' in site and "return 403;" in site and "return 503;" in site
+    nginx_accepts(tmp_path, site.replace(paths.nginx_logs(app), str(tmp_path)))

@@ -16,9 +16,10 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import Component, backups, broker, databases, dbserver
+from deploys.components import Component, backups, broker, databases, dbserver, nginx
 from deploys.components.app.source import Code, archive, code, venv_key, venv_packages
 from deploys.components.health.contract import HealthPart
+from deploys.components.nginx.contract import NginxPart
 from deploys.engine import ops
 from deploys.engine.ops import UNCHANGED, Guard, Stamp, react
 from deploys.engine.templates import render
@@ -268,7 +269,8 @@ def release_script(app: App) -> str:
                   collected=paths.collected_static(app), manage=paths.manage(app), run=paths.run_script(app),
                   dump=backups.take(app, '"$release"'), migrate=migrate, health=paths.HEALTH,
                   gunicorn_start=paths.gunicorn_start(app), publish=paths.PUBLISH_STATIC,
-                  compress=paths.compress_static(app), marker=paths.RELEASE_VENV)
+                  compress=paths.compress_static(app), marker=paths.RELEASE_VENV,
+                  error_pages=app.part(NginxPart).error_pages, pages_dir=nginx.ERROR_PAGES)
 
 
 def candidate(app: App, state: State, release: str, venv: str, config: Configuration,

@@ -36,6 +36,9 @@ def logins(app: App) -> str:
     return f"{LOGINS}/{app.name}"
 
 
+#: Where an app's own error pages are published, in its static files (templates/app/release.j2).
+ERROR_PAGES = "djangohost-errors"
+
 #: Apps in maintenance (deploys/maintenance.py): a file per app, whose presence Nginx checks.
 MAINTENANCE = "/etc/nginx/djangohost-maintenance"
 #: Seconds a visitor is told to wait (Retry-After) while an app is in maintenance.
@@ -86,9 +89,9 @@ def http2_directive(state: State) -> bool:
 def site_conf(app: App, http2_on: bool) -> str:
     """The app's Nginx site (templates/nginx/site.conf.j2)."""
     return render("nginx/site.conf.j2", app=app, site=app.part(NginxPart), logins=logins(app),
-                  maintenance=maintenance_flag(app), retry_after=RETRY_AFTER, acme_webroot=paths.ACME_WEBROOT,
-                  logs=paths.nginx_logs(app), tls_cert=paths.tls_cert(app), tls_key=paths.tls_key(app),
-                  tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
+                  maintenance=maintenance_flag(app), retry_after=RETRY_AFTER, pages_dir=ERROR_PAGES,
+                  acme_webroot=paths.ACME_WEBROOT, logs=paths.nginx_logs(app), tls_cert=paths.tls_cert(app),
+                  tls_key=paths.tls_key(app), tls_protocols=TLS_PROTOCOLS, tls_ciphers=TLS_CIPHERS, http2_on=http2_on)
 
 
 @deploy("Nginx sites")

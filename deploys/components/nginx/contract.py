@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from deploys.model.schema import SIZE_RE, Model, Part, Problem, entry, form
+from deploys.model.schema import RELATIVE_RE, SIZE_RE, Model, Part, Problem, entry, form
 
 # A response header Nginx adds: a token for its name, and a value Nginx writes as it is (no quote,
 # backslash, variable, end of directive or block).
@@ -38,6 +39,9 @@ FORMS = {
     "client_max_body_size": "must look like 10m, 512k or 1g",
     "canonical": "must be true or false",
     "maintenance_allow": "must be a list of addresses or networks, such as 203.0.113.7 or 2001:db8::/32",
+    "error_pages": "must be a directory inside the source (letters, digits, . _ / + -)",
+    "allow": "must be a dict with keys addresses (a list of addresses or networks) and paths",
+    "addresses": "must be a list of addresses or networks, such as 203.0.113.7 or 2001:db8::/32",
     "basic_auth": "must be a dict with keys users ({name: password hash}), paths and realm",
     "users": "must be a dict of user names (letters, digits, . _ @ -) to password hashes (htpasswd -B, mkpasswd)",
     "paths": "must be a list of URL path prefixes such as /admin/",
@@ -46,6 +50,42 @@ FORMS = {
                "\" \\ $ ; { }",
     "read_timeout": f"must be a whole number of seconds from 1 to {MAX_READ_TIMEOUT}",
 }
+
+
+def networks(value: list[str], field: str) -> list[str]:
+    """Addresses or networks, as Nginx's geo reads them: no zone id, a prefix length in digits."""
+    for network in value:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"{network!r} {FORMS[field]}") from None
+        if "%" in network or "/" in network and not network.split("/")[1].isdigit():
+            raise ValueError(f"{network!r} {FORMS[field]}")
+    return value
+
+
+def prefixes(cls: type, value: list[str]) -> list[str]:
+    """A field validator: URL path prefixes, as Nginx's map matches them."""
+    for prefix in value:
+        form(PREFIX_RE, prefix, "paths", FORMS)
+    return value
+
+
+class AllowEntry(Model):
+    """Who may reach the app (or paths of it) at all: addresses and networks."""
+
+    addresses: list[str] = Field(description="Addresses or networks, such as 203.0.113.7 or 10.0.0.0/8.")
+    paths: list[str] = Field(default_factory=list,
+                             description="URL path prefixes it guards, such as /admin/; default the whole site.")
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("names no address")
+        return networks(value, "addresses")
+
+    _paths = field_validator("paths")(prefixes)
 
 
 class BasicAuthEntry(Model):
@@ -71,12 +111,7 @@ class BasicAuthEntry(Model):
                                  "one with htpasswd -nB NAME): a password is never written on the host")
         return value
 
-    @field_validator("paths")
-    @classmethod
-    def _paths(cls, value: list[str]) -> list[str]:
-        for prefix in value:
-            form(PREFIX_RE, prefix, "paths", FORMS)
-        return value
+    _paths = field_validator("paths")(prefixes)
 
     @field_validator("realm")
     @classmethod
@@ -86,7 +121,8 @@ class BasicAuthEntry(Model):
 
 class NginxPart(Part):
     FORMS = FORMS
-    ENTRIES = ((BasicAuthEntry, "`basic_auth`", "An app's `basic_auth`."),)
+    ENTRIES = ((BasicAuthEntry, "`basic_auth`", "An app's `basic_auth`."),
+               (AllowEntry, "`allow`", "An app's `allow`."))
 
     client_max_body_size: str = Field("10m", json_schema_extra={"pattern": f"^{SIZE_RE.pattern}$"},
                                       description="Nginx's upload limit for the app, such as 10m.")
@@ -97,6 +133,14 @@ class NginxPart(Part):
         None, description="A login for the whole site or for paths of it (a staging site, /admin/): "
                           '{"users": {"ann": "$2y$05$..."}, "paths": ["/admin/"]}. The host\'s own checks pass '
                           "without it.")
+    allow: AllowEntry | None = Field(
+        None, description="Only these addresses reach the whole site, or paths of it (others get 403): "
+                          '{"addresses": ["203.0.113.0/24"], "paths": ["/admin/"]}. Behind a load balancer, the '
+                          "address it saw. The host's own checks pass.")
+    error_pages: str | None = Field(
+        None, description="A directory of the source (from its root) with the app's own 502.html, 503.html and "
+                          "504.html: Nginx sends them when the app does not answer (502, 504) and in maintenance "
+                          "(503). Published with each release, as its static files are.")
     maintenance_allow: list[str] = Field(
         default_factory=list,
         description="Addresses or networks that still reach the app while it is in maintenance "
@@ -122,17 +166,27 @@ class NginxPart(Part):
     def _basic_auth(cls, value: Any) -> Any:
         return value if value is None else entry(BasicAuthEntry, value, "basic_auth", FORMS)
 
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _allow(cls, value: Any) -> Any:
+        return value if value is None else entry(AllowEntry, value, "allow", FORMS)
+
     @field_validator("maintenance_allow")
     @classmethod
-    def _networks(cls, value: list[str]) -> list[str]:
-        for network in value:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise ValueError(f"{network!r} {FORMS['maintenance_allow']}") from None
-            if "%" in network or "/" in network and not network.split("/")[1].isdigit():
-                raise ValueError(f"{network!r} {FORMS['maintenance_allow']}")
-        return value
+    def _maintenance_allow(cls, value: list[str]) -> list[str]:
+        return networks(value, "maintenance_allow")
+
+    @field_validator("error_pages")
+    @classmethod
+    def _error_pages(cls, value: str | None) -> str | None:
+        return value if value is None else form(RELATIVE_RE, value.strip("/"), "error_pages", FORMS)
+
+    @model_validator(mode="after")
+    def _pages_in_source(self) -> NginxPart:
+        source = getattr(self, "source", None)  # the app entry's, beside this part
+        if self.error_pages and isinstance(source, str) and not (Path(source) / self.error_pages).is_dir():
+            raise Problem("error_pages", f"{self.error_pages} is not a directory of {source}")
+        return self
 
     @model_validator(mode="after")
     def _canonical(self) -> NginxPart:
