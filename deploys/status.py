@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 from pyinfra import host, inventory
 
+import facts
 from deploys.components import broker, registry, schedule
 from deploys.components.health.contract import HealthPart
 from deploys.engine import safe
@@ -102,8 +103,8 @@ def report(apps: list[App], status: HostStatus, roles: list[str]) -> str:
 topology = topology_of(inventory, registry.CONTRACT)
 apps = [app for app in selected(topology.apps[host.name], host.data) if app.present]
 if topology.apps[host.name]:
-    status = host.get_fact(
-        Status, apps=[(app.name, app.socket, list(app.checked_origins), app.part(HealthPart).health_path)
+    status = facts.read(
+        host, Status, apps=[(app.name, app.socket, list(app.checked_origins), app.part(HealthPart).health_path)
                      for app in apps],
         backup_tool=paths.BACKUP_TOOL, jobs=paths.JOBS,
     )

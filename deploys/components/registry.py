@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 
 from pyinfra import host
 
+import facts
 from deploys.components import (
     Component,
     Needs,
@@ -97,10 +98,10 @@ def read_state(apps: list[App], settings: HostSettings) -> State:
         return State()
     git_apps = [(app.name, paths.builder(app), paths.build_home(app), app.git.ref, app.project_dir,
                  app.requirements or "") for app in apps if app.git and app.present]
-    mirrors = host.get_fact(GitMirrors, apps=git_apps, program=paths.DEPENDENCIES) if git_apps else {}
+    mirrors = facts.read(host, GitMirrors, apps=git_apps, program=paths.DEPENDENCIES) if git_apps else {}
     wanted = needs(apps, settings)
-    state: State = host.get_fact(
-        HostState,
+    state: State = facts.read(
+        host, HostState,
         paths=[*host_paths(), lock.LOCK, *(path for app in apps for path in watched(app))],
         env_files=[paths.env_file(app, staged=True) for app in apps],
         users=[name for app in apps for name in (app.name, paths.builder(app))],

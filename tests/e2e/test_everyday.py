@@ -76,6 +76,27 @@ def test_dry_run_lists_exactly_what_the_run_then_does(site):
     assert pyinfra(inventory, "--dry").planned() == []
 
 
+def test_a_hundred_apps_are_read_planned_and_shown(site):
+    """The facts that grow with the apps (about 1.5 KB each for HostState) go on stdin: on the
+    command line, near 80 apps passed the kernel's 128 KiB for one argument and every run failed."""
+    container = site["container"]
+    apps = with_new_app(site)
+    many = [*apps, *({**apps[-1], "name": f"many{n}", "domains": [f"many{n}.test"], "secrets": {}}
+                     for n in range(100 - len(apps)))]
+    inventory = write_inventory(site["workdir"] / "hundred.py", container, many)
+    before = sh(container, SNAPSHOT)
+
+    planned = pyinfra(inventory, "--dry", timeout=600).planned()
+    status = pyinfra(inventory, deploy="deploys/status.py", json_results=False).output
+
+    assert any("many96: " in name for name in planned)
+    # Their Nginx reloads for the new sites: their health gates only.
+    assert not [name for name in planned if re.search(r"\b(hello|goodbye): (?!health gate)", name)]
+    assert re.search(r"^\s+many96\s+NO PROGRAM ", status, re.M)
+    assert re.search(r"^\s+hello\s+RUNNING ", status, re.M)
+    assert sh(container, SNAPSHOT) == before
+
+
 def test_targeted_deploy_touches_only_that_app(site):
     container = site["container"]
     inventory = write_inventory(site["workdir"] / "with-extra.py", container, with_new_app(site))

@@ -14,6 +14,7 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt
 
+import facts
 from deploys.components import base, nginx, tls
 from deploys.components.nginx.contract import NginxPart
 from deploys.engine import ops, steps
@@ -33,7 +34,7 @@ SITE_LINK = f"{paths.NGINX_ENABLED}/djangohost-balancer"
 
 def read_balancer_state(apps: list[App]) -> State:
     tls_apps = [app for app in apps if app.tls]
-    return host.get_fact(HostState, packages=["nginx", *tls.packages(tls_apps)],
+    return facts.read(host, HostState, packages=["nginx", *tls.packages(tls_apps)],
                          services=[(nginx.SERVICE.name, nginx.SERVICE.running)], paths=[
         paths.UPLOADS, paths.STAMPS, paths.NGINX_CONF, paths.NGINX_DEBIAN_DEFAULT, paths.NGINX_DEFAULT_SITE,
         paths.NGINX_DEFAULT_LINK, SITE, SITE_LINK, paths.LB_MEMBER, paths.TLS_DIR, paths.ACME_WEBROOT,

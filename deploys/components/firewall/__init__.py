@@ -18,6 +18,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
+import facts
 from deploys.components import Component, postgres
 from deploys.engine import ops
 from deploys.engine.ops import Stamp, react
@@ -62,7 +63,7 @@ def ports(topology: Topology, name: str) -> list[Port]:
 
 def read_state() -> State:
     """The firewall's part of the host's state (a database server's own deploy reads no other here)."""
-    state: State = host.get_fact(HostState, packages=[PACKAGE], paths=[
+    state: State = facts.read(host, HostState, packages=[PACKAGE], paths=[
         paths.ETC, paths.STAMPS, paths.FIREWALL, paths.FIREWALL_UNIT, paths.stamp("firewall")])
     return state
 
