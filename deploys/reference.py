@@ -39,7 +39,7 @@ SECTIONS: tuple[tuple[type[schema.Model], str, str], ...] = (
     (CONTRACT, "An app entry", "Each item of a host's `apps`. `name`, `domains` and `source` are required "
                                       "unless `state` is absent."),
     (schema.GitSourceEntry, "`source` from git", 'An app\'s `source` as `{"git": URL, "ref": REF}`.'),
-    (schema.DatabaseEntry, "`database`", 'An app\'s `database` as `{"engine": ...}`.'),
+    (CONTRACT.DATABASE_ENTRY, "`database`", 'An app\'s `database` as `{"engine": ...}`.'),
     (schema.TlsEntry, "`tls`", "An app's `tls`."),
     (schema.BackupEntry, "`backup` and `djangohost_backup`",
      "When backups are taken and how many are kept; a key an app's `backup` leaves out is the host's."),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from deploys.model.inventory import App, HostSettings
-from deploys.model.schema import Part
+from deploys.model.schema import Engine, Part
 from facts.state import State
 
 
@@ -58,6 +58,18 @@ def _no_check(app: App, state: State) -> None:
 
 
 @dataclass(frozen=True)
+class DatabaseEngine:
+    """What a database engine's component brings: the engine as the contract knows it (its
+    contract.py), the deploy making an app's database and its owner (taking app, state, guard),
+    and the operations dropping both when an absent app is purged (each needed only if they are
+    there)."""
+
+    engine: Engine
+    deploy: Callable[..., object]
+    drop: Callable[[App, State], None]
+
+
+@dataclass(frozen=True)
 class Component:
     """What a component needs from a host, for the apps it deploys there.
 
@@ -69,6 +81,7 @@ class Component:
       component reads back from State.records (its servers' own state: roles, accounts)
     + contract: its part of an app entry (deploys.model.schema.Part), read with App.part
     + check: an app's entry against the host, before anything runs: raises schema.Problem
+    + database: a database engine it brings (DatabaseEngine)
     """
 
     name: str
@@ -79,6 +92,7 @@ class Component:
     probe: Callable[[Sequence[App]], str] = _no_probe
     contract: type[Part] | None = None
     check: Callable[[App, State], None] = _no_check
+    database: DatabaseEngine | None = None
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,11 @@ COMPONENTS: tuple[Component, ...] = tuple(module.COMPONENT for module in (
     base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, logs, health,
     firewall))
 
-#: An app entry as the inventory may give it: AppEntry with every component's part.
-CONTRACT = schema.assemble(component.contract for component in COMPONENTS if component.contract)
+#: The database engines, by the name an app chooses them by.
+DATABASES = {component.database.engine.name: component.database for component in COMPONENTS if component.database}
+#: An app entry as the inventory may give it: AppEntry with every component's part and engine.
+CONTRACT = schema.assemble((component.contract for component in COMPONENTS if component.contract),
+                           (database.engine for database in DATABASES.values()))
 
 
 def packages(apps: Sequence[App], settings: HostSettings) -> Packages:

@@ -37,8 +37,8 @@ CHANNELS_REDIS_REQUIREMENT = "channels-redis>=4.2,<5"
 UV_VERSION = "0.13.9"
 #: Releases kept per app (the live one always among them), for rollback.
 KEEP_RELEASES = 5
-#: Database engines an app may choose.
-DATABASE_ENGINES = ("postgresql", "mariadb")
+#: The engine of `database: true` (each engine is a component's: deploys/components/*/contract.py).
+DATABASE_ENGINE = "postgresql"
 #: PostgreSQL driver added to the virtualenv of every app with a database.
 DATABASE_DRIVER = "psycopg[binary]>=3.2,<4"
 #: Debian package of the database server, installed on hosts where an app has a database.

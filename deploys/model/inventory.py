@@ -126,7 +126,7 @@ class App:
     workers: int | None
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
-    database: str | None = "postgresql"  # the engine (defaults.DATABASE_ENGINES), None without
+    database: str | None = defaults.DATABASE_ENGINE  # its engine's name (App.engine), None without
     database_server: DatabaseServer | None = None  # None: the database is on the app's host (deploys.model.topology)
     media: bool = True  # False: it keeps no uploads on its servers
     primary_server: str | None = None  # the entry's `primary`: where its schedule and unique processes run
@@ -153,6 +153,18 @@ class App:
         """A component's part of the app's entry (deploys/components/<name>/contract.py): its fields
         as the entry gives them, or its defaults."""
         return self.entry if isinstance(self.entry, kind) else kind()
+
+    @property
+    def engines(self) -> Mapping[str, schema.Engine]:
+        """The database engines of the contract its entry was checked against, by name."""
+        return type(self.entry).ENGINES if self.entry is not None else {}
+
+    @property
+    def engine(self) -> schema.Engine:
+        """Its database's engine, as the component bringing it declared it (the app has a database)."""
+        if self.database is None or self.database not in self.engines:
+            raise LookupError(f"{self.name}: no database engine {self.database} in the contract")
+        return self.engines[self.database]
 
     def on_several_servers(self) -> list[tuple[str, str]]:
         """Why the app cannot run on several app servers, by its parts: (field, why) for each."""
@@ -353,7 +365,7 @@ def _load_app(where: str, raw: Any, settings: HostSettings, contract: type[schem
 def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
     """The App an entry describes, its defaults found in its source and the host's settings."""
     database = None if entry.database is False else (
-        "postgresql" if entry.database is True else entry.database.engine)  # type: ignore[union-attr]
+        defaults.DATABASE_ENGINE if entry.database is True else entry.database.engine)  # type: ignore[union-attr]
     if entry.state == "absent":
         return App(name=entry.name, domains=(), source=Path(), wsgi_module="", settings_module="",
                    requirements=None, workers=None, database=database, present=False, purge=entry.purge,

@@ -96,6 +96,7 @@ LB_MEMBER = "/usr/local/sbin/djangohost-lb-member"
 # backup settings (root only) and the schedule.
 BACKUPS = str(backup_tool.BACKUPS)
 BACKUP_TOOL = "/usr/local/sbin/djangohost-backup"
+BACKUP_ENGINES = str(backup_tool.ENGINES)
 BACKUP_CONFIG = str(backup_tool.CONFIG)
 BACKUP_CRON = "/etc/cron.d/djangohost-backup"
 BACKUP_LOG = "/var/log/djangohost-backup.log"
@@ -359,3 +360,8 @@ def step(kind: str, app: App) -> str:
     """The name of the app's background step `kind` (see BACKGROUND_TOOL); its files are
     BACKGROUND/<name>.*"""
     return f"{app.name}.{kind}"
+
+
+def backup_engine(app: App) -> str:
+    """The backup tool's part for the app's database engine (App.engine.backup, shipped)."""
+    return f"{BACKUP_ENGINES}/{app.database}.py"

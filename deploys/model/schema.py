@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast
 
 from pydantic import (
     BaseModel,
@@ -33,6 +34,9 @@ from pydantic_core import ErrorDetails
 
 from deploys.engine.safe import is_control
 from deploys.model import defaults
+
+if TYPE_CHECKING:
+    from deploys.model.inventory import App, HostSettings
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,30}")
 # RFC 1123 host names; a leading "*." allows Nginx wildcard names.
@@ -92,7 +96,7 @@ FORMS = {
     "workers": "must be a whole number of at least 1",
     "env": "must be a dict of variable names to values",
     "secrets": "must be a dict of variable names to values",
-    "database": f"must be true, false or {{\"engine\": {' or '.join(defaults.DATABASE_ENGINES)}}}",
+    "database": 'must be true, false or {"engine": ENGINE}',  # ENGINE: the contract's (AppEntry._database)
     "state": "must be present or absent",
     "purge": "must be true or false, and true only with state absent",
     "tls": "must be a dict whose mode is provided, self-signed or acme",
@@ -360,10 +364,23 @@ class LogsEntry(Model):
 
 
 class DatabaseEntry(Model):
-    engine: Literal["postgresql", "mariadb"] = Field(
-        description="postgresql: a role and database named after the app, peer authentication over the local socket; "
-                    "mariadb: an account and database named after the app, the unix_socket plugin.",
-    )
+    engine: str = Field(description="One of the engines (Engine) the contract was assembled with.")
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A database engine as the contract knows it, declared in its component's contract.py: the
+    name an app chooses it by ({"engine": name}), what the app gets, the driver added to its
+    virtualenv (from the host's settings), its DATABASE_URL, its part of the backup tool (a
+    program under templates/), and whether the inventory's database server (the db role) may
+    hold its databases."""
+
+    name: str
+    description: str
+    driver: Callable[[HostSettings], str]
+    url: Callable[[App], str]
+    backup: str
+    on_database_server: bool = False
 
 
 Value = str | int | float | bool
@@ -386,6 +403,10 @@ def environment(values: dict[str, Value], field: str, reserved: set[str]) -> dic
 
 class AppEntry(Model):
     """One app of a host (host data `apps`); see deploys.model.defaults for every field."""
+
+    #: The database engines an app may choose, by name, and their entry (assemble).
+    ENGINES: ClassVar[Mapping[str, Engine]] = {}
+    DATABASE_ENTRY: ClassVar[type[DatabaseEntry]] = DatabaseEntry
 
     name: str = Field(description="The system user, its home, program and site are named after it.",
                       json_schema_extra={"pattern": f"^{NAME_RE.pattern}$"})
@@ -431,8 +452,8 @@ class AppEntry(Model):
     secrets: dict[str, Value] = Field(default_factory=dict, description="Masked wherever shown.")
     database: bool | DatabaseEntry = Field(
         True,
-        description='true (PostgreSQL), false, or {"engine": "postgresql" | "mariadb"}. DATABASE_URL is set '
-                    "either way.",
+        description=f'true ({defaults.DATABASE_ENGINE}), false, or {{"engine": ENGINE}}. DATABASE_URL is set either '
+                    "way.",  # with the contract's engines in place of ENGINE (assemble)
     )
     tls: TlsEntry | None = Field(
         None,
@@ -489,9 +510,12 @@ class AppEntry(Model):
         if isinstance(value, bool):
             return value
         try:
-            return nested(DatabaseEntry, value)
+            chosen = nested(cls.DATABASE_ENTRY, value)
         except ValueError:
-            raise ValueError(f"{value!r} {FORMS['database']}") from None
+            chosen = None
+        if chosen is None or chosen.engine not in cls.ENGINES:
+            raise ValueError(f"{value!r} {forms(cls)['database']}")
+        return chosen
 
     @field_validator("backup", mode="before")
     @classmethod
@@ -598,9 +622,10 @@ class Part(Model):
         return None
 
 
-def assemble(parts: Iterable[type[Part]]) -> type[AppEntry]:
+def assemble(parts: Iterable[type[Part]], engines: Iterable[Engine] = ()) -> type[AppEntry]:
     """The app entry with the components' parts: their fields beside AppEntry's, validated alike
-    (a part's validators are its own), and a value of it is an instance of every part."""
+    (a part's validators are its own), and a value of it is an instance of every part; and with
+    the database engines of the components that bring one."""
     bases: tuple[type[Model], ...] = (AppEntry, *parts)
     # pydantic keeps one validator of a name: a part's would silently replace another's.
     for kind, names in (("fields", [name for model in bases for name in model.model_fields]),
@@ -608,7 +633,25 @@ def assemble(parts: Iterable[type[Part]]) -> type[AppEntry]:
         twice = sorted({name for name in names if names.count(name) > 1})
         if twice:
             raise TypeError(f"{kind} declared by two parts of the contract: {', '.join(twice)}")
-    return create_model("AppEntry", __base__=bases, __module__=__name__)  # type: ignore[arg-type]
+    engines = tuple(engines)
+    database = _database_entry(engines) if engines else DatabaseEntry
+    listed = " | ".join(f'"{engine.name}"' for engine in engines) or "ENGINE"
+    described = f'true ({defaults.DATABASE_ENGINE}), false, or {{"engine": {listed}}}. DATABASE_URL is set either way.'
+    field: Any = (bool | database, Field(True, description=described))
+    contract = cast(type[AppEntry], create_model("AppEntry", __base__=bases, __module__=__name__,  # type: ignore[call-overload]
+                                                 database=field))
+    contract.ENGINES = {engine.name: engine for engine in engines}
+    contract.DATABASE_ENTRY = database
+    return contract
+
+
+def _database_entry(engines: tuple[Engine, ...]) -> type[DatabaseEntry]:
+    """DatabaseEntry with the engines' names as the JSON Schema and the reference show them: an
+    enum, each described."""
+    names: Any = Literal[tuple(engine.name for engine in engines)]  # type: ignore[valid-type]
+    described = "; ".join(f"{engine.name}: {engine.description}" for engine in engines)
+    return create_model("DatabaseEntry", __base__=DatabaseEntry, __module__=__name__,
+                        engine=(names, Field(description=described)))
 
 
 def validators(model: type[Model]) -> set[str]:
@@ -622,8 +665,10 @@ def parts_of(contract: type[Model]) -> list[type[Part]]:
 
 
 def forms(contract: type[Model]) -> dict[str, str]:
-    """FORMS, with each part's."""
-    return {**FORMS, **{key: why for part in parts_of(contract) for key, why in part.FORMS.items()}}
+    """FORMS, with each part's and the names of the contract's engines."""
+    engines = " or ".join(contract.ENGINES) if issubclass(contract, AppEntry) else ""
+    return {**FORMS, "database": FORMS["database"].replace("ENGINE", engines or "ENGINE"),
+            **{key: why for part in parts_of(contract) for key, why in part.FORMS.items()}}
 
 
 class HostSettingsEntry(Model):

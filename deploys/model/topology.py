@@ -238,9 +238,10 @@ def _remote_problem(app: App, servers: list[str]) -> str | None:
     if len(servers) > 1:
         return (f"database: several hosts have the db role ({', '.join(servers)}); one database server is "
                 "supported for app servers without the db role")
-    if app.database != "postgresql":
-        return (f"database: {app.database} runs on the app's own host only; use postgresql, or give this "
-                "host the db role")
+    if not app.engine.on_database_server:
+        others = [name for name, engine in app.engines.items() if engine.on_database_server]
+        return (f"database: {app.database} runs on the app's own host only; use {' or '.join(others)}, or give "
+                "this host the db role")
     if app.backup and app.backup.cron:
         return (f"backup: backups of a database on the database server ({servers[0]}) are not taken yet; "
                 "set backup: false and back up the database server itself")

@@ -41,6 +41,8 @@ from typing import IO, Any
 
 BACKUPS = Path("/var/backups/djangohost")
 CONFIG = Path("/etc/djangohost/backup")
+# Each database engine's part of this tool, by the engine's name (see engine()).
+ENGINES = Path("/usr/local/lib/djangohost-backup")
 # Root's own directory of locks (deploys.model.paths.RUN_DIR): in /run/lock any user could hold an app's
 # lock (its backups would wait forever) or put a link there (root would truncate what it names).
 LOCKS = Path("/run/djangohost")
@@ -65,29 +67,6 @@ def run(*command: str, **kwargs) -> subprocess.CompletedProcess:
 
 def output(*command: str, **kwargs) -> str:
     return run(*command, stdout=subprocess.PIPE, text=True, **kwargs).stdout
-
-
-# First in every session: nothing an app made (a function, a view named like the catalog) is found
-# before PostgreSQL's own; every name is pg_catalog's, written so, too.
-SAFE_PATH = "SET search_path = pg_catalog, pg_temp"
-
-
-def psql(*sql: str) -> str:
-    """SQL as PostgreSQL's superuser in the `postgres` database, never in an app's (whose owner
-    decides what its names mean there), stopping at the first error; the rows, tab-separated."""
-    statements = [arg for statement in (SAFE_PATH, *sql) for arg in ("-c", statement)]
-    return output("runuser", "-u", "postgres", "--", "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", "postgres",
-                  *statements)
-
-
-def mariadb(sql: str) -> str:
-    """SQL as MariaDB's root (identified by unix_socket); the rows, tab-separated."""
-    return output("mariadb", "--batch", "--skip-column-names", "-e", sql)
-
-
-def ident(name: str) -> str:
-    """A MariaDB identifier as SQL names it: in backticks, a backtick in it doubled."""
-    return "`" + name.replace("`", "``") + "`"
 
 
 def printable(text: str) -> str:
@@ -168,8 +147,7 @@ class App:
         settings = json.loads(path.read_text())
         self.name: str = settings["app"]
         self.home = Path(settings["home"])
-        self.database: Postgres | MariaDB | None = (ENGINES[settings["engine"]](self.name) if settings["engine"]
-                                                    else None)
+        self.database: Any = engine(settings["engine"])(self.name) if settings["engine"] else None
         self.media: bool = settings["media"]
         self.programs: list[str] = settings.get("programs", [self.name])
         self.keep: tuple[int, int, int] = (settings["keep_daily"], settings["keep_weekly"],
@@ -219,149 +197,19 @@ def unreadable(dumped_with: str, reader: str, engine: str) -> str | None:
     return None
 
 
-class Postgres:
-    """An app's PostgreSQL database: dumped (pg_dump -Fc) and restored (pg_restore) as the app's
-    own role, so nothing in a dump runs with more rights than the app has."""
-
-    file = "db.dump"
-
-    def __init__(self, app: str) -> None:
-        self.app = app
-
-    def has_tables(self) -> bool:
-        """Asked as the app's own role, in its database: nothing it made there runs with more rights
-        than its own (as the superuser, its views and functions would have run as the superuser)."""
-        sql = ("select pg_catalog.count(*) from pg_catalog.pg_tables where schemaname operator(pg_catalog.<>) "
-               "'pg_catalog' and schemaname operator(pg_catalog.<>) 'information_schema'")
-        return as_app(self.app, "psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", self.app, "-c", SAFE_PATH,
-                      "-c", sql).strip() != "0"
-
-    def dump(self, path: Path) -> None:
-        """The dump, then read back whole (every table's data): pg_restore --list reads only its
-        table of contents, which a dump cut short still has. Both as the app: the dump is made of
-        the app's data, and pg_dump runs as the app, whose user could have changed what it wrote."""
-        with path.open("wb") as out:
-            as_app(self.app, "pg_dump", "-Fc", "--no-owner", self.app, stdout=out)
-        with path.open("rb") as dump:
-            as_app(self.app, "pg_restore", "-f", "/dev/null", stdin=dump, stdout=subprocess.DEVNULL)
-
-    def version(self) -> str:
-        return output("pg_dump", "--version").strip()
-
-    def readable(self, dumped_with: str) -> str | None:
-        """Why this host cannot restore a dump made by `dumped_with` (pg_dump --version), if it
-        cannot: pg_restore reads the dumps of its own major version and older ones only."""
-        return unreadable(dumped_with, output("pg_restore", "--version"), "PostgreSQL")
-
-    def dbname(self, path: Path) -> str | None:
-        """The database the dump was taken of, as pg_restore lists it (run as the app: see dump())."""
-        with path.open("rb") as dump:
-            listed = as_app(self.app, "pg_restore", "--list", stdin=dump)
-        for line in listed.splitlines():
-            if line.startswith(";") and line[1:].strip().startswith("dbname:"):
-                return line.split(":", 1)[1].strip()
-        return None
-
-    def load(self, path: Path, into: str) -> None:
-        psql(f'DROP DATABASE IF EXISTS "{into}"', f'CREATE DATABASE "{into}" OWNER "{self.app}"',
-             f'REVOKE CONNECT ON DATABASE "{into}" FROM PUBLIC')
-        with path.open("rb") as dump:
-            as_app(self.app, "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
-                   "--single-transaction", "-d", into, stdin=dump, stdout=subprocess.DEVNULL)
-
-    def swap(self, fresh: str, old: str) -> None:
-        """The app's database becomes `old`, and `fresh` the app's (nobody connected: the app's
-        processes are stopped and whatever else was connected is let go)."""
-        psql(f"select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity "
-             f"where datname = '{self.app}'",
-             f'ALTER DATABASE "{self.app}" RENAME TO "{old}"', f'ALTER DATABASE "{fresh}" RENAME TO "{self.app}"')
-
-    def forget(self, prefix: str) -> None:
-        for database in psql(f"select datname from pg_catalog.pg_database "
-                             f"where pg_catalog.starts_with(datname, '{prefix}')").split():
-            psql(f'DROP DATABASE "{database}"')
-
-
-class MariaDB:
-    """An app's MariaDB database: dumped (mariadb-dump, gzipped) and loaded as the app's own
-    account. MariaDB cannot rename a database: a restore moves the tables."""
-
-    file = "db.sql.gz"
-
-    def __init__(self, app: str) -> None:
-        self.app = app
-
-    def grantee(self, database: str) -> str:
-        # GRANT's database patterns take `_` as a wildcard: escaped, as deploys/components/mariadb/ does.
-        return f"`{database.replace('_', chr(92) + '_')}`.* TO \"{self.app}\"@\"localhost\""
-
-    def tables(self, database: str) -> list[str]:
-        """The names of the tables of `database`, whole: the app names its tables, and a name may
-        hold anything (a backtick, a space, a line break), so it is read as hex, and only ever put
-        into SQL as ident() quotes it."""
-        rows = mariadb(f"select hex(table_name) from information_schema.tables where table_schema = '{database}'")
-        return [bytes.fromhex(row).decode() for row in rows.split()]
-
-    def has_tables(self) -> bool:
-        return bool(self.tables(self.app))
-
-    def dump(self, path: Path) -> None:
-        with tempfile.TemporaryFile() as errors:
-            dump = subprocess.Popen(["runuser", "-u", self.app, "--", "mariadb-dump", "--single-transaction",
-                                     "--routines", "--triggers", "--events", self.app], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=errors, start_new_session=True)
-            with path.open("wb") as out:
-                run("gzip", "-c", stdin=dump.stdout, stdout=out)
-            failed = dump.wait() != 0
-            report(errors)
-        if failed:
-            raise Refused(f"mariadb-dump {self.app} failed")
-
-    def version(self) -> str:
-        return output("mariadb-dump", "--version").strip()
-
-    def readable(self, dumped_with: str) -> str | None:
-        return None  # SQL: any MariaDB reads it
-
-    def dbname(self, path: Path) -> str | None:
-        """The database named in the dump's header, once the whole file reads and the dump
-        says it completed."""
-        text = output("zcat", str(path), errors="replace")
-        if "-- Dump completed" not in text[-200:]:
-            return None
-        for line in text.splitlines()[:10]:
-            if "Database: " in line:
-                return line.split("Database: ", 1)[1].strip()
-        return None
-
-    def load(self, path: Path, into: str) -> None:
-        mariadb(f"DROP DATABASE IF EXISTS `{into}`; CREATE DATABASE `{into}` CHARACTER SET utf8mb4 "
-                f"COLLATE utf8mb4_unicode_ci; GRANT ALL PRIVILEGES ON {self.grantee(into)}")
-        unzip = subprocess.Popen(["zcat", str(path)], stdout=subprocess.PIPE)
-        as_app(self.app, "mariadb", into, stdin=unzip.stdout, stdout=subprocess.DEVNULL)
-        unzip.wait()
-
-    def swap(self, fresh: str, old: str) -> None:
-        def moves(source: str, target: str) -> str:
-            return ", ".join(f"{ident(source)}.{ident(table)} TO {ident(target)}.{ident(table)}"
-                             for table in self.tables(source))
-
-        statements = [f"CREATE DATABASE `{old}`"]
-        for source, target in ((self.app, old), (fresh, self.app)):
-            if self.tables(source):
-                statements.append(f"RENAME TABLE {moves(source, target)}")
-        statements += [f"DROP DATABASE `{fresh}`", f"REVOKE ALL PRIVILEGES ON {self.grantee(fresh)}".replace(
-            " TO ", " FROM ")]
-        mariadb("; ".join(statements))
-
-    def forget(self, prefix: str) -> None:
-        for row in mariadb("select hex(schema_name) from information_schema.schemata").split():
-            database = bytes.fromhex(row).decode()
-            if database.startswith(prefix):
-                mariadb(f"DROP DATABASE {ident(database)}")
-
-
-ENGINES: dict[str, type[Postgres] | type[MariaDB]] = {"postgresql": Postgres, "mariadb": MariaDB}
+def engine(name: str) -> Any:
+    """The database engine `name` (its Engine class: dump, check, load, swap), from the module
+    its component ships to ENGINES (templates/<component>/backup_<name>.py), given this tool."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise Refused(f"no database engine {name!r}")
+    path = ENGINES / f"{name}.py"
+    if not path.is_file():
+        raise Refused(f"no database engine {name} on this host ({path}); deploy an app with it first")
+    loader = importlib.machinery.SourceFileLoader(f"djangohost_backup_{name}", str(path))
+    module = types.ModuleType(loader.name)
+    module.tool = sys.modules[__name__]  # type: ignore[attr-defined]
+    loader.exec_module(module)
+    return module.Engine
 
 
 def archive_media(app: App, target: Path) -> None:

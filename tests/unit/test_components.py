@@ -11,10 +11,12 @@ import subprocess
 import pytest
 from pydantic import Field, field_validator
 
-from deploys.components import registry
+from deploys.components import backups, registry
+from deploys.components.app import source
 from deploys.components.nginx.contract import NginxPart
-from deploys.model import inventory, paths, schema
+from deploys.model import inventory, paths, schema, topology
 from deploys.model.inventory import DatabaseServer, host_settings
+from deploys.model.programs import TEMPLATES
 from deploys.model.schema import Part
 from facts.state import HostState, UnwatchedPath
 from tests.helpers import EXAMPLES, load_apps
@@ -53,7 +55,7 @@ def test_every_path_of_an_app_is_watched_by_its_component(apps):
     for name, path_of in inspect.getmembers(paths, inspect.isfunction):
         if list(inspect.signature(path_of).parameters) != ["app"] or name in NOT_COMPARED:
             continue
-        app = ledger if name in ("pgpass", "db_server_cert") else shop
+        app = ledger if name in ("pgpass", "db_server_cert", "backup_engine") else shop
         found = path_of(app)  # a path, or a list of them (app_dirs: with their owners and modes)
         for path in [found] if isinstance(found, str) else [item[0] if isinstance(item, tuple) else item
                                                              for item in found]:
@@ -154,3 +156,35 @@ def test_two_parts_cannot_declare_one_validator():
 
     with pytest.raises(TypeError, match="validators declared by two parts of the contract: _name"):
         schema.assemble([*schema.parts_of(registry.CONTRACT), Shadow])
+
+
+SQLITE = schema.Engine("sqlite", "a file in the app's home", driver=lambda settings: "sqlite-utils==3.38",
+                       url=lambda app: f"sqlite:///{app.path('db.sqlite3')}", backup="sqlite/backup_sqlite.py")
+
+
+def test_a_database_engine_is_its_components_own():
+    """A new engine is declared by its component (contract.py: schema.Engine) and assembled into
+    the contract: chosen by name, its URL, its driver, its place in the reference, the refusal on
+    a database server, read from it and no list of the model."""
+    contract = schema.assemble(schema.parts_of(registry.CONTRACT), [*registry.CONTRACT.ENGINES.values(), SQLITE])
+    entry = {"name": "hello", "domains": ["hello.test"], "source": str(EXAMPLES / "hello"),
+             "database": {"engine": "sqlite"}}
+    (app,) = inventory.load_apps("web1", {"apps": [entry]}, contract)
+    settings = host_settings("web1", {})
+    assert app.engine is SQLITE and app.engine.url(app) == "sqlite:////webapps/hello/db.sqlite3"
+    assert "sqlite-utils==3.38" in source.venv_packages(app, settings)
+    assert backups.engines([app]) == {"/usr/local/lib/djangohost-backup/sqlite.py": "sqlite/backup_sqlite.py"}
+    assert "sqlite" in contract.model_json_schema()["$defs"]["DatabaseEntry"]["properties"]["engine"]["enum"]
+    assert topology._remote_problem(app, ["db1"]) == (
+        "database: sqlite runs on the app's own host only; use postgresql, or give this host the db role")
+    # Without its component, the engine is not one an app may choose, and the error names those it may.
+    with pytest.raises(inventory.InventoryError, match=r"field database: \{'engine': 'sqlite'\} must be true, "
+                                                       r'false or \{"engine": postgresql or mariadb\}'):
+        load_apps("web1", {"apps": [entry]})
+
+
+def test_the_engines_are_the_components():
+    assert set(registry.CONTRACT.ENGINES) == set(registry.DATABASES) == {"postgresql", "mariadb"}
+    for name, database in registry.DATABASES.items():
+        assert database.engine is registry.CONTRACT.ENGINES[name]
+        assert (TEMPLATES / database.engine.backup).is_file()

@@ -14,7 +14,7 @@ from deploys.components.balancer import roll
 from deploys.components.dbserver import hba_address
 from deploys.components.nginx import site_conf
 from deploys.components.nginx.contract import NginxPart
-from deploys.components.postgres import database_url
+from deploys.components.postgres.contract import database_url
 from deploys.engine.templates import render
 from deploys.model.inventory import DatabaseServer, InventoryError
 from deploys.model.topology import SINGLE_SERVER, is_address, roles

@@ -16,7 +16,7 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 
-from deploys.components import Component, backups, broker, databases, dbserver, nginx
+from deploys.components import Component, backups, broker, dbserver, nginx
 from deploys.components.app.source import Code, archive, code, venv_key, venv_packages
 from deploys.components.health.contract import HealthPart
 from deploys.components.nginx.contract import NginxPart
@@ -99,7 +99,7 @@ def environment(app: App) -> dict[str, str]:
     """Every variable of the app's environment file but the generated SECRET_KEY."""
     env = {"DJANGO_SETTINGS_MODULE": "djangohost_settings", "PYTHONPATH": app.path("conf")}
     if app.database:
-        env["DATABASE_URL"] = databases.ENGINES[app.database].database_url(app)
+        env["DATABASE_URL"] = app.engine.url(app)
     env.update(broker.env(app))
     return {**env, **app.env, **app.secrets}
 

@@ -79,11 +79,10 @@ def archive(source: Path) -> SourceArchive:
 def venv_packages(app: App, settings: HostSettings) -> list[str]:
     """What the deploy adds to an app's requirements unless the project names it: Gunicorn, its
     database's driver, and for an ASGI app uvicorn's worker and uvicorn (see dependencies.added)."""
-    drivers = {"postgresql": settings.database_driver, "mariadb": settings.mariadb_driver}
     asgi = [f"uvicorn-worker=={defaults.UVICORN_WORKER_VERSION}", f"uvicorn[standard]=={defaults.UVICORN_VERSION}",
             defaults.WEBSOCKETS_REQUIREMENT, *([defaults.CHANNELS_REDIS_REQUIREMENT] if broker.maxmemory(app) else [])
             ] if app.asgi else []
-    return [f"gunicorn=={settings.gunicorn_version}", *([drivers[app.database]] if app.database else []), *asgi]
+    return [f"gunicorn=={settings.gunicorn_version}", *([app.engine.driver(settings)] if app.database else []), *asgi]
 
 
 def venv_key(python: str, packages: list[str], digest: str) -> str:

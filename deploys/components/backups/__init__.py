@@ -1,7 +1,7 @@
 """Backups of every app: the tool that takes and restores them, each app's settings, the schedule.
 
 The tool (deploys/backup_tool.py, installed as /usr/local/sbin/djangohost-backup) dumps an app's
-database (PostgreSQL or MariaDB) as the app's own role or account and archives its media,
+database as the app's own role or account (by its engine's part of the tool, shipped beside it) and archives its media,
 verifies both and prunes by the app's retention. cron runs it on every host, with systemd or
 without: one mechanism, present on every Debian, whose runs the tool's lock keeps from overlapping.
 """
@@ -22,7 +22,7 @@ from deploys.engine import ops
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import App, InventoryError
-from deploys.model.programs import TEMPLATES, backup_tool
+from deploys.model.programs import TEMPLATES, backup_tool, program
 from facts.state import State
 
 # The service that runs the schedule, and its package.
@@ -45,22 +45,29 @@ def take(app: App, before: str) -> str:
 def backups(apps: list[App], scheduled: list[App], state: State) -> None:
     """The tool, a root-only directory of backups, the settings of each of `apps` and the cron
     schedule of `scheduled` (every app of the host that is deployed or being deployed)."""
-    ops.directories(name=f"Directories {paths.BACKUPS}, {paths.BACKUP_CONFIG}",
-                    directories=[(paths.BACKUPS, "root", "root", "700"), (paths.BACKUP_CONFIG, "root", "root", "700")],
+    ops.directories(name=f"Directories {paths.BACKUPS}, {paths.BACKUP_CONFIG}, {paths.BACKUP_ENGINES}",
+                    directories=[(paths.BACKUPS, "root", "root", "700"), (paths.BACKUP_CONFIG, "root", "root", "700"),
+                                 (paths.BACKUP_ENGINES, "root", "root", "755")],
                     current=state.paths)
     # cron reads /etc/cron.d files that only root can write (and not group- or world-writable).
     schedule = render("backups/djangohost-backup.cron.j2", tool=paths.BACKUP_TOOL, log=paths.BACKUP_LOG,
                       apps=[app for app in scheduled if app.backup and app.backup.cron])
     ops.files(name="Backup tool, settings, schedule", files=[
         ops.File(paths.BACKUP_TOOL, (TEMPLATES / "backups/djangohost-backup.py").read_text(), mode="755"),
+        *(ops.File(path, (TEMPLATES / template).read_text()) for path, template in engines(apps).items()),
         *(ops.File(paths.backup_config(app), render("backups/app.json.j2", app=app), mode="600") for app in apps),
         ops.File(paths.BACKUP_CRON, schedule),
     ], current=state.paths)
 
 
+def engines(apps: list[App]) -> dict[str, str]:
+    """The backup tool's part for each database engine of `apps`: where it goes, its template."""
+    return {paths.backup_engine(app): app.engine.backup for app in apps if app.database}
+
+
 def files(app: App) -> list[str]:
     """The files of a backup the tool takes of `app` now."""
-    return [*([backup_tool.ENGINES[app.database].file] if app.database else []),
+    return [*([program(app.engine.backup).FILE] if app.database else []),
             *([backup_tool.MEDIA] if app.backup and app.backup.media else []), backup_tool.MANIFEST]
 
 
@@ -109,5 +116,5 @@ COMPONENT = Component(
     "backups", packages=lambda apps, settings: Packages(checks=tuple(packages(list(apps)))),
     # cron takes the backups, and the dump before a migration needs the tool: before the checks.
     services=lambda apps: [dataclasses.replace(schedule.CRON, for_checks=True)],
-    watched=lambda app: [paths.backup_config(app)],
-    host_paths=(paths.BACKUPS, paths.BACKUP_TOOL, paths.BACKUP_CONFIG, paths.BACKUP_CRON))
+    watched=lambda app: [paths.backup_config(app), *engines([app])],
+    host_paths=(paths.BACKUPS, paths.BACKUP_TOOL, paths.BACKUP_CONFIG, paths.BACKUP_ENGINES, paths.BACKUP_CRON))

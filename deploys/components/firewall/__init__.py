@@ -19,7 +19,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt
 
 import facts
-from deploys.components import Component, postgres
+from deploys.components import Component
+from deploys.components.postgres.contract import PORT
 from deploys.engine import ops
 from deploys.engine.ops import Stamp, react
 from deploys.engine.templates import render
@@ -58,7 +59,7 @@ def ports(topology: Topology, name: str) -> list[Port]:
     if not served:
         return []
     clients = tuple(sorted({client for database in served for client in database.clients}))
-    return [Port(postgres.PORT, "PostgreSQL: the app servers of the apps it keeps databases for", clients)]
+    return [Port(PORT, "PostgreSQL: the app servers of the apps it keeps databases for", clients)]
 
 
 def read_state() -> State:

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from pyinfra.api import deploy
 
-from deploys.components import Component, Packages, Service
+from deploys.components import Component, DatabaseEngine, Packages, Service
+from deploys.components.mariadb.contract import ENGINE
 from deploys.engine import ops
 from deploys.engine.ops import Guard
 from deploys.model import defaults
@@ -22,11 +23,6 @@ from facts.state import State
 # SQL as root, which Debian's MariaDB identifies by unix_socket too. Statements go in single
 # quotes: identifiers in backticks, strings in double quotes (app names are [a-z0-9_]).
 MARIADB = "mariadb --batch -e"
-
-
-def database_url(app: App) -> str:
-    """The app's account over the local socket: no host, no password."""
-    return f"mysql://{app.name}@/{app.name}?unix_socket={defaults.MARIADB_SOCKET}"
 
 
 # The apps' accounts (and their authentication plugin), databases and grants, as root.
@@ -72,9 +68,6 @@ def _probe(apps: Sequence[App]) -> str:
     return PROBE.replace("NAMES", ", ".join(f"'{name}'" for name in names)) if names else ""
 
 
-COMPONENT = Component("mariadb", packages=_packages, services=_services, probe=_probe)
-
-
 def grant_pattern(app: App) -> str:
     """The database name as GRANT takes it: `_` is a wildcard there, and would let `my_app` reach
     a database `myxapp` of another app."""
@@ -105,6 +98,14 @@ def database(app: App, state: State, guard: Guard) -> None:
     ))
 
 
-def drop(app: App) -> str:
-    """Shell: drop the app's database and account."""
-    return f"{MARIADB} 'DROP DATABASE IF EXISTS `{app.name}`; DROP USER IF EXISTS \"{app.name}\"@\"localhost\"'"
+def drop(app: App, state: State) -> None:
+    ops.command(
+        name=f"{app.name}: MariaDB database and account dropped",
+        command=f"{MARIADB} 'DROP DATABASE IF EXISTS `{app.name}`; DROP USER IF EXISTS \"{app.name}\"@\"localhost\"'",
+        needed=app.name in databases(state) or app.name in accounts(state),
+        reason=f"{app.name} has no MariaDB database",
+    )
+
+
+COMPONENT = Component("mariadb", packages=_packages, services=_services, probe=_probe,
+                      database=DatabaseEngine(ENGINE, deploy=database, drop=drop))

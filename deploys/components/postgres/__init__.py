@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 from pyinfra.api import deploy
 
-from deploys.components import Component, Packages, Service
+from deploys.components import Component, DatabaseEngine, Packages, Service
+from deploys.components.postgres.contract import ENGINE
 from deploys.engine import ops
 from deploys.engine.ops import Guard
-from deploys.model import paths
 from deploys.model.defaults import POSTGRESQL_PACKAGE
 from deploys.model.inventory import App, HostSettings
 from deploys.model.programs import TEMPLATES
@@ -26,18 +25,6 @@ from facts.state import State
 # psql as the postgres superuser, stopping at the first error, in the postgres database (never an
 # app's, whose owner decides what names mean there), every name PostgreSQL's own.
 PSQL = "runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'SET search_path = pg_catalog, pg_temp'"
-PORT = 5432
-
-
-def database_url(app: App) -> str:
-    """Peer authentication over the default socket directory: no host, no password. With a
-    database server: its address, its certificate checked, the password in a password file."""
-    server = app.database_server
-    if server is None:
-        return f"postgres://{app.name}@/{app.name}"
-    address = f"[{server.address}]" if ":" in server.address else server.address
-    options = {"sslmode": "verify-full", "sslrootcert": paths.db_server_cert(app), "passfile": paths.pgpass(app)}
-    return f"postgres://{app.name}@{address}:{PORT}/{app.name}?{urlencode(options)}"
 
 
 # PostgreSQL's readiness, its roles and databases of the apps, and the settings djangohost gives
@@ -91,11 +78,6 @@ def restart_pending(state: State) -> bool:
     return bool(state.records.get("postgres.restart"))
 
 
-def exists(app: App, state: State) -> bool:
-    """Whether the app's database was there before this run."""
-    return app.name in databases(state)
-
-
 def _packages(apps: Sequence[App], settings: HostSettings) -> Packages:
     return Packages(checks=(POSTGRESQL_PACKAGE,)) if any(app.present for app in local(apps)) else Packages()
 
@@ -106,9 +88,6 @@ def _services(apps: Sequence[App]) -> Sequence[Service]:
 
 def _probe(apps: Sequence[App]) -> str:
     return probe([app.name for app in local(apps)]) if local(apps) else ""
-
-
-COMPONENT = Component("postgres", packages=_packages, services=_services, probe=_probe)
 
 
 @deploy("PostgreSQL")
@@ -142,3 +121,16 @@ def database(app: App, state: State, guard: Guard) -> None:
         reason=f"database {app.name} exists, owned by {app.name}, closed to others",
         _ignore_errors=True,
     ))
+
+
+def drop(app: App, state: State) -> None:
+    ops.command(
+        name=f"{app.name}: database and role dropped",
+        command=f'{PSQL} -c \'DROP DATABASE IF EXISTS "{app.name}"\' -c \'DROP ROLE IF EXISTS "{app.name}"\'',
+        needed=app.name in databases(state) or app.name in roles(state),
+        reason=f"{app.name} has no PostgreSQL database",
+    )
+
+
+COMPONENT = Component("postgres", packages=_packages, services=_services, probe=_probe,
+                      database=DatabaseEngine(ENGINE, deploy=database, drop=drop))

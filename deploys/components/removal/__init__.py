@@ -7,8 +7,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import deploy
 
-from deploys.components import mariadb, postgres, registry
-from deploys.components.postgres import PSQL
+from deploys.components import registry
 from deploys.components.supervisor import update
 from deploys.engine import ops
 from deploys.engine.templates import render
@@ -47,18 +46,8 @@ def remove(app: App, state: State) -> None:
         needed=bool(users),
         reason=f"{app.name} has no user",
     )
-    ops.command(
-        name=f"{app.name}: database and role dropped",
-        command=f'{PSQL} -c \'DROP DATABASE IF EXISTS "{app.name}"\' -c \'DROP ROLE IF EXISTS "{app.name}"\'',
-        needed=app.name in postgres.databases(state) or app.name in postgres.roles(state),
-        reason=f"{app.name} has no PostgreSQL database",
-    )
-    ops.command(
-        name=f"{app.name}: MariaDB database and account dropped",
-        command=mariadb.drop(app),
-        needed=app.name in mariadb.databases(state) or app.name in mariadb.accounts(state),
-        reason=f"{app.name} has no MariaDB database",
-    )
+    for database in registry.DATABASES.values():  # an absent app's engine is not known: each is asked
+        database.drop(app, state)
     stamps = [path for path in registry.watched(app) if path.startswith(f"{paths.STAMPS}/")]
     ops.command(
         name=f"{app.name}: home removed",
