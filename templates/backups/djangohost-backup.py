@@ -207,8 +207,8 @@ def engine(name: str) -> Any:
         raise Refused(f"no database engine {name} on this host ({path}); deploy an app with it first")
     loader = importlib.machinery.SourceFileLoader(f"djangohost_backup_{name}", str(path))
     module = types.ModuleType(loader.name)
-    module.tool = sys.modules[__name__]  # type: ignore[attr-defined]
     loader.exec_module(module)
+    module.tool = sys.modules[__name__]  # type: ignore[attr-defined]
     return module.Engine
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
+from deploys.components import registry
 from deploys.engine.templates import render
 from deploys.model.inventory import BACKUP_AT, InventoryError
-from deploys.model.programs import backup_tool
+from deploys.model.programs import TEMPLATES, backup_tool, program
 from tests.helpers import EXAMPLES, load_apps
 
 
@@ -94,3 +97,18 @@ def test_a_dump_of_a_newer_postgresql_is_refused_with_the_reason():
         "a host with PostgreSQL 17 or later")
     assert backup_tool.unreadable(debian12.replace("pg_restore", "pg_dump"), debian13.replace("pg_dump", "pg_restore"),
                       "PostgreSQL") is None
+
+
+def test_the_tool_loads_each_engines_part_by_name(tmp_path, monkeypatch):
+    """Each engine's part of the tool is its component's file, shipped as <engine>.py (see
+    deploys.components.backups.engines) and given the tool to work with."""
+    for name, database in registry.DATABASES.items():
+        shutil.copy(TEMPLATES / database.engine.backup, tmp_path / f"{name}.py")
+    monkeypatch.setattr(backup_tool, "ENGINES", tmp_path)
+    for name in registry.DATABASES:
+        engine = backup_tool.engine(name)
+        assert engine.__init__.__globals__["tool"] is backup_tool
+        assert engine("shop").app == "shop" and engine.file == program(registry.DATABASES[name].engine.backup).FILE
+    for name in ("sqlite", "../postgresql", "Postgresql"):
+        with pytest.raises(backup_tool.Refused, match="no database engine"):
+            backup_tool.engine(name)
