@@ -369,7 +369,7 @@ def _resolve(entry: schema.AppEntry, settings: HostSettings) -> App:
     if entry.state == "absent":
         return App(name=entry.name, domains=(), source=Path(), wsgi_module="", settings_module="",
                    requirements=None, workers=None, database=database, present=False, purge=entry.purge,
-                   root=settings.root)
+                   root=settings.root, entry=entry)
     git = source = None
     project_dir = (entry.project_dir or "").strip("/")
     if isinstance(entry.source, schema.GitSourceEntry):

@@ -188,3 +188,11 @@ def test_the_engines_are_the_components():
     for name, database in registry.DATABASES.items():
         assert database.engine is registry.CONTRACT.ENGINES[name]
         assert (TEMPLATES / database.engine.backup).is_file()
+
+
+def test_an_absent_app_keeps_its_engine():
+    """What purge drops and the backup tool's part it keeps are its engine's."""
+    (gone,) = load_apps("web1", {"apps": [{"name": "shop", "state": "absent", "purge": True,
+                                           "database": {"engine": "mariadb"}}]})
+    assert gone.engine is registry.CONTRACT.ENGINES["mariadb"]
+    assert registry.watched(gone)
