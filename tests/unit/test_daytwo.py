@@ -11,20 +11,21 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from deploys import daytwo
 from deploys.components.nginx import site_conf
 from deploys.components.supervisor import program_file
-from deploys.daytwo import shell
+from deploys.daytwo import remote, shell
 from deploys.daytwo.remote import exit_status, wrapped
 from deploys.engine.templates import render
 from deploys.model import paths
 from deploys.model.inventory import InventoryError, host_settings
 from deploys.model.programs import TEMPLATES
-from facts.logs import AppLogs, logs_command
-from tests.helpers import EXAMPLES, load_apps
+from facts.logs import AppLogs, LogLine, logs_command
+from tests.helpers import EXAMPLES, load_apps, load_topology
 
 logs = daytwo.logs_program
 SAFE = str(TEMPLATES / "engine" / "djangohost-safe.py")
@@ -213,3 +214,30 @@ def test_a_docker_host_gets_docker_exec_with_a_terminal():
 
     assert shell.command_line(Host(), ["/webapps/shop/bin/manage", "dbshell"]) == [
         "docker", "exec", "-it", "web1", "/webapps/shop/bin/manage", "dbshell"]
+
+
+def test_on_several_servers_logs_come_from_each_and_commands_go_to_the_primary():
+    def node(name: str, groups: list[str], **data):
+        return SimpleNamespace(name=name, groups=groups, data={"private_address": f"10.0.0.{len(name)}", **data})
+
+    shop = {"name": "shop", "domains": ["shop.test"], "source": str(EXAMPLES / "hello"), "media": False,
+            "backup": False, "primary": "app2",
+            "processes": {"ticker": {"command": "sleep 1000", "unique": True}, "worker": "sleep 1000"}}
+    topology = load_topology([node("lb1", ["lb"]), node("app1", ["app"], apps=[shop]),
+                              node("app2", ["app"], apps=[shop]), node("db1", ["db"])])
+    name = daytwo.one_app(topology, {"app": "shop"}, "logs")
+    assert daytwo.servers(topology, name) == ["app1", "app2"] and daytwo.primary(topology, name) == "app2"
+    everywhere = [daytwo.app_on(topology, server, name) for server in ("app1", "app2")]
+    # The unique process runs on the primary only: it is a log of the app all the same.
+    assert [label for label, _ in daytwo.app_logs(everywhere[0])] == ["web", "worker", "nginx-access", "nginx-error"]
+    assert daytwo.chosen_logs(everywhere, "ticker") == {"ticker"}
+    with pytest.raises(InventoryError, match="^--data app: logs needs one app"):
+        daytwo.one_app(topology, {"app": "shop,other"}, "logs")
+
+
+def test_the_servers_lines_are_merged_by_time_and_labelled_with_their_server():
+    found = {"app1": [LogLine(10.0, "web", "first"), LogLine(30.0, "nginx-access", "third \x1b[31m")],
+             "app2": [LogLine(20.0, "worker", "second")]}
+    assert remote.shown(found, by_server=True) == [
+        "app1  web           first", "app2  worker        second", "app1  nginx-access  third \\x1b[31m"]
+    assert remote.shown({"app1": found["app1"]}, by_server=False)[0] == "web           first"
