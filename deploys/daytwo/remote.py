@@ -45,15 +45,15 @@ def stream(state: State, host: Host, words: list[str]) -> bool:
     line = shell.command_line(host, words, interactive=False)
     process = subprocess.Popen(line, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert process.stdout is not None
-    shown = 0
+    received = 0
     for raw in process.stdout:
-        shown += 1
+        received += 1
         # The program on the host escaped every line already; the terminal it ran in adds \r.
         text = raw.decode(errors="backslashreplace").rstrip("\r\n")
         click.echo(f"{host.print_prefix}{safe.printable(text)}")
     status = process.wait()
     # Ended, or interrupted: Ctrl-C ends ssh with 255 too, which says why when it could not connect.
-    if status not in (0, 130, -signal.SIGINT, -signal.SIGTERM) and not (status == 255 and shown):
+    if status not in (0, 130, -signal.SIGINT, -signal.SIGTERM) and not (status == 255 and received):
         failed(host, f"following the logs failed: exit status {status}")
         return False
     return True

@@ -31,7 +31,6 @@ import select
 import stat
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from importlib.machinery import SourceFileLoader
 from types import ModuleType
@@ -117,9 +116,10 @@ def open_log(path: str) -> int | None:
     return fd
 
 
-def tail(fd: int, count: int, limit: int = TAIL_BYTES) -> list[str]:
-    """The last `count` lines of the file open at `fd`, from at most its last `limit` bytes."""
-    end = os.fstat(fd).st_size
+def tail(fd: int, count: int, end: int | None = None, limit: int = TAIL_BYTES) -> list[str]:
+    """The last `count` lines of the file open at `fd` (of its first `end` bytes), from at most its
+    last `limit` bytes."""
+    end = os.fstat(fd).st_size if end is None else end
     start = max(0, end - limit)
     data = os.pread(fd, end - start, start)
     lines = data.decode(errors="backslashreplace").splitlines()
@@ -128,16 +128,18 @@ def tail(fd: int, count: int, limit: int = TAIL_BYTES) -> list[str]:
     return lines[-count:] if count else []
 
 
-def last_lines(logs: list[tuple[str, str]], count: int, since: float | None) -> list[Record]:
-    """The last `count` lines of all `logs` together, of `since` or later, oldest first. Each log
-    keeps its own order (Nginx writes a request's line when it ends, dated when it began)."""
+def last_lines(logs: list[tuple[str, str]], count: int, since: float | None,
+               ends: dict[str, int] | None = None) -> list[Record]:
+    """The last `count` lines of all `logs` together, of `since` or later, oldest first; of each
+    log, those before its offset in `ends` if it has one. Each log keeps its own order (Nginx writes
+    a request's line when it ends, dated when it began)."""
     each = []
     for label, path in logs:
         fd = open_log(path)
         if fd is None:
             continue
         try:
-            each.append(timed(label, tail(fd, count), os.fstat(fd).st_mtime))
+            each.append(timed(label, tail(fd, count, (ends or {}).get(path)), os.fstat(fd).st_mtime))
         finally:
             os.close(fd)
     merged = list(heapq.merge(*each, key=lambda record: record[0]))
@@ -183,11 +185,10 @@ class Followed:
         return (now.st_ino, now.st_dev) != (mine.st_ino, mine.st_dev) or mine.st_size < self.position
 
 
-def follow(logs: list[tuple[str, str]], show: ModuleType, limit: float = FOLLOW_LIMIT) -> None:
-    """Print each line written to `logs` until no one is there any more: the terminal it runs in
-    hangs up (ssh -tt went: SIGHUP ends it), its standard input ends when it is a pipe (docker exec
-    -i went), or what it prints has no reader; or until `limit` seconds have passed."""
-    followed = [Followed(label, path) for label, path in logs]
+def follow(followed: list[Followed], show: ModuleType, limit: float = FOLLOW_LIMIT) -> None:
+    """Print each line written to the `followed` logs until no one is there any more: the terminal
+    it runs in hangs up (ssh -tt went: SIGHUP ends it), its standard input ends when it is a pipe
+    (docker exec -i went), or what it prints has no reader; or until `limit` seconds have passed."""
     watched = select.poll()
     watched.register(1, select.POLLERR | select.POLLHUP)
     if stat.S_ISFIFO(os.fstat(0).st_mode) or stat.S_ISSOCK(os.fstat(0).st_mode):
@@ -212,11 +213,6 @@ def load_safe(path: str) -> ModuleType:
     return module
 
 
-def records_since(spec: dict, now: float) -> Iterator[Record]:
-    since = parse_since(spec["since"], now) if spec.get("since") else None
-    yield from last_lines([(label, path) for label, path in spec["logs"]], int(spec["lines"]), since)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--safe", required=True, help="djangohost-safe, whose escaping is used")
@@ -225,14 +221,19 @@ def main() -> None:
     if not os.path.isfile(args.safe):
         parser.error(f"{args.safe} is missing: this host has not been deployed by djangohost (deploys/site.py)")
     show = load_safe(args.safe)
-    for when, label, text in records_since(args.spec, time.time()):
-        if args.spec.get("follow"):
-            print(f"{label}  {show.printable(text)}")
-        else:
+    logs = [(label, path) for label, path in args.spec["logs"]]
+    since = parse_since(args.spec["since"], time.time()) if args.spec.get("since") else None
+    if not args.spec.get("follow"):
+        for when, label, text in last_lines(logs, int(args.spec["lines"]), since):
             print(f"{when:.3f}\t{label}\t{show.printable(text)}")
+        return
+    # Where following starts is where the last lines end: no line is shown twice, or missed.
+    followed = [Followed(label, path) for label, path in logs]
+    ends = {log.path: log.position for log in followed}
+    for _, label, text in last_lines(logs, int(args.spec["lines"]), since, ends):
+        print(f"{label}  {show.printable(text)}")
     sys.stdout.flush()
-    if args.spec.get("follow"):
-        follow([(label, path) for label, path in args.spec["logs"]], show)
+    follow(followed, show)
 
 
 if __name__ == "__main__":

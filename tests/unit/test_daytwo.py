@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import configparser
 import os
+import select
 import shlex
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -126,17 +128,39 @@ def test_follow_prints_new_lines_through_a_rotation_and_ends_with_its_input(tmp_
     log = tmp_path / "worker.log"
     log.write_text("before\n")
     command = logs_command(SAFE, [["worker", str(log)]], 1, follow=True)
-    proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout and proc.stdin
-    assert proc.stdout.readline() == "worker  before\n"
-    with log.open("a") as file:
-        file.write("appended \x1b[2J\n")
-    assert proc.stdout.readline() == "worker  appended \\x1b[2J\n"
-    log.rename(tmp_path / "worker.log.1")  # rotated: a new file at its path
-    log.write_text("in the new file\n")
-    assert proc.stdout.readline() == "worker  in the new file\n"
-    proc.stdin.close()  # the session that started it ended
-    assert proc.wait(timeout=5) == 0
+    try:
+        printed = Printed(proc.stdout.fileno())
+        assert printed.line() == "worker  before"
+        with log.open("a") as file:
+            file.write("appended \x1b[2J\n")
+        assert printed.line() == "worker  appended \\x1b[2J"
+        log.rename(tmp_path / "worker.log.1")  # rotated: a new file at its path
+        log.write_text("in the new file\n")
+        assert printed.line() == "worker  in the new file"
+        proc.stdin.close()  # the session that started it ended
+        assert proc.wait(timeout=5) == 0
+    finally:
+        proc.kill()
+
+
+class Printed:
+    """The lines a program prints, each waited for at most a few seconds."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buffer = fd, b""
+
+    def line(self, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            assert time.monotonic() < deadline, f"no line after {timeout} s: {self.buffer!r}"
+            if select.select([self.fd], [], [], 0.2)[0]:
+                chunk = os.read(self.fd, 4096)
+                assert chunk, f"ended: {self.buffer!r}"
+                self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
 
 
 def test_the_logs_are_where_the_templates_write_them(shop):
