@@ -230,6 +230,21 @@ def job_script(app: App) -> str:
     return app.path("bin", "job")
 
 
+def process_log(app: App, process: str) -> str:
+    """What Supervisor writes of one of the app's programs: "gunicorn", or a process's name."""
+    return app.path("logs", f"{process}.log")
+
+
+def job_log(app: App, job: str) -> str:
+    """What each run of the job `job` writes (templates/schedule/job.j2)."""
+    return app.path("logs", f"job-{job}.log")
+
+
+def nginx_log(app: App, kind: str) -> str:
+    """The app's Nginx log `kind`: access or error (templates/nginx/site.conf.j2)."""
+    return f"{nginx_logs(app)}/{kind}.log"
+
+
 def jobs_cron(app: App) -> str:
     return f"/etc/cron.d/djangohost-jobs-{app.name}"
 
