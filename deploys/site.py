@@ -19,6 +19,7 @@ from deploys.components import (
     dbserver,
     firewall,
     health,
+    history,
     limits,
     logs,
     nginx,
@@ -83,6 +84,7 @@ def app_host() -> None:
     for mine in roll.turns(topology, guards, changes):
         if mine:
             go_live(changes)
+    history.record(apps=apps, guards=guards, changes=changes, state=state)
 
 
 def go_live(changes: dict) -> None:

@@ -20,6 +20,7 @@ from deploys.components import (
     dbserver,
     firewall,
     health,
+    history,
     limits,
     logs,
     mariadb,
@@ -37,7 +38,7 @@ from facts.state import HostState, State
 
 COMPONENTS: tuple[Component, ...] = tuple(module.COMPONENT for module in (
     base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, logs, health,
-    firewall))
+    firewall, history))
 
 #: An app entry as the inventory may give it: AppEntry with every component's part.
 CONTRACT = schema.assemble(component.contract for component in COMPONENTS if component.contract)
