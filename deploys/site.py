@@ -23,6 +23,7 @@ from deploys.components import (
     limits,
     logs,
     nginx,
+    notify,
     registry,
     removal,
     schedule,
@@ -74,6 +75,7 @@ def app_host() -> None:
     backups.backups(apps=apps, state=state, scheduled=[app for app in all_apps if app.present and (
         app in apps or app.name in state.users)])
     logs.rotation(settings=settings, state=state)
+    notify.alerts(apps=all_apps, settings=settings, state=state)
     each(apps, guards, databases.database, state=state)
     each(apps, guards, broker.broker, settings=settings, state=state)
     each(apps, guards, checked, state=state, changes=changes)

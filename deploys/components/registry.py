@@ -25,6 +25,7 @@ from deploys.components import (
     logs,
     mariadb,
     nginx,
+    notify,
     postgres,
     schedule,
     supervisor,
@@ -38,7 +39,7 @@ from facts.state import HostState, State
 
 COMPONENTS: tuple[Component, ...] = tuple(module.COMPONENT for module in (
     base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, logs, health,
-    firewall, history))
+    firewall, history, notify))
 
 #: An app entry as the inventory may give it: AppEntry with every component's part.
 CONTRACT = schema.assemble(component.contract for component in COMPONENTS if component.contract)
