@@ -6,6 +6,8 @@ an e-mail address (the host's sendmail), so that failures nobody watches are sti
     djangohost-notify send < {"app": ..., "event": ..., "reason": ...}
     djangohost-notify event APP EVENT REASON...     the same, from arguments (cron, jobs)
         Deliver the message now; what cannot be delivered waits in the spool.
+    djangohost-notify flush
+        Retry every spooled message now, whatever its backoff (once the webhook is back).
     djangohost-notify cron
         (every minute, from cron) Retry the spool, each message after a backoff; alert when an
         app's Gunicorn was restarted more than `restarts` times in the last hour, or when an app's
@@ -135,16 +137,16 @@ def send(given: dict[str, Any], now: float) -> int:
     return 0
 
 
-def retry(now: float, settings: dict[str, Any]) -> None:
-    """Send each spooled message that is due again: gone once every channel took it, otherwise
-    kept for a later try, further off each time."""
+def retry(now: float, settings: dict[str, Any], every: bool = False) -> None:
+    """Send each spooled message that is due again (`every`: each one): gone once every channel
+    took it, otherwise kept for a later try, further off each time."""
     for path in sorted((HOME / "spool").glob("*.json")):
         try:
             entry = json.loads(path.read_text())
         except (OSError, ValueError):
             path.unlink(missing_ok=True)
             continue
-        if entry.get("next", 0) > now:
+        if entry.get("next", 0) > now and not every:
             continue
         failed = deliver(entry["message"], [c for c in entry["channels"] if c in channels_of(settings)], settings)
         path.unlink()
@@ -238,6 +240,7 @@ def main(argv: list[str]) -> int:
     event.add_argument("event")
     event.add_argument("reason", nargs="*")
     commands.add_parser("cron")
+    commands.add_parser("flush")
     arguments = parser.parse_args(argv)
     os.umask(0o077)
     HOME.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -248,12 +251,15 @@ def main(argv: list[str]) -> int:
             return send(given if isinstance(given, dict) else {}, now)
         if arguments.command == "event":
             return send({"app": arguments.app, "event": arguments.event, "reason": " ".join(arguments.reason)}, now)
-        with open(HOME / ".lock", "a") as lock:  # one cron run at a time
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with open(HOME / ".lock", "a") as lock:  # one run over the spool at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if arguments.command == "flush":
+                retry(now, config(), every=True)
+                return 0
             trim(LOG)
             retry(now, config())
             check(config(), now)
-    except (ValueError, BlockingIOError) as error:
+    except ValueError as error:
         print(f"djangohost-notify: {error}", file=sys.stderr)
         return 2
     return 0

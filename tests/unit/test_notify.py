@@ -147,3 +147,20 @@ def test_the_setting_is_checked_before_anything_runs_and_its_url_never_shown():
     settings = host_settings("web1", {"djangohost_notify": {"webhook": "https://hooks.test/s3cr3t"}})
     assert "s3cr3t" not in repr(settings)
     assert json.loads(notify.config([], settings, "web1"))["webhook"] == "https://hooks.test/s3cr3t"
+
+
+def test_a_backup_is_late_past_its_period_and_an_hour(home, tmp_path, monkeypatch):
+    backup_tool = tmp_path / "djangohost-backup"
+    backup_tool.write_text('#!/bin/sh\n[ "$2" = shop ] && echo \'{"name": "b1", "created": 1000}\'\ntrue\n')
+    backup_tool.chmod(0o755)
+    monkeypatch.setattr(tool, "BACKUP_TOOL", str(backup_tool))
+    monkeypatch.setattr(tool, "SUPERVISOR_LOG", tmp_path / "no-log")
+    settings = {"apps": [{"name": "shop", "backup_period": 3600}, {"name": "new", "backup_period": 3600},
+                         {"name": "unscheduled", "backup_period": None}]}
+    seen = {"new": 5000.0}
+    assert tool.problems(settings, 1000 + 3600 + tool.GRACE, seen) == []
+    late = tool.problems(settings, 1001 + 3600 + tool.GRACE, seen)
+    assert [(problem["app"], problem["event"]) for problem in late] == [("shop", "backup_late")]
+    assert late[0]["reason"] == "no good backup for 120 min (one every 60 min expected)"
+    # An app without any backup counts from when the check first saw it.
+    assert [problem["app"] for problem in tool.problems(settings, 5001 + 3600 + tool.GRACE, seen)] == ["shop", "new"]
