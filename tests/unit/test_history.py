@@ -101,3 +101,39 @@ def test_the_record_command_hands_whatever_the_entry_holds_to_the_program_untouc
     assert json.loads(received.read_text())["reason"] == reason
     assert (tmp_path / "received.args").read_text() == "record shop\n"
     assert not planted.exists()
+
+
+class Done:
+    """An operation that ran: failed or not, with what it printed."""
+
+    def __init__(self, failed: bool, stderr: list[str] = ()) -> None:
+        self.failed, self.stderr_lines, self.stdout_lines = failed, list(stderr), []
+
+    def is_complete(self) -> bool:
+        return True
+
+    def did_error(self) -> bool:
+        return self.failed
+
+
+@pytest.mark.parametrize(("step", "said", "expected"), [
+    ("Django app | shop: candidate check passed",
+     ["djangohost: the new release of shop is refused, the live one keeps serving: it answered 500", "Traceback",
+      "  File x", "RuntimeError: boom"],
+     {"result": "refused", "reason": "djangohost: the new release of shop is refused, the live one keeps serving: it "
+                                     "answered 500\nTraceback\n  File x\nRuntimeError: boom"}),
+    ("Health gate | shop: health gate",
+     ["djangohost: app shop is not healthy through Nginx: http://shop.test/ answered 500; rolled back to "
+      "releases/r1, which serves again"],
+     {"result": "rolled_back", "by": "health gate"}),
+    ("Databases | shop: migrate", ["django.db.utils.ProgrammingError: nope"],
+     {"result": "failed", "reason": "django.db.utils.ProgrammingError: nope"}),
+])
+def test_the_outcome_names_the_step_that_failed_and_why(step, said, expected):
+    from deploys.engine.ops import Guard
+
+    guard = Guard("shop")
+    failed = Done(True, said)
+    guard.watch(failed)  # type: ignore[arg-type]
+    found = history.outcome(guard, [("Django app | shop: release", Done(False)), (step, failed)])  # type: ignore[list-item]
+    assert found["step"] == step and {**found, **expected} == found

@@ -36,6 +36,8 @@ OPERATOR = f"{getpass.getuser()}@{socket.gethostname()}"
 #: An entry's reason: the line a failed step says it with (health.py, steps, the tools).
 SAID = re.compile(r"^djangohost: ")
 REASON_LINES = 3
+#: The operations that check an app rather than change it.
+CHECKS = (": health gate",)
 #: Entries of each app the status view shows.
 RECENT = 3
 
@@ -65,10 +67,21 @@ def operations_of(app: App) -> list[tuple[str, OperationMeta]]:
 
 
 def reason_of(op: OperationMeta) -> str:
-    """What a failed operation said: its "djangohost: ..." lines, or else its last lines."""
-    lines = [line for line in [*op.stderr_lines, *op.stdout_lines] if line.strip()]
-    said = [line for line in lines if SAID.match(line)]
-    return "\n".join((said or lines)[-REASON_LINES:])
+    """What a failed operation said: its "djangohost: ..." lines, then its last lines (the end of
+    a traceback: the error itself)."""
+    lines = [line for line in [*op.stdout_lines, *op.stderr_lines] if line.strip()]
+    said = [line for line in lines if SAID.match(line)][-REASON_LINES:]
+    last = [line for line in lines[-REASON_LINES:] if line not in said]
+    return "\n".join([*said, *last])
+
+
+def changed(operations: list[tuple[str, OperationMeta]]) -> bool:
+    """Whether the run changed anything of the app (while pyinfra plans: will), its checks aside:
+    a health gate run because Nginx reloaded for another app changed nothing of this one."""
+    made = [op for name, op in operations if not name.endswith(CHECKS)]
+    if not host.state.is_executing:
+        return any(op.will_change for op in made)
+    return any(op.is_complete() and op.did_change() for op in made)
 
 
 def outcome(guard: Guard, operations: list[tuple[str, OperationMeta]]) -> Entry:
@@ -77,8 +90,7 @@ def outcome(guard: Guard, operations: list[tuple[str, OperationMeta]]) -> Entry:
     if failed is None:
         if guard.failed():
             return {"result": "failed", "reason": "an earlier app server's deploy of it failed"}
-        changed = any(op.is_complete() and op.did_change() for _, op in operations)
-        return {"result": "deployed" if changed else "unchanged"}
+        return {"result": "deployed" if changed(operations) else "unchanged"}
     step, op = failed
     reason = reason_of(op)
     if "health gate" in step:
@@ -99,11 +111,16 @@ def record_command(app: App, entry: Entry) -> str:
 @operation(is_idempotent=False)
 def recorded(app: App, entry: Callable[[], Entry]):
     """
-    Record the app's entry in its history, made as the operation runs (so it knows the outcome).
+    Record the app's entry in its history, made as the operation runs (so it knows the outcome);
+    an app nothing of which changed, and that did not fail, records nothing (and changes nothing).
 
     + entry: what to record, asked as the operation runs
     """
-    yield record_command(app, entry())
+    recording = entry()
+    if recording["result"] == "unchanged":
+        host.noop(f"nothing of {app.name} changed")
+        return
+    yield record_command(app, recording)
 
 
 def program(state: State) -> None:
@@ -115,7 +132,8 @@ def program(state: State) -> None:
 
 
 def deployed(app: App, guard: Guard, release: str, commit: str) -> OperationMeta:
-    """The operation recording the app's deploy by site.py; none when the run changes nothing of it."""
+    """The operation recording the app's deploy by site.py; none when no operation of the app will
+    change anything (its checks included: a check that fails is recorded)."""
     operations = operations_of(app)
     if not ops.happened(op for _, op in operations):
         return ops.UNCHANGED
