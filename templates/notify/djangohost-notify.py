@@ -85,7 +85,8 @@ def mail(address: str, message: dict[str, str]) -> None:
     sendmail = shutil.which("sendmail") or shutil.which("sendmail", path="/usr/sbin:/usr/lib")
     if not sendmail:
         raise OSError("no sendmail on this host")
-    subject = f"djangohost: {message['event']} of {message['app']} on {message['host']}"
+    # One header line, whatever the inventory named the host.
+    subject = " ".join(f"djangohost: {message['event']} of {message['app']} on {message['host']}".split())
     text = f"To: {address}\nSubject: {subject}\nContent-Type: application/json\n\n{json.dumps(message, indent=1)}\n"
     done = subprocess.run([sendmail, "-t", "-oi"], input=text, text=True, capture_output=True, timeout=60)
     if done.returncode:
@@ -252,7 +253,11 @@ def main(argv: list[str]) -> int:
         if arguments.command == "event":
             return send({"app": arguments.app, "event": arguments.event, "reason": " ".join(arguments.reason)}, now)
         with open(HOME / ".lock", "a") as lock:  # one run over the spool at a time
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                # cron's next run leaves it to the one still going (a slow webhook), flush waits.
+                fcntl.flock(lock, fcntl.LOCK_EX | (fcntl.LOCK_NB if arguments.command == "cron" else 0))
+            except BlockingIOError:
+                return 0
             if arguments.command == "flush":
                 retry(now, config(), every=True)
                 return 0
