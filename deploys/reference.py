@@ -45,6 +45,7 @@ SECTIONS: tuple[tuple[type[schema.Model], str, str], ...] = (
      "When backups are taken and how many are kept; a key an app's `backup` leaves out is the host's."),
     (schema.ProcessEntry, "`processes`", "Each of an app's `processes`, as a command line or a dict."),
     (schema.LogsEntry, "`djangohost_logs`", "How the host's logs are rotated."),
+    (schema.NotifyEntry, "`djangohost_notify`", "Where the host's alerts go (see Everyday operations, Alerts)."),
     *(section for part in schema.parts_of(CONTRACT) for section in part.ENTRIES),
 )
 FORMS = schema.forms(CONTRACT)

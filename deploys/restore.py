@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 
-from deploys.components import registry
+from deploys.components import history, registry
 from deploys.components.health import gate_command
 from deploys.engine import lock, ops
 from deploys.model import paths
@@ -96,3 +96,4 @@ with lock.held(apps):
                     needed=True, reason="")
         ops.tell(name=f"{app.name}: what the restore did", op=restored)
         ops.command(name=f"{app.name}: health gate", command=gate_command(app), needed=True, reason="")
+        history.restored(app, name, media)

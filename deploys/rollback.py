@@ -11,7 +11,7 @@ the database, the output names the dump taken before it, which deploys/restore.p
 
 from pyinfra import host, inventory, logger
 
-from deploys.components import registry
+from deploys.components import history, registry
 from deploys.components.health import gate_command
 from deploys.components.supervisor import reload_all
 from deploys.engine import lock, ops
@@ -70,3 +70,4 @@ with lock.held(apps):
                   reload_all(app), [], switched)
         ops.react(f"{app.name}: health gate", gate_command(app), [], switched)
         ops.react(f"{app.name}: rollback recorded", f"echo {found['live']} {target} > {recorded}", [], switched)
+        history.rolled_back(app, switched, found["live"], target)

@@ -19,9 +19,11 @@ from deploys.components import (
     dbserver,
     firewall,
     health,
+    history,
     limits,
     logs,
     nginx,
+    notify,
     registry,
     removal,
     schedule,
@@ -73,6 +75,7 @@ def app_host() -> None:
     backups.backups(apps=apps, state=state, scheduled=[app for app in all_apps if app.present and (
         app in apps or app.name in state.users)])
     logs.rotation(settings=settings, state=state)
+    notify.alerts(apps=all_apps, settings=settings, state=state)
     each(apps, guards, databases.database, state=state)
     each(apps, guards, broker.broker, settings=settings, state=state)
     each(apps, guards, checked, state=state, changes=changes)
@@ -83,6 +86,7 @@ def app_host() -> None:
     for mine in roll.turns(topology, guards, changes):
         if mine:
             go_live(changes)
+    history.record(apps=apps, guards=guards, changes=changes, state=state)
 
 
 def go_live(changes: dict) -> None:

@@ -21,10 +21,12 @@ from deploys.components import (
     dbserver,
     firewall,
     health,
+    history,
     limits,
     logs,
     mariadb,
     nginx,
+    notify,
     postgres,
     schedule,
     supervisor,
@@ -38,7 +40,7 @@ from facts.state import HostState, State
 
 COMPONENTS: tuple[Component, ...] = tuple(module.COMPONENT for module in (
     base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, logs, health,
-    firewall))
+    firewall, history, notify))
 
 #: The database engines, by the name an app chooses them by.
 DATABASES = {component.database.engine.name: component.database for component in COMPONENTS if component.database}

@@ -58,6 +58,7 @@ class HostSettings:
     keep_releases: int
     backup: schema.BackupEntry = schema.BackupEntry()  # the host's djangohost_backup
     logs: schema.LogsEntry = schema.LogsEntry()  # the host's djangohost_logs
+    notify: schema.NotifyEntry = schema.NotifyEntry()  # the host's djangohost_notify
     build_tools: bool = False  # compilers for requirements without wheels
 
 
@@ -241,6 +242,7 @@ def host_settings(host_name: str, data: Any) -> HostSettings:
         keep_releases=entry.djangohost_keep_releases,
         backup=entry.djangohost_backup,
         logs=entry.djangohost_logs,
+        notify=entry.djangohost_notify,
         build_tools=entry.djangohost_build_tools,
     )
 

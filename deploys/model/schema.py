@@ -54,6 +54,7 @@ URL_CHARS = r"[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]"
 # (-...) nor one of git's remote helpers (ext::, fd::), which run commands.
 GIT_URL_RE = re.compile(rf"(?!-)(?![A-Za-z][A-Za-z0-9+.-]*::){URL_CHARS}{{1,1000}}")
 HTTPS_URL_RE = re.compile(rf"https://{URL_CHARS}{{1,1000}}")
+WEBHOOK_RE = re.compile(rf"https?://[A-Za-z0-9.-]+(:[0-9]{{1,5}})?(/{URL_CHARS}{{0,1000}})?")
 URL_PATH_RE = re.compile(rf"/{URL_CHARS}{{0,1000}}")
 SIZE_RE = re.compile(r"[0-9]+[kKmMgG]?")
 # Host-level settings that end up in commands run as root: their forms.
@@ -115,6 +116,7 @@ FORMS = {
     "command": "must be a command line on one line, without %",
     "stop_wait": "must be a whole number of seconds, 1 or more",
     "djangohost_logs": "must be a dict with keys size (such as 10M) and keep",
+    "djangohost_notify": "must be a dict with keys webhook (an http or https URL), email, restarts",
     "size": "must look like 10M, 512K or 1G",
     "keep": "must be a whole number of at least 1",
     "cron": "must be five cron fields of numbers, *, -, / and , such as \"30 2 * * *\"",
@@ -361,6 +363,32 @@ class LogsEntry(Model):
     keep: int = Field(int(str(defaults.LOGS["keep"])), ge=1, description="Rotated logs kept per log.")
 
     _forms = field_validator("size")(formed)
+
+
+class NotifyEntry(Model):
+    """Where a host's alerts go (deploys.components.notify); the webhook URL is a secret: it is
+    never shown, in errors either."""
+
+    webhook: str | None = Field(None, repr=False, description="An http or https URL that gets each alert as a JSON "
+                                                              "POST (a secret: it may hold a token).")
+    email: str | None = Field(None, description="An address that gets each alert through the host's sendmail.")
+    restarts: int = Field(3, ge=1, description="Alert when Supervisor restarts an app's Gunicorn more often in an "
+                                               "hour.")
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        if value is not None and not WEBHOOK_RE.fullmatch(value):
+            raise ValueError("must be an http:// or https:// URL without spaces or control characters (not shown: "
+                             "it is a secret)")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL_RE.fullmatch(value):
+            raise ValueError(f"{value!r} must be an e-mail address such as ops@example.com")
+        return value
 
 
 class DatabaseEntry(Model):
@@ -710,6 +738,8 @@ class HostSettingsEntry(Model):
                     "key).",
     )
     djangohost_logs: LogsEntry = Field(LogsEntry(), description="How the logs of the host are rotated.")
+    djangohost_notify: NotifyEntry = Field(NotifyEntry(), description="Where the host's alerts go: failed deploys "
+                                           "and jobs, backups failed or late, Gunicorn restarted too often.")
 
     @field_validator("djangohost_root")
     @classmethod
@@ -731,6 +761,13 @@ class HostSettingsEntry(Model):
     @classmethod
     def _logs(cls, value: Any) -> Any:
         return entry(LogsEntry, value, "djangohost_logs")
+
+    @field_validator("djangohost_notify", mode="before")
+    @classmethod
+    def _notify(cls, value: Any) -> Any:
+        if not isinstance(value, dict):  # not shown: it may be the webhook's URL
+            raise ValueError(FORMS["djangohost_notify"])
+        return nested(NotifyEntry, value)
 
     @field_validator("djangohost_packages")
     @classmethod

@@ -132,7 +132,7 @@ def test_directories_changed_by_hand_are_put_back_and_only_they(deployed):
 
     run = pyinfra(deployed["inventory"])
 
-    assert run.changed() == ["Django app | hello: directories of /webapps/hello"]
+    assert run.changed() == ["Django app | hello: directories of /webapps/hello", "History | hello: history"]
     assert sh(container, "stat -c '%U:%G %a' /webapps/hello/logs /webapps/hello/run /webapps/hello/media") == (
         "root:hello 750\nhello:www-data 750\nhello:www-data 750")
     assert pyinfra(deployed["inventory"]).changed() == []
@@ -146,7 +146,7 @@ def test_programs_changed_by_hand_are_put_back_without_a_reload(deployed):
     run = pyinfra(deployed["inventory"])
 
     # One operation wrote both; what reacts to the settings and the start script did not fire.
-    assert run.changed() == ["Django app | hello: configuration and programs"]
+    assert run.changed() == ["Django app | hello: configuration and programs", "History | hello: history"]
     assert sh(container, "stat -c '%U:%G %a' /webapps/hello/bin/manage /webapps/hello/bin/compress-static") == (
         "root:hello 750\nroot:hello 750")
     assert "by hand" not in sh(container, "cat /webapps/hello/bin/compress-static")
@@ -194,7 +194,8 @@ def test_a_reload_lost_to_a_failed_run_is_done_by_the_next(deployed):
 
     run = pyinfra(deployed["inventory"])
 
-    assert run.changed() == ["Supervisor program | hello: reload gunicorn", "Health gate | hello: health gate"]
+    assert run.changed() == ["Supervisor program | hello: reload gunicorn", "Health gate | hello: health gate",
+                             "History | hello: history"]
     assert master_pid(container, "hello") == master, sh(
         container, "tail -n 40 /var/log/supervisor/supervisord.log /webapps/hello/logs/gunicorn.log", check=False)
     assert not set(sh(container, f"ps -o pid= --ppid {master}").split()) & set(workers)

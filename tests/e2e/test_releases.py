@@ -127,7 +127,8 @@ def test_rollback_under_load_and_back(hello):
     assert load.failed == {} and load.order == ["Hello, six 1.16.0", "Hello, second release"]
     target = live(hello).rsplit("/", 1)[-1]
     assert run.changed() == [f"hello: static files of {target}", "hello: live release", "hello: live virtualenv",
-                             "hello: reload gunicorn", "hello: health gate", "hello: rollback recorded"]
+                             "hello: reload gunicorn", "hello: health gate", "hello: rollback recorded",
+                             "hello: history"]
     assert visits(hello) > rows  # the database is left as it is
     # The same command again does not step back a second time.
     stepped_back = live(hello)

@@ -136,7 +136,8 @@ def test_changing_a_certificate_reloads_nginx_only(site):
     run = site["deploy"](goodbye={"tls": {"mode": "provided", "cert": cert, "key": key}})
     # The health gates check the apps behind the reloaded Nginx; they restart nothing.
     assert sorted(name.split(" | ")[-1] for name in run.changed() if "health gate" not in name) == [
-        "Nginx reload", "goodbye: TLS certificate", "goodbye: TLS key", "goodbye: nginx site checked and enabled"]
+        "Nginx reload", "goodbye: TLS certificate", "goodbye: TLS key", "goodbye: history",
+        "goodbye: nginx site checked and enabled"]
     assert {app: master_pid(container, app) for app in pids} == pids
     assert sh(container, "cat /run/nginx.pid") == nginx
     assert sh(container, "openssl x509 -noout -serial -in /etc/djangohost/tls/goodbye/fullchain.pem") in \

@@ -35,8 +35,9 @@ def test_app_settings_override_the_hosts_key_by_key():
     assert other.backup.cron == "*/15 * * * *" and other.backup.period == BACKUP_AT["hourly"]
     assert quiet.backup.cron is None
     cron = render("backups/djangohost-backup.cron.j2", tool="/usr/local/sbin/djangohost-backup", log="/var/log/b.log",
-                  apps=[hello, other])
-    line = "*/15 * * * * root /usr/local/sbin/djangohost-backup take other --kind scheduled >>/var/log/b.log 2>&1"
+                  notify="/usr/local/sbin/djangohost-notify", apps=[hello, other])
+    line = ("*/15 * * * * root /usr/local/sbin/djangohost-backup take other --kind scheduled >>/var/log/b.log 2>&1 || "
+            "/usr/local/sbin/djangohost-notify event other backup_failed the scheduled backup failed")
     assert line in cron
 
 

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 
 from deploys import daytwo
+from deploys.components import notify
 from deploys.components.nginx import site_conf
 from deploys.components.supervisor import program_file
 from deploys.daytwo import remote, shell
@@ -170,7 +171,7 @@ def test_the_logs_are_where_the_templates_write_them(shop):
         conf.read_string(program_file(shop, settings, template))
         assert conf[f"program:{program}"]["stdout_logfile"] in dict(daytwo.app_logs(shop)).values()
     job = render("schedule/job.j2", app=shop, run=paths.run_script(shop), logs=app_logs_dir(shop),
-                 records=paths.job_records(shop), confine="", run_dir=paths.RUN_DIR)
+                 records=paths.job_records(shop), confine="", run_dir=paths.RUN_DIR, notify=notify.TOOL)
     assert paths.job_log(shop, "report").replace("report", "$name") in job
     site = site_conf(shop, http2_on=False)
     for kind in ("access", "error"):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.components import broker, schedule
+from deploys.components import broker, notify, schedule
 from deploys.components.app import environment
 from deploys.components.nginx import TLS_CIPHERS, TLS_PROTOCOLS, http2_directive, site_conf
 from deploys.components.nginx.contract import NginxPart
@@ -161,7 +161,7 @@ def test_shell_scripts_parse(hello, tmp_path):
                                  venv=paths.venv(hello), bin=hello.path("bin"), run=paths.run_script(hello),
                                  logs=hello.path("logs"), records=paths.job_records(hello), confine="",
                                  static=hello.path("static"), reloaded=paths.gunicorn_reloaded(hello), wait=90,
-                                 run_dir=paths.RUN_DIR))
+                                 run_dir=paths.RUN_DIR, notify=notify.TOOL))
         subprocess.run(["sh", "-n", str(script)], check=True)
 
 
@@ -180,7 +180,7 @@ def shell_context(app) -> dict:
                 dir=paths.BACKGROUND, enabled=paths.NGINX_ENABLED, nginx_conf=paths.NGINX_CONF,
                 site=paths.nginx_site(app), reload="nginx -s reload", lock=f"{paths.RUN_DIR}/lock", token="t",
                 holder="h", stale="s", safe=paths.SAFE_TOOL, home=app.home, build=paths.BUILD, uv=paths.UV_BIN,
-                dependencies=paths.DEPENDENCIES, marker=paths.VENV_COMPLETE, keep=5)
+                dependencies=paths.DEPENDENCIES, marker=paths.VENV_COMPLETE, keep=5, notify=notify.TOOL)
 
 
 @pytest.mark.parametrize("template", SHELL_PROGRAMS)

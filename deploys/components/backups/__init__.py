@@ -17,7 +17,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import deploy
 
-from deploys.components import Component, Packages, schedule
+from deploys.components import Component, Packages, notify, schedule
 from deploys.engine import ops
 from deploys.engine.templates import render
 from deploys.model import paths
@@ -50,8 +50,9 @@ def backups(apps: list[App], scheduled: list[App], state: State) -> None:
                                  (paths.BACKUP_ENGINES, "root", "root", "755")],
                     current=state.paths)
     # cron reads /etc/cron.d files that only root can write (and not group- or world-writable).
+    # A failed backup is told (deploys.components.notify).
     schedule = render("backups/djangohost-backup.cron.j2", tool=paths.BACKUP_TOOL, log=paths.BACKUP_LOG,
-                      apps=[app for app in scheduled if app.backup and app.backup.cron])
+                      notify=notify.TOOL, apps=[app for app in scheduled if app.backup and app.backup.cron])
     ops.files(name="Backup tool, settings, schedule", files=[
         ops.File(paths.BACKUP_TOOL, (TEMPLATES / "backups/djangohost-backup.py").read_text(), mode="755"),
         *(ops.File(path, (TEMPLATES / template).read_text()) for path, template in engines(apps).items()),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pyinfra.api import deploy
 
-from deploys.components import Component, Service, limits
+from deploys.components import Component, Service, limits, notify
 from deploys.components.schedule.contract import Job, SchedulePart
 from deploys.engine import ops
 from deploys.engine.ops import Guard
@@ -34,7 +34,8 @@ def schedule(app: App, state: State, guard: Guard) -> None:
         name=f"{app.name}: bin/job",
         path=paths.job_script(app),
         content=render("schedule/job.j2", app=app, run=paths.run_script(app), logs=app.path("logs"),
-                       records=paths.job_records(app), confine=limits.confine(app), run_dir=paths.RUN_DIR),
+                       records=paths.job_records(app), confine=limits.confine(app), run_dir=paths.RUN_DIR,
+                       notify=notify.TOOL),
         owner="root", group=app.name, mode="750",
         current=state.paths.get(paths.job_script(app)),
     )
