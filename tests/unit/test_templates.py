@@ -349,7 +349,8 @@ def background_tool(tmp_path: Path, cores: int) -> tuple[list[str], dict[str, st
     (bin_dir / "djangohost-safe").chmod(0o755)
     script = tmp_path / "djangohost-background"
     steps = tmp_path / "state" / "background"
-    script.write_text(render("engine/djangohost-background.j2", dir=steps, safe_tool=bin_dir / "djangohost-safe"))
+    script.write_text(render("engine/djangohost-background.j2", dir=steps, safe_tool=bin_dir / "djangohost-safe",
+                             lock=tmp_path / "lock"))
     return ["sh", str(script)], {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, steps
 
 
@@ -639,3 +640,26 @@ def test_nginx_accepts_a_site_with_every_control(tmp_path):
     site = site_conf(app, http2_on=False)
     assert '"~^00:/staff/" 1;' in site and "return 403;" in site and "return 503;" in site
     nginx_accepts(tmp_path, site.replace(paths.nginx_logs(app), str(tmp_path)))
+
+
+def test_a_stopped_runs_waiting_step_starts_nothing(tmp_path):
+    """A run killed while its `start` waited for a step of the same name leaves that start
+    waiting on the host: once the step ends, it must not run the old run's step beside the new
+    run's (which took the lock over), whose stamp it would overwrite."""
+    tool, env, _ = background_tool(tmp_path, cores=2)
+    marks, lock = tmp_path / "marks", tmp_path / "lock"
+    lock.mkdir()
+    (lock / "token").write_text("old-run\n")
+    subprocess.run([*tool, "start", "--run", "old-run", "hello.candidate", "sh", "-c",
+                    f"sleep 1; echo first >> {marks}"], env=env, check=True, timeout=15)
+    stale = subprocess.Popen([*tool, "start", "--run", "old-run", "hello.candidate", "sh", "-c",
+                              f"echo stale >> {marks}"], env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    (lock / "token").write_text("new-run\n")  # the next run took the lock over
+    subprocess.run([*tool, "start", "--run", "new-run", "hello.candidate", "sh", "-c", f"echo new >> {marks}"],
+                   env=env, check=True, timeout=15)
+    subprocess.run([*tool, "wait", "hello.candidate"], env=env, check=True, timeout=15)
+    assert stale.wait(timeout=15) == 1
+    assert "no longer holds the host's lock" in stale.stderr.read()
+    time.sleep(0.5)
+    assert marks.read_text().split() == ["first", "new"]
