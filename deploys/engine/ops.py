@@ -26,7 +26,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import FileContents
 from pyinfra.operations.util.files import generate_color_diff
 
-from deploys.engine import safe
+from deploys.engine import lock, safe
 from deploys.model.paths import BACKGROUND_TOOL, UPLOADS
 from facts.git import as_user
 from facts.state import MASK, EnvFileState, MaskedEnvFile, PathState, State
@@ -619,7 +619,7 @@ def in_background(step: str, script: str) -> str:
     """The shell `script` as a background step, which waits for a core of its own (see
     templates/engine/djangohost-background.j2): a deploy's builds and checks of several apps run
     side by side, one per core."""
-    return f"{BACKGROUND_TOOL} start --one-per-core {step} sh -c {shlex.quote(script)}"
+    return f"{BACKGROUND_TOOL} start --one-per-core --run {lock.TOKEN} {step} sh -c {shlex.quote(script)}"
 
 
 def finished(name: str, step: str, started: OperationMeta, guard: Guard) -> OperationMeta:

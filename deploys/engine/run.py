@@ -5,9 +5,10 @@ through RUN, and through nothing else."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deploys.engine.ops import Guard
+if TYPE_CHECKING:  # the engine's operations take the lock (engine.lock), which records itself here
+    from deploys.engine.ops import Guard
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt
 
 from deploys.components import Component, Needs, Packages
-from deploys.engine import ops, safe
+from deploys.engine import lock, ops, safe
 from deploys.engine.templates import TEMPLATES, render
 from deploys.model import paths
 from deploys.model.defaults import BUILD_PACKAGES, BUILD_TOOLS, PACKAGES, UV_VERSION
@@ -69,7 +69,7 @@ def host_base(apps: list[App], settings: HostSettings, state: State, needs: Need
                      no_recommends=True)
     uploads(state)
     ops.file(name="Background steps", path=paths.BACKGROUND_TOOL, owner="root", group="root", mode="755",
-             content=render("engine/djangohost-background.j2", dir=paths.BACKGROUND),
+             content=render("engine/djangohost-background.j2", dir=paths.BACKGROUND, lock=lock.LOCK),
              current=state.paths.get(paths.BACKGROUND_TOOL))
     ops.file(name="Safe reads of what apps control", path=paths.SAFE_TOOL, owner="root", group="root", mode="755",
              content=safe.SOURCE.read_text(), current=state.paths.get(paths.SAFE_TOOL))
@@ -148,7 +148,8 @@ def in_background(step: str, packages: list[str], update: bool, after: str | Non
     this run just did."""
     install = shlex.quote(f'{"apt-get update" if update else "true"} && {APT_INSTALL} "$@"')
     ops.command(name=f"Install {', '.join(packages)}", needed=True, reason="",
-                command=(f"{paths.BACKGROUND_TOOL} start --one-per-core {f'--after {after} ' if after else ''}"
+                command=(f"{paths.BACKGROUND_TOOL} start --one-per-core --run {lock.TOKEN} "
+                         f"{f'--after {after} ' if after else ''}"
                          f"{step} sh -c {install} sh {shlex.join(packages)}"))
 
 
