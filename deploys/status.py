@@ -16,7 +16,6 @@ from deploys.engine import safe
 from deploys.model import paths
 from deploys.model.inventory import App, selected
 from deploys.model.topology import ROLES, Topology, topology_of
-from facts.history import History
 from facts.status import AppStatus, HostStatus, Status
 
 
@@ -88,7 +87,7 @@ def role_lines(topology: Topology) -> list[str]:
     return lines
 
 
-def report(apps: list[App], status: HostStatus, roles: list[str], recent: dict | None = None) -> str:
+def report(apps: list[App], status: HostStatus, roles: list[str]) -> str:
     """What the status view prints for the host: every line escaped, for what the host says (a
     socket's error, Nginx's, a program's) may hold text an app controls."""
     nginx = status["nginx"]
@@ -98,7 +97,8 @@ def report(apps: list[App], status: HostStatus, roles: list[str], recent: dict |
         app_status = status["apps"].get(app.name)
         lines.append(app_line(app, app_status))
         lines += process_lines(app, app_status) if app_status else []
-        lines += [f"    history {history.line(entry)}" for entry in (recent or {}).get(app.name, [])]
+        # The last runs of each app (deploys/history.py shows them all).
+        lines += [f"    history {history.line(entry)}" for entry in status["history"].get(app.name, [])]
     return "\n".join(safe.printable(line, keep="\t") for line in "\n".join(lines).split("\n"))
 
 
@@ -108,10 +108,8 @@ if topology.apps[host.name]:
     status = facts.read(
         host, Status, apps=[(app.name, app.socket, list(app.checked_origins), app.part(HealthPart).health_path)
                      for app in apps],
-        backup_tool=paths.BACKUP_TOOL, jobs=paths.JOBS,
+        backup_tool=paths.BACKUP_TOOL, jobs=paths.JOBS, history_tool=history.TOOL, last=history.RECENT,
     )
-    # The last runs of each app (deploys/history.py shows them all).
-    recent = host.get_fact(History, apps=[app.name for app in apps], tool=history.TOOL, last=history.RECENT)
-    click.echo(report(apps, status, role_lines(topology), recent))
+    click.echo(report(apps, status, role_lines(topology)))
 else:  # a load balancer or a database server only
     click.echo("\n".join([f"{host.name}:", *role_lines(topology)]))

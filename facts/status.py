@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from pyinfra.api import FactBase
 
 from facts.backups import BackupList, Backups, list_command
 from facts.gunicorn import GunicornSocket, Socket, stat_command
 from facts.health import AppHealth, health
+from facts.history import History
 from facts.jobs import JobRun, JobRuns
 from facts.nginx import Nginx, NginxState
 from facts.supervisor import Program, SupervisorPrograms
@@ -29,6 +30,7 @@ class AppStatus(TypedDict):
 class HostStatus(TypedDict):
     nginx: NginxState
     apps: dict[str, AppStatus]
+    history: dict[str, list[dict[str, Any]]]  # each app's last entries (History)
 
 
 class Status(FactBase[HostStatus]):
@@ -39,6 +41,7 @@ class Status(FactBase[HostStatus]):
     + apps: (name, socket path, domains, health path) of each app
     + backup_tool: the host's djangohost-backup
     + jobs: the directory of each app's job records
+    + history_tool, last: the host's djangohost-history, and how many of each app's last entries
 
     .. code:: python
 
@@ -52,10 +55,13 @@ class Status(FactBase[HostStatus]):
     """
 
     def command(self, apps: list[tuple[str, str, list[str], str]], backup_tool: str,  # type: ignore[override]
-                jobs: str) -> str:
+                jobs: str, history_tool: str = "", last: int = 0) -> str:
         """backup_tool: the host's djangohost-backup; jobs: the directory of each app's job records."""
+        names = [name for name, *_ in apps]
         sections = [("supervisor", SupervisorPrograms().command()), ("nginx", Nginx().command()),
-                    ("backups", list_command([name for name, *_ in apps], backup_tool))]
+                    ("backups", list_command(names, backup_tool))]
+        if history_tool:
+            sections.append(("history", History().command(names, history_tool, last)))
         for name, socket, _, _ in apps:
             sections.append((f"socket {name}", stat_command(socket)))
             sections.append((f"jobs {name}", JobRuns().command(f"{jobs}/{name}")))
@@ -72,7 +78,8 @@ class Status(FactBase[HostStatus]):
                 current.append(line)
         programs = SupervisorPrograms().process(sections.get("supervisor", []))
         backups = Backups().process(sections.get("backups", []))
-        status = HostStatus(nginx=Nginx().process(sections.get("nginx", [])), apps={})
+        status = HostStatus(nginx=Nginx().process(sections.get("nginx", [])), apps={},
+                            history=History().process(sections.get("history", [])))
         for label, lines in sections.items():
             kind, _, name = label.partition(" ")
             if kind == "socket":
@@ -90,4 +97,4 @@ class Status(FactBase[HostStatus]):
 
     @staticmethod
     def default() -> HostStatus:
-        return HostStatus(nginx=Nginx.default(), apps={})
+        return HostStatus(nginx=Nginx.default(), apps={}, history={})
