@@ -6,8 +6,9 @@ proxy in front of the container's sshd (the kernel here has no netem).
 Deploys N apps (copies of the hello example) on a fresh container over SSH, then times, with no
 delay and with `--delay` seconds added to every round trip: pyinfra's own floor (`pyinfra
 INVENTORY exec -- true`: connect, sudo, one command) and a no-op `deploys/site.py`. The round
-trips of each are its added time divided by the delay; a no-op should cost the floor plus one
-(the state read), since it takes no lock.
+trips of each are its added time divided by the delay (noisy on a busy machine), and the commands
+each sends once connected are counted from pyinfra's debug log: a no-op sends one more than the
+floor (the state read), since it takes no lock.
 """
 
 from __future__ import annotations
@@ -71,11 +72,21 @@ class DelayProxy:
 
 def timed(*command: str) -> float:
     start = time.perf_counter()
+    run(*command)
+    return time.perf_counter() - start
+
+
+def commands(*command: str) -> int:
+    """The commands the run sent to the host after connecting (pyinfra's debug log says each)."""
+    return run("--debug", *command).count("Waiting for exit status")
+
+
+def run(*command: str) -> str:
     proc = subprocess.run([sys.executable, "-m", "pyinfra", "-y", *command], cwd=REPO, capture_output=True,
                           text=True)
     if proc.returncode:
         sys.exit(proc.stdout[-3000:] + proc.stderr[-3000:])
-    return time.perf_counter() - start
+    return proc.stdout + proc.stderr
 
 
 def main() -> None:
@@ -98,6 +109,7 @@ def main() -> None:
             inventory = str(write_inventory(Path(tmp) / "inventory.py", "127.0.0.1", apps,
                                             login=Login(targets.SSH_USER, proxy.port, key)))
             timed(inventory, "deploys/site.py")
+            sent = commands(inventory, "exec", "--", "true"), commands(inventory, "deploys/site.py")
             figures = {}
             for delay in (0.0, args.delay):
                 proxy.delay = delay
@@ -112,6 +124,7 @@ def main() -> None:
     print(f"pyinfra exec -- true:  {floor0:5.2f} s -> {floor1:5.2f} s   {floor_trips:4.1f} round trips")
     print(f"no-op deploys/site.py: {noop0:5.2f} s -> {noop1:5.2f} s   {noop_trips:4.1f} round trips")
     print(f"no-op beyond the floor: {noop_trips - floor_trips:4.1f} round trips")
+    print(f"commands sent after connecting: exec {sent[0]}, no-op {sent[1]}")
 
 
 if __name__ == "__main__":
