@@ -9,13 +9,16 @@ from pyinfra.api import FactBase, Host
 
 T = TypeVar("T")
 
-#: The command line of a fact read with `read`: the shell, reading its program on stdin.
-PIPED = "sh -s"
+#: The command line of a fact read with `read`: the shell reads its whole program from stdin, then
+#: runs it with /dev/null as stdin. `sh -s` would read it as it goes, from a pipe that the commands
+#: it runs inherit: one run as another user (psql as postgres) could write lines into it that root's
+#: shell then runs.
+PIPED = 'eval "$(cat)" </dev/null'
 
 
 def read(target: Host, fact: type[FactBase[T]], **arguments: Any) -> T:
     """`fact` on `target`, its program (what its command() returns) sent on the standard input of
-    `sh -s`. A host with many apps gets a program of hundreds of kilobytes (HostState: about 1.5 KB
+    PIPED. A host with many apps gets a program of hundreds of kilobytes (HostState: about 1.5 KB
     an app), and the command line cannot carry it: over SSH the whole command is one argument of
     the login shell, which the kernel caps at 128 KiB (MAX_ARG_STRLEN), near 80 apps."""
     piped = _PIPED.get(fact) or _PIPED.setdefault(fact, _piped(fact))

@@ -4,6 +4,7 @@ values. Each bad value stops the run with the field named, before anything runs 
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from typing import Any
@@ -58,7 +59,8 @@ def lines(value: Any) -> int:
     if value in (None, ""):
         return DEFAULT_LINES
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_LINES:
+    # Digits only: str.isdigit() takes "²", which int() refuses.
+    if isinstance(value, bool) or not re.fullmatch(r"[0-9]{1,6}", text) or not 1 <= int(text) <= MAX_LINES:
         raise problem("lines", f"{safe.printable(text)!r} must be a whole number from 1 to {MAX_LINES}")
     return int(text)
 

@@ -60,7 +60,7 @@ def command_line(host: Any, words: list[str], interactive: bool = True) -> list[
     ends). The remote command is one string of quoted words, which the remote user's shell splits
     back into them."""
     if host.name.startswith("@docker/"):
-        return ["docker", "exec", "-it" if interactive else "-i", host.name.removeprefix("@docker/"), *words]
+        return ["docker", "exec", "-it" if interactive else "-i", "--", host.name.removeprefix("@docker/"), *words]
     data = host.data
     sudo = ["sudo", "-H", "--"] if interactive else ["sudo", "-H", "-n", "--"]
     remote = [*(sudo if data.get("_sudo") else []), *words]

@@ -450,13 +450,27 @@ def _elsewhere(state: Any, host: Any, on: str, command: str) -> bool:
     return ok
 
 
-def _run_on(state: Any, name: str, command: StringCommand) -> tuple[bool, Any]:
+def _run_on(state: Any, name: str, command: StringCommand, stdin: str | None = None) -> tuple[bool, Any]:
     """Run `command` on the inventory's host `name` as its own operations would (its sudo), its
     output unprinted."""
     other = state.inventory.get_host(name)
     arguments, _ = pop_global_arguments(state, other, {})
+    connector = {key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS}
     return other.run_shell_command(command, print_output=False, print_input=False,
-                                   **{key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS})
+                                   **{**connector, **({"_stdin": stdin} if stdin is not None else {})})
+
+
+def fed(command: list[str], stdin: str) -> FunctionCommand:
+    """A command of an operation that gets `stdin` as its input, made as the operation runs: text
+    of any size or content (an app's output) that no command line carries or shows (`ps`)."""
+    return FunctionCommand(_fed, (StringCommand(*(shlex.quote(word) for word in command)), stdin), {})
+
+
+def _fed(state: Any, host: Any, command: StringCommand, stdin: str) -> bool:
+    ok, output = _run_on(state, host.name, command, stdin)
+    if not ok:
+        host.log(f"{command.get_raw_value()} failed: {' '.join(output.stderr_lines)[-500:]}", logger.error)
+    return bool(ok)
 
 
 @unless(lambda needed, **_: not needed)

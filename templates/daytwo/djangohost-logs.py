@@ -105,12 +105,14 @@ def timed(label: str, lines: list[str], last_change: float) -> list[Record]:
 
 
 def open_log(path: str) -> int | None:
-    """A descriptor of the log at `path`: never through a link, never a FIFO or a device (None)."""
+    """A descriptor of the log at `path`: never through a link, never a FIFO or a device, never a
+    file with another name elsewhere (a hard link www-data made in the Nginx logs) (None)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
         os.close(fd)
         return None
     return fd

@@ -36,6 +36,9 @@ from typing import Any
 HOME = Path("/var/lib/djangohost/notify")
 CONFIG = HOME / "config.json"
 SPOOL_MAX = 200
+# And at most this many of one app's: an app whose job fails every minute while the webhook is down
+# cannot push the others' messages out.
+SPOOL_PER_APP = 20
 TIMEOUT = 10
 # Seconds before the first retry, doubled at each failure up to BACKOFF_MAX.
 BACKOFF, BACKOFF_MAX = 60, 3600
@@ -115,17 +118,19 @@ def channels_of(settings: dict[str, Any]) -> list[str]:
 
 def spool(message: dict[str, str], channels: list[str], now: float, attempts: int = 1) -> None:
     """Keep the message for the channels that failed, to be retried after the backoff; the oldest
-    messages go past SPOOL_MAX."""
+    messages go past SPOOL_PER_APP of its app, and past SPOOL_MAX."""
     directory = HOME / "spool"
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     entry = {"message": message, "channels": channels, "attempts": attempts,
              "next": now + min(BACKOFF * 2 ** (attempts - 1), BACKOFF_MAX)}
-    name = directory / f"{int(now * 1000):016d}-{uuid.uuid4().hex[:8]}.json"
+    app = message["app"]  # APP_RE's: no "-"
+    name = directory / f"{int(now * 1000):016d}-{app}-{uuid.uuid4().hex[:8]}.json"
     temp = name.with_suffix(".new")
     temp.write_text(json.dumps(entry))
     os.replace(temp, name)
-    for old in sorted(directory.glob("*.json"))[:-SPOOL_MAX]:
-        old.unlink()
+    for old in [*sorted(directory.glob(f"*-{app}-*.json"))[:-SPOOL_PER_APP],
+                *sorted(directory.glob("*.json"))[:-SPOOL_MAX]]:
+        old.unlink(missing_ok=True)
 
 
 def send(given: dict[str, Any], now: float) -> int:

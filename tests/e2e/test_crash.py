@@ -112,3 +112,6 @@ def test_deploys_cut_at_random_points_lose_nothing_and_converge(site):
     leftovers = sh(container, "ls -d /webapps/*/releases/*.* /webapps/*/venvs/*.* 2>/dev/null || true")
     assert leftovers == "", (where, leftovers)
     assert sh(container, "ls -d /run/djangohost/lock 2>/dev/null || true") == "", where
+    # Each run that changed an app is in its history, recorded over the sudo login.
+    recorded = sh(container, "grep -c '\"result\": \"deployed\"' /var/lib/djangohost/history/goodbye.jsonl")
+    assert int(recorded) >= 1, where

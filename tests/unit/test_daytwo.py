@@ -115,11 +115,13 @@ def test_every_control_character_of_the_apps_text_is_escaped(tmp_path):
     assert b"\x1b" not in done.stdout and b"\\xff\\xfe not utf-8 \\x1b]0;title\\x07" in done.stdout
 
 
-def test_root_reads_no_link_fifo_or_missing_log(tmp_path):
+def test_root_reads_no_link_hard_link_fifo_or_missing_log(tmp_path):
     (tmp_path / "secret").write_text("root's secret\n")
     (tmp_path / "link").symlink_to(tmp_path / "secret")
+    os.link(tmp_path / "secret", tmp_path / "hard")  # www-data may link in the Nginx logs it writes
     os.mkfifo(tmp_path / "fifo")  # would block a reader that opened it
-    spec = [["link", str(tmp_path / "link")], ["fifo", str(tmp_path / "fifo")], ["gone", str(tmp_path / "gone")]]
+    spec = [["link", str(tmp_path / "link")], ["hard", str(tmp_path / "hard")], ["fifo", str(tmp_path / "fifo")],
+            ["gone", str(tmp_path / "gone")]]
     done = subprocess.run(["sh", "-c", logs_command(SAFE, spec, 10)], capture_output=True, text=True,
                           check=True, timeout=10)
     assert done.stdout == ""
@@ -186,7 +188,7 @@ def app_logs_dir(app) -> str:
 
 def test_bad_values_name_their_field(shop):
     assert daytwo.lines(None) == daytwo.DEFAULT_LINES and daytwo.lines("200") == 200 and daytwo.lines(5) == 5
-    for bad in (0, -1, "ten", "1;id", 10001, True, 2.5):
+    for bad in (0, -1, "ten", "1;id", 10001, True, 2.5, "²", "١٠"):
         with pytest.raises(InventoryError, match="^--data lines: .* must be a whole number from 1 to 10000"):
             daytwo.lines(bad)
     with pytest.raises(InventoryError, match="^--data since: '\\$\\(id\\)' is not a time"):
@@ -238,7 +240,7 @@ def test_a_docker_host_gets_docker_exec_with_a_terminal():
         name, data = "@docker/web1", {}
 
     assert shell.command_line(Host(), ["/webapps/shop/bin/manage", "dbshell"]) == [
-        "docker", "exec", "-it", "web1", "/webapps/shop/bin/manage", "dbshell"]
+        "docker", "exec", "-it", "--", "web1", "/webapps/shop/bin/manage", "dbshell"]
 
 
 def test_on_several_servers_logs_come_from_each_and_commands_go_to_the_primary():

@@ -8,6 +8,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import facts
 from deploys.model.paths import BACKUP_TOOL, JOBS
 from facts.git import GitMirrors, Mirror
 from facts.gunicorn import GunicornSocket
@@ -184,3 +185,11 @@ def test_the_status_of_many_apps_fits_in_one_command():
     assert len(command.encode()) < 128 * 1024
     # It still runs: sh parses it.
     subprocess.run(["sh", "-n", "-c", command], check=True)
+
+
+def test_a_piped_facts_program_is_read_whole_before_it_runs():
+    """facts.read sends a program on stdin: a command of it (psql, run as postgres) that reads its
+    standard input gets nothing, and cannot take or add lines of root's program."""
+    program = "read line; echo \"read: $line\"\necho after\n"
+    run = subprocess.run(["sh", "-c", facts.PIPED], input=program, capture_output=True, text=True, check=True)
+    assert run.stdout.splitlines() == ["read: ", "after"]

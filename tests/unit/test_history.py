@@ -86,7 +86,7 @@ def test_a_failure_tells_the_notifier(histories, monkeypatch, tmp_path):
         "app": "shop", "event": "health_gate_rolled_back", "reason": "not healthy"}
 
 
-def test_the_record_command_hands_whatever_the_entry_holds_to_the_program_untouched(tmp_path, monkeypatch):
+def test_the_record_hands_whatever_the_entry_holds_to_the_program_on_its_input(tmp_path, monkeypatch):
     received, planted = tmp_path / "received", tmp_path / "owned"
     fake = tmp_path / "djangohost-history"
     fake.write_text(f'#!/bin/sh\necho "$@" >{received}.args\ncat >{received}\n')
@@ -97,8 +97,9 @@ def test_the_record_command_hands_whatever_the_entry_holds_to_the_program_untouc
     class App:
         name = "shop"
 
-    subprocess.run(["sh", "-c", history.record_command(App(), {"result": "failed", "reason": reason})], check=True)
-    assert json.loads(received.read_text())["reason"] == reason
+    entry = {"result": "failed", "reason": reason * 30_000}  # past the 128 KiB of one argument
+    subprocess.run(history.record_command(App()), input=history.record_input(entry), text=True, check=True)
+    assert json.loads(received.read_text())["reason"] == entry["reason"]
     assert (tmp_path / "received.args").read_text() == "record shop\n"
     assert not planted.exists()
 

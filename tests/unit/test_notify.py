@@ -101,6 +101,17 @@ def test_each_failed_retry_waits_longer_and_the_spool_stays_bounded(home, monkey
     assert len(list((home / "spool").glob("*.json"))) == 5
 
 
+def test_one_apps_flood_leaves_the_others_messages_spooled(home):
+    """An app whose job fails every minute while the webhook is down keeps its newest messages
+    only, and another app's (a failed backup) stays to be sent."""
+    tool.spool({"app": "ledger", "event": "backup_failed", "reason": ""}, ["webhook"], now=1.0)
+    for minute in range(300):
+        tool.spool({"app": "shop", "event": "job_failed", "reason": str(minute)}, ["webhook"], now=60.0 * (minute + 1))
+    spooled = [json.loads(path.read_text())["message"] for path in (home / "spool").glob("*.json")]
+    assert [message["app"] for message in spooled].count("shop") == tool.SPOOL_PER_APP
+    assert {"app": "ledger", "event": "backup_failed", "reason": ""} in spooled
+
+
 def test_mail_goes_through_sendmail(home, tmp_path, monkeypatch):
     sendmail = tmp_path / "bin" / "sendmail"
     sendmail.parent.mkdir()

@@ -13,7 +13,6 @@ import getpass
 import hashlib
 import json
 import re
-import shlex
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +35,7 @@ OPERATOR = f"{getpass.getuser()}@{socket.gethostname()}"
 #: An entry's reason: the line a failed step says it with (health.py, steps, the tools).
 SAID = re.compile(r"^djangohost: ")
 REASON_LINES = 3
+REASON_LINE = 500  # characters of each: an app's output may be one line of any length
 #: The operations that check an app rather than change it.
 CHECKS = (": health gate",)
 #: Entries of each app the status view shows.
@@ -69,7 +69,7 @@ def operations_of(app: App) -> list[tuple[str, OperationMeta]]:
 def reason_of(op: OperationMeta) -> str:
     """What a failed operation said: its "djangohost: ..." lines, then its last lines (the end of
     a traceback: the error itself)."""
-    lines = [line for line in [*op.stdout_lines, *op.stderr_lines] if line.strip()]
+    lines = [line[:REASON_LINE] for line in [*op.stdout_lines, *op.stderr_lines] if line.strip()]
     said = [line for line in lines if SAID.match(line)][-REASON_LINES:]
     last = [line for line in lines[-REASON_LINES:] if line not in said]
     return "\n".join([*said, *last])
@@ -100,12 +100,17 @@ def outcome(guard: Guard, operations: list[tuple[str, OperationMeta]]) -> Entry:
     return {"result": result, "step": step, "reason": reason}
 
 
-def record_command(app: App, entry: Entry) -> str:
-    """Shell: hand `entry` to the history program, as one quoted argument of printf: a reason may
-    hold anything, the shell sees none of it."""
-    text = json.dumps({**entry, "operator": OPERATOR}, ensure_ascii=True)
-    # A host deployed before the history was (a rollback or restore first) records nothing yet.
-    return f"[ ! -x {TOOL} ] || printf '%s' {shlex.quote(text)} | {TOOL} record {app.name}"
+def record_command(app: App) -> list[str]:
+    """The history program's command for `app` (a host deployed before the history was, by a
+    rollback or restore first, records nothing yet)."""
+    return ["sh", "-c", '[ ! -x "$0" ] || exec "$0" record "$1"', TOOL, app.name]
+
+
+def record_input(entry: Entry) -> str:
+    """What the history program reads for `entry`: one JSON line, on its standard input (a
+    reason holds an app's output: no command line carries it, where it would show in `ps` and
+    could pass the kernel's 128 KiB for one argument)."""
+    return json.dumps({**entry, "operator": OPERATOR}, ensure_ascii=True)
 
 
 @operation(is_idempotent=False)
@@ -120,7 +125,7 @@ def recorded(app: App, entry: Callable[[], Entry]):
     if recording["result"] == "unchanged":
         host.noop(f"nothing of {app.name} changed")
         return
-    yield record_command(app, recording)
+    yield ops.fed(record_command(app), record_input(recording))
 
 
 def program(state: State) -> None:
@@ -137,7 +142,8 @@ def deployed(app: App, guard: Guard, release: str, commit: str) -> OperationMeta
     operations = operations_of(app)
     if not ops.happened(op for _, op in operations):
         return ops.UNCHANGED
-    return recorded(name=f"{app.name}: history", app=app, entry=lambda: {
+    # One app's record that fails (its host's disk full) stops no other app's.
+    return recorded(name=f"{app.name}: history", app=app, _ignore_errors=True, entry=lambda: {
         "command": "site", "release": release, "commit": commit, "fingerprint": fingerprint(app),
         **outcome(guard, operations)})
 
@@ -157,14 +163,16 @@ def rolled_back(app: App, switched: list[OperationMeta], live: str | None, targe
     """The operation recording a rollback by rollback.py, when it switched the release."""
     if not ops.happened(switched):
         return ops.UNCHANGED
-    return recorded(name=f"{app.name}: history", app=app, entry=lambda: {
+    # One app's record that fails (its host's disk full) stops no other app's.
+    return recorded(name=f"{app.name}: history", app=app, _ignore_errors=True, entry=lambda: {
         "command": "rollback", "result": "rolled_back", "by": "rollback.py", "release": target,
         "reason": f"from {live} to {target}", "fingerprint": fingerprint(app)})
 
 
 def restored(app: App, backup: str, media: bool) -> OperationMeta:
     """The operation recording a restore by restore.py."""
-    return recorded(name=f"{app.name}: history", app=app, entry=lambda: {
+    # One app's record that fails (its host's disk full) stops no other app's.
+    return recorded(name=f"{app.name}: history", app=app, _ignore_errors=True, entry=lambda: {
         "command": "restore", "result": "restored", "reason": f"backup {backup}{' with media' if media else ''}",
         "fingerprint": fingerprint(app)})
 
