@@ -24,6 +24,7 @@ from deploys.components import (
     logs,
     mariadb,
     nginx,
+    offsite,
     postgres,
     schedule,
     supervisor,
@@ -36,8 +37,8 @@ from facts.git import GitMirrors
 from facts.state import HostState, State
 
 COMPONENTS: tuple[Component, ...] = tuple(module.COMPONENT for module in (
-    base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, logs, health,
-    firewall))
+    base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, offsite, logs,
+    health, firewall))
 
 #: An app entry as the inventory may give it: AppEntry with every component's part.
 CONTRACT = schema.assemble(component.contract for component in COMPONENTS if component.contract)

@@ -49,7 +49,9 @@ def backups(apps: list[App], scheduled: list[App], state: State) -> None:
                     directories=[(paths.BACKUPS, "root", "root", "700"), (paths.BACKUP_CONFIG, "root", "root", "700")],
                     current=state.paths)
     # cron reads /etc/cron.d files that only root can write (and not group- or world-writable).
+    # A good backup is pushed off the host right after it is taken (deploys.components.offsite).
     schedule = render("backups/djangohost-backup.cron.j2", tool=paths.BACKUP_TOOL, log=paths.BACKUP_LOG,
+                      offsite=paths.OFFSITE_TOOL,
                       apps=[app for app in scheduled if app.backup and app.backup.cron])
     ops.files(name="Backup tool, settings, schedule", files=[
         ops.File(paths.BACKUP_TOOL, (TEMPLATES / "backups/djangohost-backup.py").read_text(), mode="755"),
