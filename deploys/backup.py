@@ -32,8 +32,9 @@ with lock.held(apps):
         ops.command(name=f"{app.name}: backup {name}", command=f"{paths.BACKUP_TOOL} take {app.name} --name {name}",
                     needed=True, reason="")
         if app.backup and app.backup.offsite:
-            ops.command(name=f"{app.name}: push to {app.backup.offsite.repository}",
-                        command=f"{paths.OFFSITE_TOOL} push {app.name}", needed=True, reason="")
+            pushed = ops.command(name=f"{app.name}: push to {app.backup.offsite.repository}",
+                                 command=f"{paths.OFFSITE_TOOL} push {app.name}", needed=True, reason="")
+            ops.tell(name=f"{app.name}: what the push did", op=pushed)
         if pull:
             listed = host.get_fact(Backups, app=app.name, tool=paths.BACKUP_TOOL)["backups"]
             backups.pull(app=app, into=Path(str(pull)) / host.name.replace("/", "_") / app.name,
