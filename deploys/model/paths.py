@@ -104,6 +104,8 @@ BACKUP_LOG = "/var/log/djangohost-backup.log"
 OFFSITE_TOOL = "/usr/local/sbin/djangohost-offsite"
 OFFSITE_CONFIG = "/etc/djangohost/offsite"
 OFFSITE_CRON = "/etc/cron.d/djangohost-offsite"
+# What each app's last push and check did (root only; the status view reads it).
+OFFSITE_STATUS = "/var/lib/djangohost/offsite"
 # Each scheduled job's last run, "<end time> <exit status>" (root only; the status view reads it).
 JOBS = "/var/lib/djangohost/jobs"
 # Rotation of the Nginx and job logs (Supervisor rotates the process logs itself).

@@ -195,7 +195,7 @@ def record(app: str, command: str, error: str | None) -> None:
     STATUS.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = STATUS / f"{app}.json"
     status = json.loads(path.read_text()) if path.is_file() else {}
-    status[command] = {"at": int(time.time()), "ok": error is None, "error": error}
+    status.update({"app": app, command: {"at": int(time.time()), "ok": error is None, "error": error}})
     path.write_text(json.dumps(status) + "\n")
 
 

@@ -131,6 +131,9 @@ def test_a_wrong_password_fails_clearly_and_the_app_keeps_serving(world):
     assert re.search(r"app store: push FAILED at \S+: the password of its offsite repository "
                      r"sftp:keeper@\S+:/srv/restic/store does not open it", run.output), run.output
     assert products(port(web)) == served and master_pid(web, "store") == pid
+    status = pyinfra(world["inventory"](web), deploy="deploys/status.py", json_results=False).output
+    assert re.search(r"store .* backup \S+-manual \(\d+m ago\); offsite push FAILED \d+m ago \(WARNING: the password",
+                     status), status
     pyinfra(world["inventory"](web), "--data", "app=store")
     assert sh(web, f"cat {OFFSITE}/store.password") == world["passwords"]["store"]
 
@@ -170,8 +173,9 @@ def test_a_failed_check_is_reported_like_a_failed_backup(world):
     assert failed.returncode == 1
     log = sh(web, "tail -n 5 /var/log/djangohost-backup.log")
     assert re.search(r"djangohost-offsite: app hello: check FAILED at \S+: restic check on \S+ failed", log), log
-    status = json.loads(sh(web, "cat /var/lib/djangohost/offsite/hello.json"))
-    assert status["check"]["ok"] is False
+    status = pyinfra(world["inventory"](web), deploy="deploys/status.py", json_results=False).output
+    assert re.search(r"hello .*; offsite pushed \d+m ago, check FAILED \d+m ago \(WARNING: restic check",
+                     status), status
 
 
 def test_the_server_destroyed_a_fresh_one_restores_from_the_repository_alone(world):
