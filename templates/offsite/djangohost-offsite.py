@@ -146,12 +146,14 @@ def forget(app: Any, repository: Repository) -> None:
     day before the newest, the newest of each of the last keep_daily days and keep_weekly weeks,
     the newest keep_migrations dumps taken before a migration, and always the newest of each."""
     keep_daily, keep_weekly, keep_migrations = app.keep
-    common = ["forget", "--host", app.name, "--group-by", "host"]
-    repository.restic(*common, "--tag", "scheduled", "--tag", "manual", "--keep-last", "1", "--keep-within", "1d",
-                      *(["--keep-daily", str(keep_daily)] if keep_daily else []),
-                      *(["--keep-weekly", str(keep_weekly)] if keep_weekly else []))
-    repository.restic(*common, "--tag", "before", "--keep-last", str(max(1, keep_migrations)))
-    repository.restic("prune")
+    common = ["forget", "--json", "--host", app.name, "--group-by", "host"]
+    forgotten = [repository.restic(*common, "--tag", "scheduled", "--tag", "manual", "--keep-last", "1",
+                                   "--keep-within", "1d", *(["--keep-daily", str(keep_daily)] if keep_daily else []),
+                                   *(["--keep-weekly", str(keep_weekly)] if keep_weekly else [])),
+                 repository.restic(*common, "--tag", "before", "--keep-last", str(max(1, keep_migrations)))]
+    # Pruning rewrites the repository's packs: only when a snapshot went.
+    if any(group.get("remove") for output in forgotten for group in json.loads(output or "[]") or []):
+        repository.restic("prune")
 
 
 def check(repository: Repository) -> None:

@@ -121,6 +121,13 @@ def test_push_fetch_check_and_a_wrong_password(host, capsys):
     assert "has no backup 20261130T030000-manual" in capsys.readouterr().err
     assert tool.main(["check", "shop"]) == 0
 
+    # A third day: keep_daily 2 keeps the two newest days there too, and the oldest is pruned.
+    make_backup(host, "20261203T030000-manual", b"third")
+    assert tool.main(["push", "shop"]) == 0
+    capsys.readouterr()
+    assert tool.main(["list", "shop"]) == 0
+    assert capsys.readouterr().out.split() == ["20261202T030000-manual", "20261203T030000-manual"]
+
     (host / "offsite/shop.password").write_text("not-the-password-at-all")
     assert tool.main(["push", "shop"]) == 1
     error = capsys.readouterr().err
