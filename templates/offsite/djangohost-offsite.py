@@ -132,7 +132,7 @@ def push(app: Any, repository: Repository) -> None:
             continue
         started = time.monotonic()
         # Dated when it was taken, not pushed: the retention there counts days as it does here.
-        taken = tool.created(name).strftime("%Y-%m-%d %H:%M:%S")
+        taken = tool.created(name).astimezone().strftime("%Y-%m-%d %H:%M:%S")  # restic reads local time
         lines = repository.restic("backup", "--json", "--host", app.name, "--tag", name, "--tag", tool.kind(name),
                                   "--time", taken, ".", cwd=app.dir / name).splitlines()
         summary = json.loads(lines[-1]) if lines else {}
