@@ -3,7 +3,8 @@
     pyinfra INVENTORY deploys/backup.py --data app=shop
     pyinfra INVENTORY deploys/backup.py --data app=shop --data pull=backups/
 
-A backup that stays only on the server it protects is lost with it: `pull=DIR` copies every
+An app with an offsite repository (backup "offsite") pushes its good backups there with restic
+right after (deploys.components.offsite). `pull=DIR` copies every
 backup of the apps that DIR lacks to DIR/<host>/<app>/<name>/ (readable by you only: 0700 and 0600;
 `/` in a host name becomes `_`), checks each file against the
 checksum taken on the host, and prunes DIR by the app's retention, as the host does.
@@ -30,6 +31,10 @@ with lock.held(apps):
     for app in host.loop(apps):
         ops.command(name=f"{app.name}: backup {name}", command=f"{paths.BACKUP_TOOL} take {app.name} --name {name}",
                     needed=True, reason="")
+        if app.backup and app.backup.offsite:
+            pushed = ops.command(name=f"{app.name}: push to {app.backup.offsite.repository}",
+                                 command=f"{paths.OFFSITE_TOOL} push {app.name}", needed=True, reason="")
+            ops.tell(name=f"{app.name}: what the push did", op=pushed)
         if pull:
             listed = host.get_fact(Backups, app=app.name, tool=paths.BACKUP_TOOL)["backups"]
             backups.pull(app=app, into=Path(str(pull)) / host.name.replace("/", "_") / app.name,

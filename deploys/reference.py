@@ -43,6 +43,9 @@ SECTIONS: tuple[tuple[type[schema.Model], str, str], ...] = (
     (schema.TlsEntry, "`tls`", "An app's `tls`."),
     (schema.BackupEntry, "`backup` and `djangohost_backup`",
      "When backups are taken and how many are kept; a key an app's `backup` leaves out is the host's."),
+    (schema.OffsiteEntry, "`offsite` of `backup` and `djangohost_backup`",
+     "Where restic copies each app's backups off the host (see backups.md#off-the-host-with-restic); a key an "
+     "app's `offsite` leaves out is the host's, but the password is each app's own."),
     (schema.ProcessEntry, "`processes`", "Each of an app's `processes`, as a command line or a dict."),
     (schema.LogsEntry, "`djangohost_logs`", "How the host's logs are rotated."),
     (schema.NotifyEntry, "`djangohost_notify`", "Where the host's alerts go (see Everyday operations, Alerts)."),

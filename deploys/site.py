@@ -24,6 +24,7 @@ from deploys.components import (
     logs,
     nginx,
     notify,
+    offsite,
     registry,
     removal,
     schedule,
@@ -72,8 +73,9 @@ def app_host() -> None:
     changes = each(apps, guards, django_app, settings=settings, state=state)
     base.check_services(state=state, needs=needs)
     broker.host(apps=apps, state=state)
-    backups.backups(apps=apps, state=state, scheduled=[app for app in all_apps if app.present and (
-        app in apps or app.name in state.users)])
+    scheduled = [app for app in all_apps if app.present and (app in apps or app.name in state.users)]
+    backups.backups(apps=apps, state=state, scheduled=scheduled)
+    offsite.offsite(apps=apps, state=state, scheduled=scheduled)
     logs.rotation(settings=settings, state=state)
     notify.alerts(apps=all_apps, settings=settings, state=state)
     each(apps, guards, databases.database, state=state)

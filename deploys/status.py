@@ -44,7 +44,22 @@ def backup(app: App, status: AppStatus) -> str:
     age = max(0, listed["now"] - newest["created"])
     # An hour of grace: a backup takes time, and cron starts it on the minute.
     late = scheduled and app.backup is not None and age > app.backup.period + 3600
-    return f"backup {newest['name']} ({ago(age)} ago{'; WARNING: older than its schedule' if late else ''})"
+    return (f"backup {newest['name']} ({ago(age)} ago{'; WARNING: older than its schedule' if late else ''})"
+            + offsite(app, status))
+
+
+def offsite(app: App, status: AppStatus) -> str:
+    """The last push and check off the host, when the app has a repository; WARNING when one failed."""
+    if not (app.backup and app.backup.offsite):
+        return ""
+    now, records = status["backups"]["now"], status["offsite"]
+    told = []
+    for command, done in (("pushed", records.get("push")), ("checked", records.get("check"))):
+        if done and not done["ok"]:
+            told.append(f"{command[:-2]} FAILED {ago(max(0, now - done['at']))} ago (WARNING: {done['error']})")
+        elif done:
+            told.append(f"{command} {ago(max(0, now - done['at']))} ago")
+    return f"; offsite {', '.join(told) or 'not pushed yet'}"
 
 
 def app_line(app: App, status: AppStatus | None) -> str:
@@ -109,6 +124,7 @@ if topology.apps[host.name]:
         host, Status, apps=[(app.name, app.socket, list(app.checked_origins), app.part(HealthPart).health_path)
                      for app in apps],
         backup_tool=paths.BACKUP_TOOL, jobs=paths.JOBS, history_tool=history.TOOL, last=history.RECENT,
+        offsite=paths.OFFSITE_STATUS,
     )
     click.echo(report(apps, status, role_lines(topology)))
 else:  # a load balancer or a database server only

@@ -25,6 +25,7 @@ class AppStatus(TypedDict):
     health: dict[str, int]
     backups: BackupList
     jobs: dict[str, JobRun]
+    offsite: dict  # its last push and check off the host: {"push": {"at", "ok", "error"}, "check": ...}
 
 
 class HostStatus(TypedDict):
@@ -55,13 +56,16 @@ class Status(FactBase[HostStatus]):
     """
 
     def command(self, apps: list[tuple[str, str, list[str], str]], backup_tool: str,  # type: ignore[override]
-                jobs: str, history_tool: str = "", last: int = 0) -> str:
-        """backup_tool: the host's djangohost-backup; jobs: the directory of each app's job records."""
+                jobs: str, history_tool: str = "", last: int = 0, offsite: str = "") -> str:
+        """backup_tool: the host's djangohost-backup; jobs: the directory of each app's job records;
+        offsite: the directory of each app's record of its last push and check (djangohost-offsite)."""
         names = [name for name, *_ in apps]
         sections = [("supervisor", SupervisorPrograms().command()), ("nginx", Nginx().command()),
                     ("backups", list_command(names, backup_tool))]
         if history_tool:
             sections.append(("history", History().command(names, history_tool, last)))
+        if offsite:
+            sections.append(("offsite", f"cat {offsite}/*.json 2>/dev/null; true"))
         for name, socket, _, _ in apps:
             sections.append((f"socket {name}", stat_command(socket)))
             sections.append((f"jobs {name}", JobRuns().command(f"{jobs}/{name}")))
@@ -78,6 +82,8 @@ class Status(FactBase[HostStatus]):
                 current.append(line)
         programs = SupervisorPrograms().process(sections.get("supervisor", []))
         backups = Backups().process(sections.get("backups", []))
+        offsite = {record.get("app"): record for line in sections.get("offsite", []) if line.startswith("{")
+                   for record in [json.loads(line)]}
         status = HostStatus(nginx=Nginx().process(sections.get("nginx", [])), apps={},
                             history=History().process(sections.get("history", [])))
         for label, lines in sections.items():
@@ -92,6 +98,7 @@ class Status(FactBase[HostStatus]):
                     backups=BackupList(now=backups["now"],
                                        backups=[backup for backup in backups["backups"] if backup.get("app") == name]),
                     jobs=JobRuns().process(sections.get(f"jobs {name}", [])),
+                    offsite=offsite.get(name, {}),
                 )
         return status
 

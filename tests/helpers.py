@@ -197,6 +197,25 @@ def git_server(container: str, workdir: Path) -> Path:
     return key
 
 
+# A storage host for restic repositories over SFTP: its user `keeper` keeps them in /srv/restic.
+RESTIC_USER, RESTIC_ROOT = "keeper", "/srv/restic"
+
+
+def restic_server(container: str, workdir: Path) -> tuple[Path, str]:
+    """Let a new key of `workdir` in as RESTIC_USER over SFTP (sshd started); return the key and
+    the container's host key line (`HOST TYPE KEY`), to be pinned."""
+    key = workdir / "restic_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    setup = (f"useradd --create-home --shell /bin/sh {RESTIC_USER} && mkdir -p ~{RESTIC_USER}/.ssh {RESTIC_ROOT} && "
+             f'echo "$1" >~{RESTIC_USER}/.ssh/authorized_keys && '
+             f"chown -R {RESTIC_USER}: ~{RESTIC_USER}/.ssh {RESTIC_ROOT} && "
+             f"chmod 700 ~{RESTIC_USER}/.ssh {RESTIC_ROOT} && service ssh start >/dev/null")
+    subprocess.run(["docker", "exec", container, "sh", "-ec", setup, "sh", key.with_suffix(".pub").read_text()],
+                   check=True, capture_output=True)
+    host_key = " ".join(sh(container, "cat /etc/ssh/ssh_host_ed25519_key.pub").split()[:2])
+    return key, f"{container} {host_key}"
+
+
 def git_app(ref: str, deploy_key: Path) -> dict:
     """The source and modules of an app entry deploying `ref` of the git server's repository."""
     return {"source": {"git": f"ssh://git@127.0.0.1{GIT_REPO}", "ref": ref, "deploy_key": str(deploy_key)},

@@ -27,6 +27,7 @@ from deploys.components import (
     mariadb,
     nginx,
     notify,
+    offsite,
     postgres,
     schedule,
     supervisor,
@@ -39,8 +40,8 @@ from facts.git import GitMirrors
 from facts.state import HostState, State
 
 COMPONENTS: tuple[Component, ...] = tuple(module.COMPONENT for module in (
-    base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, logs, health,
-    firewall, history, notify))
+    base, app, postgres, mariadb, dbserver, broker, supervisor, limits, schedule, nginx, tls, backups, offsite, logs,
+    health, firewall, history, notify))
 
 #: The database engines, by the name an app chooses them by.
 DATABASES = {component.database.engine.name: component.database for component in COMPONENTS if component.database}

@@ -81,9 +81,13 @@ LOGS: dict[str, object] = {"size": "10M", "keep": 5}
 #:   keep_migrations  dumps taken before a migration, the newest N;
 #:   media            whether the media directory is archived with the database;
 #:   age_recipient    an age public key (age1...): pulled backups are encrypted to it on the host
-#:                    before they leave it (see deploys/backup.py).
+#:                    before they leave it (see deploys/backup.py);
+#:   offsite          where restic copies each good backup off the host (deploys.components.offsite):
+#:                    {"repository": BASE, "password": THE_APP'S_OWN, ...}, merged key by key.
 BACKUP: dict[str, object] = {"at": "daily", "keep_daily": 7, "keep_weekly": 4, "keep_migrations": 5,
-                             "media": True, "age_recipient": None}
+                             "media": True, "age_recipient": None, "offsite": None}
+#: When restic check reads an app's off-host repository: weekly, Sundays 04:MM (MM by app name).
+OFFSITE_CHECK_HOUR = 4
 
 
 # --- app level --------------------------------------------------------------------------------

@@ -84,6 +84,24 @@ class Tls:
 
 
 @dataclass(frozen=True)
+class Offsite:
+    """Where restic copies an app's backups off the host (deploys.components.offsite)."""
+
+    repository: str  # the app's own: the inventory's base repository + /<app>
+    check: str  # five cron fields: when restic check reads it
+    password: str | None = None  # None: generated on the host once (and lost with it)
+    sftp_key: Path | None = None  # a private key on the machine running pyinfra
+    known_hosts: str | None = None  # the storage host's pinned key line; None: accepted on first use
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """local, sftp or s3."""
+        return self.repository.split(":", 1)[0] if self.repository[0] != "/" else "local"
+
+
+@dataclass(frozen=True)
 class Backup:
     """When an app's backups are taken and how many are kept (see defaults.BACKUP)."""
 
@@ -94,6 +112,7 @@ class Backup:
     keep_migrations: int
     media: bool
     age_recipient: str | None = None  # pulled backups are encrypted to it
+    offsite: Offsite | None = None  # restic copies its backups off the host
 
 
 @dataclass(frozen=True)
@@ -472,17 +491,55 @@ def _tls(entry: schema.TlsEntry | None) -> Tls | None:
 def _backup(entry: bool | schema.BackupEntry, host: schema.BackupEntry, name: str) -> Backup:
     """The app's `backup` entry over the host's djangohost_backup over defaults.BACKUP, key by key."""
     fields: dict[str, Any] = dict(defaults.BACKUP)
+    offsite: dict[str, Any] | None = {}
     for layer in (host, entry if isinstance(entry, schema.BackupEntry) else None):
         if layer is None:
             continue
         given = layer.model_dump(exclude_none=True)
         if "cron" in given:
             fields.pop("at", None)
+        if isinstance(given.get("offsite"), bool):
+            offsite = {} if given.pop("offsite") else None
+        elif "offsite" in given:
+            if layer is host and "password" in given["offsite"]:
+                raise schema.Problem("djangohost_backup", "offsite: password: each app's repository has a password "
+                                                          "of its own: give it in the app's backup offsite")
+            offsite = {**(offsite or {}), **given.pop("offsite")}
         fields.update(given)
     cron = None if entry is False else fields.get("cron") or schema.cron_at(fields["at"], name)
     return Backup(cron=cron, period=_period(cron), keep_daily=fields["keep_daily"],
                   keep_weekly=fields["keep_weekly"], keep_migrations=fields["keep_migrations"],
-                  media=fields["media"], age_recipient=fields["age_recipient"])
+                  media=fields["media"], age_recipient=fields["age_recipient"],
+                  offsite=_offsite(offsite, name) if offsite and entry is not False else None)
+
+
+def _offsite(given: dict[str, Any], name: str) -> Offsite | None:
+    """The app's offsite settings, merged, checked as a whole: the repository of its own, and only
+    the credentials its kind of repository reads."""
+    if not given.get("repository"):
+        if set(given) - {"check"}:
+            raise schema.Problem("backup", "offsite: repository: None " + schema.FORMS["repository"])
+        return None
+    repository = f"{given['repository'].rstrip('/')}/{name}"
+    kind = "local" if repository[0] == "/" else repository.split(":", 1)[0]
+    for setting, wanted in (("sftp_key", "sftp"), ("known_hosts", "sftp"), ("s3_access_key_id", "s3"),
+                        ("s3_secret_access_key", "s3")):
+        if setting in given and kind != wanted:
+            raise schema.Problem("backup", f"offsite: {setting}: only an {wanted} repository reads it "
+                                           f"(this one is {kind})")
+    if kind == "s3" and ("s3_access_key_id" in given) != ("s3_secret_access_key" in given):
+        raise schema.Problem("backup", "offsite: give both s3_access_key_id and s3_secret_access_key, or neither")
+    key = given.get("sftp_key")
+    return Offsite(repository=repository, check=given.get("check") or _check_at(name),
+                   password=given.get("password"), sftp_key=Path(key).expanduser().resolve() if key else None,
+                   known_hosts=given.get("known_hosts"), s3_access_key_id=given.get("s3_access_key_id"),
+                   s3_secret_access_key=given.get("s3_secret_access_key"))
+
+
+def _check_at(name: str) -> str:
+    """Weekly, Sundays at defaults.OFFSITE_CHECK_HOUR, at the minute of the app's backups."""
+    minute = schema.cron_at("weekly", name).split(" ", 1)[0]
+    return f"{minute} {defaults.OFFSITE_CHECK_HOUR} * * 0"
 
 
 def _period(cron: str | None) -> int:

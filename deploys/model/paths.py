@@ -100,6 +100,13 @@ BACKUP_ENGINES = str(backup_tool.ENGINES)
 BACKUP_CONFIG = str(backup_tool.CONFIG)
 BACKUP_CRON = "/etc/cron.d/djangohost-backup"
 BACKUP_LOG = "/var/log/djangohost-backup.log"
+# Off-host copies (deploys.components.offsite): the tool that pushes, checks and fetches them with
+# restic, each app's repository settings and credentials (root only), the schedule of its checks.
+OFFSITE_TOOL = "/usr/local/sbin/djangohost-offsite"
+OFFSITE_CONFIG = "/etc/djangohost/offsite"
+OFFSITE_CRON = "/etc/cron.d/djangohost-offsite"
+# What each app's last push and check did (root only; the status view reads it).
+OFFSITE_STATUS = "/var/lib/djangohost/offsite"
 # Each scheduled job's last run, "<end time> <exit status>" (root only; the status view reads it).
 JOBS = "/var/lib/djangohost/jobs"
 # Rotation of the Nginx and job logs (Supervisor rotates the process logs itself).
@@ -317,6 +324,15 @@ def supervisor_broker(app: App) -> str:
 
 def backup_config(app: App) -> str:
     return f"{BACKUP_CONFIG}/{app.name}.json"
+
+
+def offsite_file(app: App, kind: str) -> str:
+    """An app's offsite file (root only): json (the settings), password, ssh_key or known_hosts."""
+    return f"{OFFSITE_CONFIG}/{app.name}.{kind}"
+
+
+def offsite_files(app: App) -> list[str]:
+    return [offsite_file(app, kind) for kind in ("json", "password", "ssh_key", "known_hosts")]
 
 
 def tls_dir(app: App) -> str:

@@ -74,6 +74,20 @@ CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 # Names an app's processes cannot take: its Gunicorn's and its broker's programs.
 RESERVED_PROCESSES = {"web", "redis"}
 AGE_RECIPIENT_RE = re.compile(r"age1[02-9ac-hj-np-z]{58}")
+# An off-host restic repository (backup "offsite"): a local directory, SFTP or S3-compatible
+# storage. Its characters are a path's, a host's and a URL's only: restic is run without a shell,
+# but the string is still an argument of a program run as root (no leading -, no option).
+_REPO_PATH = r"/(?!.*\.\.)[A-Za-z0-9._/-]*"
+_REPO_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?"
+OFFSITE_REPOSITORY_RE = re.compile(
+    rf"{_REPO_PATH}"
+    rf"|sftp:[a-z_][a-z0-9_.-]{{0,31}}@{_REPO_HOST}:{_REPO_PATH}"
+    rf"|sftp://[a-z_][a-z0-9_.-]{{0,31}}@{_REPO_HOST}(?::[0-9]{{1,5}})?/{_REPO_PATH}"
+    rf"|s3:https?://{_REPO_HOST}(?::[0-9]{{1,5}})?/[a-z0-9][a-z0-9.-]{{1,62}}(?:/(?!.*\.\.)[A-Za-z0-9._/-]*)?")
+# A pinned SSH host key, as ssh-keyscan prints it: "HOST TYPE BASE64" (HOST may be [host]:port).
+KNOWN_HOST_RE = re.compile(r"[A-Za-z0-9.:\[\],_-]{1,300} (ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa|"
+                           r"sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]{20,2000}={0,2}")
+S3_KEY_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,200}")
 # Names the host already gives a meaning: PostgreSQL's own databases and roles (and its pg_
 # prefix), MariaDB's own, and Nginx's default site. An app of that name would take them over.
 RESERVED_NAMES = {"postgres", "template0", "template1", "public", "mysql", "sys", "root",
@@ -125,6 +139,15 @@ FORMS = {
     "keep_migrations": "must be a whole number, 0 or more",
     "media": "must be true or false",
     "age_recipient": "must be an age public key (age1..., from age-keygen)",
+    "offsite": "must be false or a dict with keys repository, password, sftp_key, known_hosts, "
+               "s3_access_key_id, s3_secret_access_key, check",
+    "repository": "must be a restic repository: an absolute directory, sftp:USER@HOST:/PATH, "
+                  "sftp://USER@HOST:PORT//PATH or s3:https://HOST/BUCKET[/PREFIX] (letters, digits, . _ / -)",
+    "password": "must be a string of 16 to 1000 characters on one line (the value is not shown)",
+    "sftp_key": "is not a file",
+    "known_hosts": "must be a host key line as ssh-keyscan prints it: HOST TYPE KEY",
+    "s3_access_key_id": "must be an S3 access key id (letters, digits, . _ -)",
+    "s3_secret_access_key": "must be a string of 1 to 1000 characters on one line (the value is not shown)",
     "djangohost_root": "must be an absolute path of letters, digits, . _ and -",
     "djangohost_group": "must be a group name: lowercase letters, digits, _ and -",
     "djangohost_python": "must be a command or path such as python3",
@@ -140,7 +163,8 @@ FORMS = {
 
 # The pattern each string field matches whole.
 PATTERNS = {"ref": REF_RE, "size": SIZE_RE,
-            "age_recipient": AGE_RECIPIENT_RE,
+            "age_recipient": AGE_RECIPIENT_RE, "repository": OFFSITE_REPOSITORY_RE, "known_hosts": KNOWN_HOST_RE,
+            "s3_access_key_id": S3_KEY_ID_RE,
             "wsgi_module": MODULE_RE, "asgi_module": MODULE_RE, "settings_module": MODULE_RE,
             "djangohost_group": GROUP_RE, "djangohost_python": COMMAND_RE,
             "djangohost_gunicorn_version": VERSION_RE, "djangohost_database_driver": REQUIREMENT_RE,
@@ -309,6 +333,58 @@ class TlsEntry(Model):
         return self
 
 
+def secret_text(value: Any, field: str, shortest: int) -> Any:
+    """A secret's form, checked without ever showing it (errors are printed)."""
+    if value is not None and (not isinstance(value, str) or not shortest <= len(value) <= 1000
+                              or any(is_control(char) for char in value)):
+        raise ValueError(FORMS[field])
+    return value
+
+
+class OffsiteEntry(Model):
+    """Copies of the backups off the host, with restic; a key left out is the host's
+    (djangohost_backup's offsite), except the password, which is each app's own."""
+
+    repository: str | None = Field(
+        None,
+        description="The base restic repository: a directory, sftp:USER@HOST:/PATH or s3:https://HOST/BUCKET; each "
+                    "app's backups go to BASE/<app>.",
+    )
+    password: str | None = Field(
+        None,
+        description="The app's repository password (a secret; per app only). Without it one is generated on the host "
+                    "and lost with the host: keep it in the inventory.",
+    )
+    sftp_key: str | None = Field(None, description="sftp: a private key on the machine running pyinfra.")
+    known_hosts: str | None = Field(
+        None,
+        description="sftp: the storage host's key as ssh-keyscan prints it (pinned); without it the key is accepted "
+                    "on first use and kept.",
+    )
+    s3_access_key_id: str | None = Field(None, description="s3: the access key id.")
+    s3_secret_access_key: str | None = Field(None, description="s3: the secret access key (a secret).")
+    check: str | None = Field(None, description="Five cron fields: when restic check reads the repository; default "
+                                                "weekly, Sundays 04:MM.")
+
+    _forms = field_validator("repository", "known_hosts", "s3_access_key_id")(formed)
+    _cron = field_validator("check")(cron_fields)
+
+    @field_validator("password", mode="before")
+    @classmethod
+    def _password(cls, value: Any) -> Any:
+        return secret_text(value, "password", 16)
+
+    @field_validator("s3_secret_access_key", mode="before")
+    @classmethod
+    def _secret_key(cls, value: Any) -> Any:
+        return secret_text(value, "s3_secret_access_key", 1)
+
+    @field_validator("sftp_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        return a_file(value, "sftp_key")
+
+
 class BackupEntry(Model):
     """When backups are taken and how many are kept; a key left out is the host's."""
 
@@ -325,9 +401,18 @@ class BackupEntry(Model):
     keep_migrations: int | None = Field(None, ge=0, description="Dumps taken before a migration: the newest N.")
     media: bool | None = Field(None, description="Whether the media directory is archived with the database.")
     age_recipient: str | None = Field(None, description="An age public key: pulled backups are encrypted to it.")
+    offsite: bool | OffsiteEntry | None = Field(
+        None,
+        description="false, or where restic copies the backups off the host (over the host's offsite, key by key).",
+    )
 
     _cron = field_validator("cron")(cron_fields)
     _forms = field_validator("age_recipient")(formed)
+
+    @field_validator("offsite", mode="before")
+    @classmethod
+    def _offsite(cls, value: Any) -> Any:
+        return value if value is None or isinstance(value, bool) else entry(OffsiteEntry, value, "offsite")
 
     @model_validator(mode="after")
     def _one_schedule(self) -> BackupEntry:

@@ -50,9 +50,11 @@ def backups(apps: list[App], scheduled: list[App], state: State) -> None:
                                  (paths.BACKUP_ENGINES, "root", "root", "755")],
                     current=state.paths)
     # cron reads /etc/cron.d files that only root can write (and not group- or world-writable).
-    # A failed backup is told (deploys.components.notify).
+    # A good backup is pushed off the host right after it is taken (deploys.components.offsite); a
+    # failed backup or push is told (deploys.components.notify).
     schedule = render("backups/djangohost-backup.cron.j2", tool=paths.BACKUP_TOOL, log=paths.BACKUP_LOG,
-                      notify=notify.TOOL, apps=[app for app in scheduled if app.backup and app.backup.cron])
+                      notify=notify.TOOL, offsite=paths.OFFSITE_TOOL,
+                      apps=[app for app in scheduled if app.backup and app.backup.cron])
     ops.files(name="Backup tool, settings, schedule", files=[
         ops.File(paths.BACKUP_TOOL, (TEMPLATES / "backups/djangohost-backup.py").read_text(), mode="755"),
         *(ops.File(path, (TEMPLATES / template).read_text()) for path, template in engines(apps).items()),
