@@ -48,6 +48,8 @@ def backup_tool() -> types.ModuleType:
         path = here.parent.parent / "backups" / "djangohost-backup.py"
     loader = importlib.machinery.SourceFileLoader("djangohost_backup_tool", str(path))
     module = types.ModuleType(loader.name)
+    # Registered as imported modules are: the tool hands itself to its engines' parts by name.
+    sys.modules[loader.name] = module
     loader.exec_module(module)
     return module
 

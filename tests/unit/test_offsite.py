@@ -14,7 +14,7 @@ import pytest
 from deploys.components import offsite
 from deploys.engine.templates import render
 from deploys.model.inventory import InventoryError
-from deploys.model.programs import program
+from deploys.model.programs import TEMPLATES, program
 from tests.helpers import EXAMPLES, load_apps
 
 tool = program("offsite/djangohost-offsite.py")
@@ -149,3 +149,14 @@ def test_the_tool_runs_restic_without_a_shell_and_with_the_apps_files_only(host)
     assert "RESTIC_PASSWORD" not in repository.environment()
     done = subprocess.run(["python3", "-c", "import sys; print(sys.argv)", *options], capture_output=True, text=True)
     assert done.returncode == 0
+
+
+def test_the_tool_reads_an_app_with_a_database(host, monkeypatch):
+    """djangohost-offsite loads the backup tool, which hands itself to its engine's part by its
+    module's name: the tool is registered under it."""
+    monkeypatch.setattr(tool.tool, "ENGINES", host / "engines")
+    (host / "engines").mkdir()
+    (host / "engines/postgresql.py").write_text((TEMPLATES / "postgres/backup_postgresql.py").read_text())
+    settings = json.loads((host / "backup/shop.json").read_text())
+    (host / "backup/shop.json").write_text(json.dumps({**settings, "engine": "postgresql"}))
+    assert tool.tool.App("shop").database.file == "db.dump"
