@@ -9,22 +9,14 @@ import heapq
 import re
 import shlex
 import signal
-from typing import Any
 
 import click
 from gevent import subprocess
 from pyinfra.api import Host, State, StringCommand
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 
 from deploys.daytwo import shell
-from deploys.engine import safe
+from deploys.engine import ops, safe
 from facts.logs import LogLine
-
-
-def connection(state: State, host: Host) -> dict[str, Any]:
-    """The run's connection arguments for the host (its _sudo...), as its facts get them."""
-    arguments, _ = pop_global_arguments(state, host, {})
-    return {key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS}
 
 
 def shown(found: dict[str, list[LogLine]], by_server: bool) -> list[str]:
@@ -87,7 +79,7 @@ def exit_status(lines: list[tuple[str, str]]) -> tuple[int | None, list[str]]:
 
 def manage(state: State, host: Host, label: str, words: list[str]) -> bool:
     """Run the command; print what it wrote, escaped, and its status; False when it failed."""
-    succeeded, output = host.run_shell_command(StringCommand(wrapped(words)), **connection(state, host))
+    succeeded, output = host.run_shell_command(StringCommand(wrapped(words)), **ops.connection(state, host))
     status, lines = exit_status([(line.buffer_name, line.line) for line in output])
     for line in lines:
         click.echo(f"{host.name}: {safe.printable(line, keep=chr(9))}")

@@ -454,10 +454,14 @@ def _run_on(state: Any, name: str, command: StringCommand, stdin: str | None = N
     """Run `command` on the inventory's host `name` as its own operations would (its sudo), its
     output unprinted."""
     other = state.inventory.get_host(name)
-    arguments, _ = pop_global_arguments(state, other, {})
-    connector = {key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS}
     return other.run_shell_command(command, print_output=False, print_input=False,
-                                   **{**connector, **({"_stdin": stdin} if stdin is not None else {})})
+                                   **{**connection(state, other), **({"_stdin": stdin} if stdin is not None else {})})
+
+
+def connection(state: Any, target: Any) -> dict[str, Any]:
+    """The run's connection arguments for `target` (its _sudo...), as its facts get them."""
+    arguments, _ = pop_global_arguments(state, target, {})
+    return {key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS}
 
 
 def fed(command: list[str], stdin: str) -> FunctionCommand:
